@@ -1,0 +1,143 @@
+"""`AlignmentTrainingArguments`: `TrainingArguments` plus the alignment and its schedule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+from .losses import get_loss_class
+from .pooling import POOLINGS
+from .schedules import LAMBDA_SCHEDULES
+
+ALIGNMENT_MODES: tuple[str, ...] = ("joint", "sequential", "alternate")
+
+
+@dataclass
+class AlignmentTrainingArguments(TrainingArguments):
+    r"""
+    [`~transformers.TrainingArguments`] for [`AlignmentTrainer`], with the alignment settings.
+
+    Works from the command line and from YAML through [`~transformers.HfArgumentParser`].
+
+    Parameters that control the alignment losses:
+        alignment_loss (`list[str]`, *optional*, defaults to `["contrastive"]`):
+            Registry names of the alignment losses (`contrastive`, `mse`, `cosine`, `token`, `mlm`,
+            `tlm`, `distill`, `drift`, or a name added with `register_loss`). Several are summed with
+            `alignment_loss_weights`.
+        alignment_loss_weights (`list[float]`, *optional*):
+            One weight per loss; defaults to 1 for each.
+        alignment_layer (`int`, *optional*, defaults to `-1`):
+            Hidden-state index the sentence/word losses read: 0 = embeddings, `i` = layer `i`, -1 = last.
+        alignment_pooling (`str`, *optional*, defaults to `"mean"`):
+            Sentence vector: `"mean"` over non-special tokens, or `"cls"`.
+        alignment_temperature (`float`, *optional*, defaults to `0.05`):
+            Temperature of the contrastive loss.
+        mlm_probability (`float`, *optional*, defaults to `0.15`):
+            Share of tokens corrupted for the `mlm` / `tlm` losses.
+
+    Parameters that control λ, the weight of the alignment loss against the task loss:
+        alignment_lambda (`float`, *optional*, defaults to `1.0`):
+            λ in `task_loss + λ * alignment_loss` (the base value of the schedule).
+        alignment_lambda_schedule (`str`, *optional*, defaults to `"constant"`):
+            `constant`, `linear_warmup` (over `alignment_lambda_warmup_steps`), `linear_decay` (to 0 at
+            the last step), or `step` (values from `alignment_lambda_milestones`).
+        alignment_lambda_warmup_steps (`int`, *optional*, defaults to `0`):
+            Steps of the linear warm-up.
+        alignment_lambda_milestones (`list[int]`, *optional*):
+            Steps at which the `step` schedule switches to the matching `alignment_lambda_milestone_values`.
+        alignment_lambda_milestone_values (`list[float]`, *optional*):
+            λ from each milestone on.
+
+    Parameters that control when alignment runs:
+        alignment_mode (`str`, *optional*, defaults to `"joint"`):
+            `joint`: task + λ·alignment at every step. `sequential`: `alignment_steps` alignment-only
+            steps first (a stage of its own, with its own optimizer, checkpoints under
+            `output_dir/alignment_stage`), then task-only training. `alternate`: task loss every step,
+            alignment added on every `alignment_every`-th step only.
+        alignment_steps (`int`, *optional*, defaults to `0`):
+            Length of the alignment stage in `sequential` mode.
+        alignment_every (`int`, *optional*, defaults to `2`):
+            In `alternate` mode, alignment is added on steps where `(step + 1) % alignment_every == 0`.
+
+    Parameters that control the parallel data:
+        alignment_batch_size (`int`, *optional*, defaults to `16`):
+            Translation pairs per micro-batch and device (each pair is 2 sentences in the forward).
+        alignment_max_length (`int`, *optional*, defaults to `128`):
+            Tokens per sentence of parallel text.
+        alignment_seed (`int`, *optional*):
+            Seed of the alignment stream; defaults to `seed`.
+    """
+
+    alignment_loss: list[str] = field(
+        default_factory=lambda: ["contrastive"], metadata={"help": "Alignment loss name(s), e.g. contrastive mlm."}
+    )
+    alignment_loss_weights: list[float] | None = field(
+        default=None, metadata={"help": "One weight per alignment loss (default: 1 each)."}
+    )
+    alignment_layer: int = field(
+        default=-1, metadata={"help": "Hidden-state index for sentence/word losses (0 = embeddings, -1 = last)."}
+    )
+    alignment_pooling: str = field(default="mean", metadata={"help": "Sentence pooling: mean or cls."})
+    alignment_temperature: float = field(
+        default=0.05, metadata={"help": "Contrastive temperature (smaller = sharper, harder negatives)."}
+    )
+    mlm_probability: float = field(default=0.15, metadata={"help": "Share of tokens corrupted for mlm / tlm."})
+    alignment_lambda: float = field(default=1.0, metadata={"help": "λ in task_loss + λ * alignment_loss."})
+    alignment_lambda_schedule: str = field(
+        default="constant", metadata={"help": f"λ schedule: {', '.join(LAMBDA_SCHEDULES)}."}
+    )
+    alignment_lambda_warmup_steps: int = field(default=0, metadata={"help": "Steps of λ's linear warm-up."})
+    alignment_lambda_milestones: list[int] | None = field(
+        default=None, metadata={"help": "Steps where the 'step' λ schedule changes value."}
+    )
+    alignment_lambda_milestone_values: list[float] | None = field(
+        default=None, metadata={"help": "λ from each milestone on ('step' schedule)."}
+    )
+    alignment_mode: str = field(default="joint", metadata={"help": f"One of {', '.join(ALIGNMENT_MODES)}."})
+    alignment_steps: int = field(default=0, metadata={"help": "Alignment-only steps of the sequential mode."})
+    alignment_every: int = field(default=2, metadata={"help": "Alternate mode: align on every k-th step."})
+    alignment_batch_size: int = field(default=16, metadata={"help": "Translation pairs per micro-batch and device."})
+    alignment_max_length: int = field(default=128, metadata={"help": "Max tokens per parallel sentence."})
+    alignment_seed: int | None = field(default=None, metadata={"help": "Seed of the alignment stream (default: seed)."})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.alignment_loss, str):
+            self.alignment_loss = [name.strip() for name in self.alignment_loss.split(",") if name.strip()]
+        for name in self.alignment_loss:
+            get_loss_class(name)  # raises with the list of known names
+        if self.alignment_loss_weights is None:
+            self.alignment_loss_weights = [1.0] * len(self.alignment_loss)
+        if len(self.alignment_loss_weights) != len(self.alignment_loss):
+            raise ValueError(
+                f"alignment_loss_weights: got {len(self.alignment_loss_weights)} weights for "
+                f"{len(self.alignment_loss)} losses ({', '.join(self.alignment_loss)})."
+            )
+        if self.alignment_pooling not in POOLINGS:
+            raise ValueError(f"alignment_pooling must be one of {POOLINGS}, got {self.alignment_pooling!r}.")
+        if self.alignment_lambda_schedule not in LAMBDA_SCHEDULES:
+            raise ValueError(
+                f"alignment_lambda_schedule must be one of {LAMBDA_SCHEDULES}, got {self.alignment_lambda_schedule!r}."
+            )
+        milestones = self.alignment_lambda_milestones or []
+        values = self.alignment_lambda_milestone_values or []
+        if len(milestones) != len(values):
+            raise ValueError(
+                f"alignment_lambda_milestones ({len(milestones)}) and alignment_lambda_milestone_values "
+                f"({len(values)}) must have the same length."
+            )
+        if self.alignment_lambda_schedule == "step" and not milestones:
+            raise ValueError("alignment_lambda_schedule='step' needs alignment_lambda_milestones and their values.")
+        if list(milestones) != sorted(milestones):
+            raise ValueError(f"alignment_lambda_milestones must be increasing, got {milestones}.")
+        if self.alignment_mode not in ALIGNMENT_MODES:
+            raise ValueError(f"alignment_mode must be one of {ALIGNMENT_MODES}, got {self.alignment_mode!r}.")
+        if self.alignment_mode == "sequential" and self.alignment_steps < 1:
+            raise ValueError("alignment_mode='sequential' needs alignment_steps >= 1 (the alignment stage's length).")
+        if self.alignment_mode == "alternate" and self.alignment_every < 1:
+            raise ValueError(f"alignment_every must be >= 1, got {self.alignment_every}.")
+        if self.alignment_batch_size < 1:
+            raise ValueError(f"alignment_batch_size must be >= 1, got {self.alignment_batch_size}.")
+        super().__post_init__()
+        if self.alignment_seed is None:
+            self.alignment_seed = self.seed

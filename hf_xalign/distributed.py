@@ -1,0 +1,57 @@
+"""Gradient synchronisation for steps with two backward passes under torch.distributed.
+
+DDP reduces gradients during a backward whose forward went through the DDP wrapper. The
+alignment forward calls the bare encoder (`model.module.base_model`), which DDP does not see,
+and a second backward after the reducer has fired is not reduced at all. So the trainer runs
+both backward passes with DDP's reduction off (`no_sync`) and averages all gradients here,
+once per optimizer step, loss-owned parameters included (DDP does not know them).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+import torch.distributed as dist
+from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+# Elements per all_reduce call: large enough to amortise the call, small enough to bound the
+# temporary flat buffer (~100 MB in fp32).
+BUCKET_NUMEL = 25_000_000
+
+
+def all_reduce_gradients(parameters: Iterable[torch.nn.Parameter], world_size: int) -> None:
+    """Average `.grad` of `parameters` over all processes in place, in coalesced buckets.
+
+    Every process must pass the same parameters in the same order. A parameter that has a
+    gradient on some processes but not on others takes part with zeros where it has none; one
+    that has no gradient anywhere keeps `grad=None`, so the optimizer skips it as it would on
+    a single process.
+    """
+    params = [p for p in parameters if p.requires_grad]
+    if not params:
+        return
+    has_grad = torch.tensor([p.grad is not None for p in params], dtype=torch.uint8, device=params[0].device)
+    dist.all_reduce(has_grad, op=dist.ReduceOp.MAX)
+    params = [p for p, anywhere in zip(params, has_grad.tolist()) if anywhere]
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    bucket: list[torch.Tensor] = []
+    bucket_numel = 0
+    for p in params:
+        bucket.append(p.grad)
+        bucket_numel += p.grad.numel()
+        if bucket_numel >= BUCKET_NUMEL:
+            _reduce_bucket(bucket, world_size)
+            bucket, bucket_numel = [], 0
+    if bucket:
+        _reduce_bucket(bucket, world_size)
+
+
+def _reduce_bucket(grads: list[torch.Tensor], world_size: int) -> None:
+    flat = _flatten_dense_tensors(grads)
+    dist.all_reduce(flat)
+    flat /= world_size
+    for grad, reduced in zip(grads, _unflatten_dense_tensors(flat, grads)):
+        grad.copy_(reduced)

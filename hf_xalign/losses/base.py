@@ -1,0 +1,108 @@
+"""The `AlignmentLoss` base class and the loss registry."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from typing import Any, Callable, ClassVar
+
+import torch
+from torch import nn
+
+from ..pooling import ParallelEncoding
+
+# Options that several losses share, and the `AlignmentTrainingArguments` field that sets each.
+SHARED_OPTIONS: dict[str, str] = {
+    "layer": "alignment_layer",
+    "pooling": "alignment_pooling",
+    "temperature": "alignment_temperature",
+}
+
+
+class AlignmentLoss(nn.Module):
+    """Base class of the alignment losses.
+
+    A loss reads a [`~hf_xalign.pooling.ParallelEncoding`] of a parallel batch and returns a
+    scalar. It may own parameters (an LM head, a projection): they are given to the
+    optimizer, saved in checkpoints next to the model and restored on resume.
+
+    Subclasses set:
+        - `name` (`str`): the registry name (set by [`register_loss`]).
+        - `requires` (`frozenset[str]`): extra views of the batch the collator must build:
+          `"word_ids"` (word index per token), `"mlm"` (masked copies of both sides),
+          `"tlm"` (masked concatenated pairs).
+    and implement `forward(encoding) -> torch.Tensor`. Losses that need the model itself
+    (to tie a head to its embeddings, or to keep a frozen copy) override [`setup`].
+    """
+
+    name: ClassVar[str] = ""
+    requires: ClassVar[frozenset[str]] = frozenset()
+
+    def setup(self, model: nn.Module) -> None:
+        """Called once by the trainer with the unwrapped task model before the optimizer is built."""
+
+    def forward(self, encoding: ParallelEncoding) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def get_config_dict(self) -> dict[str, Any]:
+        """The loss's hyper-parameters, for logs and model cards."""
+        signature = inspect.signature(type(self).__init__)
+        return {
+            name: getattr(self, name)
+            for name in signature.parameters
+            if name != "self" and hasattr(self, name) and isinstance(getattr(self, name), (int, float, str, bool))
+        }
+
+    @classmethod
+    def from_training_args(cls, args: Any) -> "AlignmentLoss":
+        """Build the loss with the shared options (layer, pooling, temperature) taken from `args`."""
+        accepted = inspect.signature(cls.__init__).parameters
+        options = {option: getattr(args, field) for option, field in SHARED_OPTIONS.items() if option in accepted}
+        return cls(**options)
+
+
+def frozen_copy(module: nn.Module) -> nn.Module:
+    """A deep copy of `module` in eval mode with gradients off (a fixed reference model)."""
+    reference = copy.deepcopy(module)
+    reference.eval()
+    reference.requires_grad_(False)
+    return reference
+
+
+def hold_unregistered(owner: nn.Module, attribute: str, module: nn.Module) -> None:
+    """Keep a reference to `module` without making it a submodule of `owner`.
+
+    Used for modules a loss reads but does not own (the model's input embeddings, a frozen
+    reference copy): as submodules they would be saved in the loss's checkpoint and handed
+    to the optimizer a second time.
+    """
+    object.__setattr__(owner, attribute, module)
+
+
+LOSS_REGISTRY: dict[str, type[AlignmentLoss]] = {}
+
+
+def register_loss(name: str) -> Callable[[type[AlignmentLoss]], type[AlignmentLoss]]:
+    """Class decorator adding an [`AlignmentLoss`] subclass to the registry under `name`."""
+
+    def decorator(cls: type[AlignmentLoss]) -> type[AlignmentLoss]:
+        if name in LOSS_REGISTRY and LOSS_REGISTRY[name] is not cls:
+            raise ValueError(f"An alignment loss named {name!r} is already registered ({LOSS_REGISTRY[name].__name__}).")
+        cls.name = name
+        LOSS_REGISTRY[name] = cls
+        return cls
+
+    return decorator
+
+
+def get_loss_class(name: str) -> type[AlignmentLoss]:
+    """The registered loss class called `name`; an unknown name lists the known ones."""
+    if name not in LOSS_REGISTRY:
+        known = ", ".join(sorted(LOSS_REGISTRY))
+        raise ValueError(f"Unknown alignment loss {name!r}. Known losses: {known}.")
+    return LOSS_REGISTRY[name]
+
+
+def get_loss(name: str, **options: Any) -> AlignmentLoss:
+    """Instantiate the registered loss `name` with `options`."""
+    return get_loss_class(name)(**options)

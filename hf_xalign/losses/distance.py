@@ -1,0 +1,65 @@
+"""Sentence-level alignment by a distance between paired vectors (MSE, cosine)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..pooling import ParallelEncoding, Pooling
+from .base import AlignmentLoss, register_loss
+
+
+class _PairedSentenceLoss(AlignmentLoss):
+    """Shared part of the losses that compare each source sentence vector with its translation's."""
+
+    def __init__(self, layer: int = -1, pooling: Pooling = "mean") -> None:
+        super().__init__()
+        self.layer = layer
+        self.pooling = pooling
+
+    def forward(self, encoding: ParallelEncoding) -> torch.Tensor:
+        src, tgt = encoding.sentence_embeddings(self.layer, self.pooling)
+        return self.compute_loss_from_embeddings(src, tgt)
+
+    def compute_loss_from_embeddings(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@register_loss("mse")
+class MSELoss(_PairedSentenceLoss):
+    r"""Mean squared distance between the sentence vectors of translations.
+
+    $$L = \frac{1}{B\,d}\sum_{i=1}^{B}\lVert x_i - y_i\rVert_2^2$$
+    for $B$ pairs of $d$-dimensional source/target vectors $x_i$, $y_i$.
+
+    Args:
+        layer (`int`, *optional*, defaults to `-1`): hidden-state index to pool.
+        pooling (`str`, *optional*, defaults to `"mean"`): `"mean"` or `"cls"`.
+
+    Relations: scale-sensitive (it can shrink all vectors); see [`CosineLoss`] for the
+    scale-free variant and [`ContrastiveLoss`] for one with negatives.
+
+    References:
+        - Reimers & Gurevych, 2020, "Making Monolingual Sentence Embeddings Multilingual using
+          Knowledge Distillation" (MSE between paired sentence embeddings).
+    """
+
+    def compute_loss_from_embeddings(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(src, tgt)
+
+
+@register_loss("cosine")
+class CosineLoss(_PairedSentenceLoss):
+    r"""One minus the cosine similarity of translations' sentence vectors.
+
+    $$L = \frac{1}{B}\sum_{i=1}^{B}\Big(1 - \frac{x_i\cdot y_i}{\lVert x_i\rVert\,\lVert y_i\rVert}\Big)$$
+
+    Args:
+        layer (`int`, *optional*, defaults to `-1`): hidden-state index to pool.
+        pooling (`str`, *optional*, defaults to `"mean"`): `"mean"` or `"cls"`.
+
+    Relations: like [`MSELoss`] without the scale; no negatives (see [`ContrastiveLoss`]).
+    """
+
+    def compute_loss_from_embeddings(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        return (1 - F.cosine_similarity(src, tgt, dim=-1)).mean()

@@ -1,0 +1,70 @@
+"""Drift regularisation: stay near the starting model."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ..pooling import ParallelEncoding
+from .base import AlignmentLoss, frozen_copy, hold_unregistered, register_loss
+
+
+@register_loss("drift")
+class DriftLoss(AlignmentLoss):
+    r"""Penalises moving away from the model as it was when training started.
+
+    `target="representations"`: mean squared distance between the current and the starting
+    encoder's token states at `layer`, over the $N$ non-special tokens of both sides of the
+    parallel batch ($d$ = hidden size):
+
+    $$L = \frac{1}{N\,d}\sum_{t}\lVert h_t - h^{0}_t\rVert_2^2$$
+
+    `target="weights"`: the L2-SP penalty over the encoder's parameters,
+    $L = \sum_p \lVert\theta_p - \theta^0_p\rVert_2^2$.
+
+    Used alone it measures how far a run drifts; combined with an alignment loss it keeps the
+    alignment from destroying what the pretrained model knew (Cao et al., 2020 use the
+    representation form as their regulariser).
+
+    Args:
+        layer (`int`, *optional*, defaults to `-1`): hidden-state index (representations only).
+        target (`str`, *optional*, defaults to `"representations"`): `"representations"` or `"weights"`.
+
+    References:
+        - Cao, Kitaev & Klein, 2020, "Multilingual Alignment of Contextual Word Representations".
+        - Li, Grandvalet & Davoine, 2018, "Explicit Inductive Bias for Transfer Learning with CNNs" (L2-SP).
+    """
+
+    def __init__(self, layer: int = -1, target: Literal["representations", "weights"] = "representations") -> None:
+        super().__init__()
+        if target not in ("representations", "weights"):
+            raise ValueError(f"target must be 'representations' or 'weights', got {target!r}.")
+        self.layer = layer
+        self.target = target
+
+    def setup(self, model: nn.Module) -> None:
+        encoder = model.base_model
+        hold_unregistered(self, "encoder", encoder)
+        hold_unregistered(self, "reference", frozen_copy(encoder))
+
+    def forward(self, encoding: ParallelEncoding) -> torch.Tensor:
+        if self.target == "weights":
+            return self.weight_drift()
+        batch = encoding.batch
+        with torch.no_grad():
+            reference_states = self.reference(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True
+            ).hidden_states[self.layer]  # (rows, seq, dim)
+        return self.compute_loss_from_states(encoding.layer(self.layer), reference_states, encoding.content_mask())
+
+    @staticmethod
+    def compute_loss_from_states(states: torch.Tensor, reference: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+        """Mean squared distance over the tokens where `token_mask` is 1; states `(rows, seq, dim)`."""
+        selected = token_mask.bool()  # (rows, seq)
+        return (states[selected] - reference[selected]).pow(2).mean()
+
+    def weight_drift(self) -> torch.Tensor:
+        current = dict(self.encoder.named_parameters())
+        return sum((current[name] - start).pow(2).sum() for name, start in self.reference.named_parameters())

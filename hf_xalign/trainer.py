@@ -1,0 +1,375 @@
+"""`AlignmentTrainer`: a `transformers.Trainer` that adds cross-lingual alignment losses."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections import defaultdict
+from typing import Any, Sequence
+
+import datasets
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import PreTrainedTokenizerBase, Trainer
+from transformers.trainer_utils import get_last_checkpoint
+
+from .args import AlignmentTrainingArguments
+from .data.collator import ParallelCollator
+from .data.parallel import load_parallel
+from .data.stream import AlignmentStream
+from .distributed import all_reduce_gradients
+from .losses import AlignmentLoss, get_loss_class
+from .pooling import ParallelEncoding
+from .schedules import alignment_lambda_at
+
+ALIGNMENT_LOSSES_NAME = "alignment_losses.safetensors"
+ALIGNMENT_CONFIG_NAME = "alignment_config.json"
+ALIGNMENT_STAGE_DIR = "alignment_stage"
+
+
+class AlignmentOnlySteps(torch.utils.data.Dataset):
+    """Placeholder task data for steps that run alignment alone: `length` empty rows.
+
+    The Trainer's loop draws one (ignored) batch of it per micro-step, which keeps its step
+    counting, checkpointing and resuming unchanged.
+    """
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {}
+
+
+def _collate_alignment_only(rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    return {"alignment_only_rows": torch.tensor(len(rows))}
+
+
+class AlignmentTrainer(Trainer):
+    """A [`~transformers.Trainer`] that adds alignment losses on parallel text to task fine-tuning.
+
+    Each micro-step runs the task forward and backward as the Trainer does, then one forward
+    of the encoder over the source and target sentences of a parallel batch and the backward
+    of `λ * Σ_k w_k * L_k` (see [`AlignmentTrainingArguments`]). The two graphs are disjoint,
+    so the two backward passes cost the same as one backward of the sum.
+
+    Args:
+        model: a task model (`AutoModelForTokenClassification`, `...ForSequenceClassification`, ...),
+            or with no task data a bare encoder or masked-LM model. Its `base_model` is the encoder.
+        args ([`AlignmentTrainingArguments`]): training and alignment settings.
+        train_dataset: task data; `None` trains alignment alone (then `args.max_steps` must be set).
+        alignment_dataset: parallel text: a `datasets.Dataset` with `src`/`tgt`, or anything
+            [`~hf_xalign.data.load_parallel`] reads (a TSV/JSONL path, a pair of text files).
+        alignment_loss (`str`, [`AlignmentLoss`] or a list of them, *optional*): overrides
+            `args.alignment_loss`; instances are used as given (their own options).
+        processing_class: the tokenizer, used for the parallel text (and saved with the model).
+        **kwargs: passed on to [`~transformers.Trainer`].
+
+    Subclassing: [`compute_alignment_loss`] (the alignment objective of one batch),
+    [`alignment_lambda`] (λ at a step) and [`alignment_objectives`] (which objectives run at a
+    step) are the hooks to override.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        args: AlignmentTrainingArguments | None = None,
+        train_dataset: Any = None,
+        alignment_dataset: Any = None,
+        alignment_loss: str | AlignmentLoss | Sequence[str | AlignmentLoss] | None = None,
+        processing_class: PreTrainedTokenizerBase | None = None,
+        data_collator: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if args is None:
+            args = AlignmentTrainingArguments(output_dir="tmp_trainer")
+        if not isinstance(args, AlignmentTrainingArguments):
+            raise TypeError(f"args must be AlignmentTrainingArguments, got {type(args).__name__}.")
+        if alignment_dataset is None:
+            raise ValueError("AlignmentTrainer needs an alignment_dataset (parallel text).")
+        if processing_class is None:
+            raise ValueError("AlignmentTrainer needs processing_class=<tokenizer> to encode the parallel text.")
+        self.task_dataset = train_dataset
+        self.task_collator = data_collator
+        if train_dataset is None:
+            if args.max_steps <= 0:
+                raise ValueError("Alignment-only training (no train_dataset) needs args.max_steps > 0.")
+            train_dataset, data_collator = self._alignment_only_data(args, args.max_steps)
+        super().__init__(
+            model=model,
+            args=args,
+            train_dataset=train_dataset,
+            data_collator=data_collator,
+            processing_class=processing_class,
+            **kwargs,
+        )
+        # The task loss is averaged per micro-batch and divided by the accumulation count. Task
+        # heads such as XLM-R's take **kwargs in forward yet ignore `num_items_in_batch`, and the
+        # Trainer would then scale their loss by the accumulation count; the alignment loss uses
+        # the same per-micro-batch mean, so λ weighs like against like.
+        self.model_accepts_loss_kwargs = False
+        losses = self._build_losses(alignment_loss)
+        self.alignment_loss_names = _unique_names([loss.name for loss in losses])
+        self.alignment_loss_weights = list(args.alignment_loss_weights) if alignment_loss is None else [1.0] * len(losses)
+        self.alignment_losses = nn.ModuleList(losses)
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        for loss in self.alignment_losses:
+            loss.setup(unwrapped)
+        self.alignment_losses.to(args.device)
+
+        if not isinstance(alignment_dataset, datasets.Dataset):
+            alignment_dataset = load_parallel(alignment_dataset)
+        views = frozenset().union(*(loss.requires for loss in losses))
+        collator = ParallelCollator(processing_class, args.alignment_max_length, views, args.mlm_probability)
+        self.alignment_stream = AlignmentStream(
+            alignment_dataset,
+            collator,
+            batch_size=args.alignment_batch_size,
+            seed=args.alignment_seed,
+            accumulation_steps=args.gradient_accumulation_steps,
+            rank=args.process_index,
+            world_size=args.world_size,
+        )
+        self.alignment_stage = args.alignment_mode == "sequential" and self.task_dataset is not None
+        self._micro_step = (-1, 0)  # (optimizer step, micro-steps seen in it)
+        self._metric_sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=args.device))
+        self._metric_steps: dict[str, int] = defaultdict(int)
+
+    # ---- construction helpers ----
+
+    @staticmethod
+    def _alignment_only_data(args: AlignmentTrainingArguments, steps: int) -> tuple[AlignmentOnlySteps, Any]:
+        rows = steps * args.gradient_accumulation_steps * args.per_device_train_batch_size * max(args.world_size, 1)
+        return AlignmentOnlySteps(rows), _collate_alignment_only
+
+    def _build_losses(self, alignment_loss: Any) -> list[AlignmentLoss]:
+        if alignment_loss is None:
+            return [get_loss_class(name).from_training_args(self.args) for name in self.args.alignment_loss]
+        specs = alignment_loss if isinstance(alignment_loss, (list, tuple)) else [alignment_loss]
+        return [spec if isinstance(spec, AlignmentLoss) else get_loss_class(spec).from_training_args(self.args) for spec in specs]
+
+    # ---- the schedule: which objectives, which λ ----
+
+    def alignment_objectives(self, step: int) -> tuple[bool, bool]:
+        """`(task, alignment)`: which objectives run at optimizer step `step`."""
+        mode = self.args.alignment_mode
+        if self.task_dataset is None or self.alignment_stage:
+            return False, True
+        if mode == "sequential":
+            return True, False
+        if mode == "alternate":
+            return True, (step + 1) % self.args.alignment_every == 0
+        return True, True
+
+    def alignment_lambda(self, step: int) -> float:
+        """λ at optimizer step `step`, from the schedule in the arguments."""
+        args = self.args
+        return alignment_lambda_at(
+            step,
+            args.alignment_lambda,
+            args.alignment_lambda_schedule,
+            warmup_steps=args.alignment_lambda_warmup_steps,
+            total_steps=self.state.max_steps,
+            milestones=args.alignment_lambda_milestones or (),
+            milestone_values=args.alignment_lambda_milestone_values or (),
+        )
+
+    # ---- the training step ----
+
+    def compute_alignment_loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The weighted alignment loss of one parallel batch, and each loss's own value.
+
+        Source and target sentences go through the encoder in one forward (shared by all
+        losses that read clean representations); MLM/TLM run their own masked forward.
+        """
+        encoder = self.accelerator.unwrap_model(model).base_model
+        encoding = ParallelEncoding(encoder, batch)
+        parts = {name: loss(encoding) for name, loss in zip(self.alignment_loss_names, self.alignment_losses)}
+        total = sum(weight * parts[name] for name, weight in zip(self.alignment_loss_names, self.alignment_loss_weights))
+        return total, parts
+
+    def training_step(
+        self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: torch.Tensor | int | None = None
+    ) -> torch.Tensor:
+        step = self.state.global_step
+        micro_step = self._next_micro_step(step)
+        if micro_step == 0:
+            # Trainer's model.zero_grad() after each optimizer step does not reach loss-owned parameters.
+            self.alignment_losses.zero_grad(set_to_none=True)
+        run_task, run_alignment = self.alignment_objectives(step)
+        lam = self.alignment_lambda(step) if run_alignment else 0.0
+        distributed = self.args.world_size > 1
+        # Under DDP both backward passes run unsynced; gradients are averaged once below.
+        sync_context = self.accelerator.no_sync(model) if distributed else contextlib.nullcontext()
+        total = torch.zeros((), device=self.args.device)
+        with sync_context:
+            if run_task:
+                task_loss = super().training_step(model, inputs, num_items_in_batch)
+                self._record("task_loss", task_loss, micro_step)
+                total = total + task_loss
+            if run_alignment and lam != 0.0:
+                batch = self._prepare_inputs(self.alignment_stream.batch(step, micro_step))
+                model.train()
+                with self.compute_loss_context_manager():
+                    align_loss, parts = self.compute_alignment_loss(model, batch)
+                self._check_finite(align_loss, parts, step)
+                scaled = align_loss / self.current_gradient_accumulation_steps
+                self.accelerator.backward(lam * scaled)
+                self._record("align_loss", scaled.detach(), micro_step)
+                for name, value in parts.items():
+                    self._record(f"align/{name}", value.detach() / self.current_gradient_accumulation_steps, micro_step)
+                total = total + lam * scaled.detach()
+        if run_alignment:
+            self._record("align_lambda", torch.tensor(lam, device=self.args.device), micro_step, average_micro=True)
+        if distributed and self.accelerator.sync_gradients:
+            all_reduce_gradients(self._trainable_parameters(), self.args.world_size)
+        return total
+
+    def _next_micro_step(self, step: int) -> int:
+        last_step, seen = self._micro_step
+        micro_step = seen if step == last_step else 0
+        self._micro_step = (step, micro_step + 1)
+        return micro_step
+
+    def _trainable_parameters(self) -> list[nn.Parameter]:
+        return list(self.accelerator.unwrap_model(self.model).parameters()) + list(self.alignment_losses.parameters())
+
+    @staticmethod
+    def _check_finite(align_loss: torch.Tensor, parts: dict[str, torch.Tensor], step: int) -> None:
+        if not torch.isfinite(align_loss):
+            bad = ", ".join(f"{name}={value.item()}" for name, value in parts.items())
+            raise FloatingPointError(
+                f"Alignment loss is not finite at optimizer step {step} ({bad}). Checkpoints already saved are "
+                "kept; lower the learning rate or alignment_lambda, or raise alignment_temperature."
+            )
+
+    # ---- logging: averaged per optimizer step, merged before Trainer.log fans out ----
+
+    def _record(self, key: str, value: torch.Tensor, micro_step: int, average_micro: bool = False) -> None:
+        if average_micro:
+            value = value / self.current_gradient_accumulation_steps
+        self._metric_sums[key] = self._metric_sums[key] + value.to(self.args.device)
+        if micro_step == 0:
+            self._metric_steps[key] += 1
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._metric_steps:
+            keys = sorted(self._metric_steps)
+            sums = torch.stack([self._metric_sums[key] for key in keys])
+            sums = self.accelerator.reduce(sums, reduction="mean") if self.args.world_size > 1 else sums
+            for key, value in zip(keys, sums.tolist()):
+                logs[key] = value / self._metric_steps[key]
+            self._metric_sums.clear()
+            self._metric_steps.clear()
+        super().log(logs, start_time)
+
+    # ---- loss-owned parameters: optimized, saved, restored ----
+
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        created = self.optimizer is None
+        optimizer = super().create_optimizer(model)
+        loss_params = [(n, p) for n, p in self.alignment_losses.named_parameters() if p.requires_grad]
+        if created and loss_params:
+            decay = set(self.get_decay_parameter_names(self.alignment_losses))
+            for names, weight_decay in ((decay, self.args.weight_decay), (None, 0.0)):
+                group = [p for n, p in loss_params if (n in decay) == (names is not None)]
+                if group:
+                    optimizer.add_param_group({"params": group, "weight_decay": weight_decay})
+        return optimizer
+
+    def _clip_grad_norm(self, model: nn.Module) -> torch.Tensor:
+        loss_params = list(self.alignment_losses.parameters())
+        if not loss_params:
+            return super()._clip_grad_norm(model)
+        # One norm over model and loss-owned parameters, as if the heads were part of the model.
+        return self.accelerator.clip_grad_norm_(list(model.parameters()) + loss_params, self.args.max_grad_norm)
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        super()._save(output_dir, state_dict)
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if not self.args.should_save:
+            return
+        loss_state = {k: v.detach().contiguous().cpu() for k, v in self.alignment_losses.state_dict().items()}
+        if loss_state:
+            save_file(loss_state, os.path.join(output_dir, ALIGNMENT_LOSSES_NAME), metadata={"format": "pt"})
+        with open(os.path.join(output_dir, ALIGNMENT_CONFIG_NAME), "w", encoding="utf-8") as f:
+            json.dump(self.alignment_config(), f, indent=2)
+
+    def alignment_config(self) -> dict[str, Any]:
+        """How this model is being aligned: losses, their options and weights, λ and mode."""
+        args = self.args
+        return {
+            "losses": [
+                {"name": loss.name, "key": key, "weight": weight, "config": loss.get_config_dict()}
+                for key, weight, loss in zip(self.alignment_loss_names, self.alignment_loss_weights, self.alignment_losses)
+            ],
+            "lambda": args.alignment_lambda,
+            "lambda_schedule": args.alignment_lambda_schedule,
+            "mode": args.alignment_mode,
+            "alignment_batch_size": args.alignment_batch_size,
+            "alignment_pairs": len(self.alignment_stream.dataset),
+        }
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        path = os.path.join(resume_from_checkpoint, ALIGNMENT_LOSSES_NAME)
+        if os.path.isfile(path):
+            self.alignment_losses.load_state_dict(load_file(path, device=str(self.args.device)))
+        elif any(True for _ in self.alignment_losses.parameters()):
+            raise FileNotFoundError(
+                f"{path} is missing: the checkpoint has no state for the loss-owned parameters "
+                f"({', '.join(self.alignment_loss_names)})."
+            )
+
+    # ---- sequential mode: an alignment stage, then the task stage ----
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any):
+        if not self.alignment_stage:
+            return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        stage_dir = os.path.join(self.args.output_dir, ALIGNMENT_STAGE_DIR)
+        resume_stage, resume_task = _split_resume(resume_from_checkpoint, self.args.output_dir, stage_dir)
+        if resume_task is None:
+            self._run_alignment_stage(stage_dir, resume_stage, **kwargs)
+        self.alignment_stage = False
+        self.optimizer, self.lr_scheduler = None, None  # the task stage starts with a fresh optimizer
+        return super().train(resume_from_checkpoint=resume_task, **kwargs)
+
+    def _run_alignment_stage(self, stage_dir: str, resume: str | None, **kwargs: Any) -> None:
+        args = self.args
+        task_settings = (args.output_dir, args.max_steps, self.train_dataset, self.data_collator)
+        # Fields are switched in place: rebuilding the arguments would reset the accelerator state.
+        args.output_dir, args.max_steps = stage_dir, args.alignment_steps
+        self.train_dataset, self.data_collator = self._alignment_only_data(args, args.alignment_steps)
+        try:
+            super().train(resume_from_checkpoint=resume, **kwargs)
+            self.alignment_stage_log_history = list(self.state.log_history)
+        finally:
+            args.output_dir, args.max_steps, self.train_dataset, self.data_collator = task_settings
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """Loss keys for logs: the name, suffixed with its position when a name repeats."""
+    return [name if names.count(name) == 1 else f"{name}_{i}" for i, name in enumerate(names)]
+
+
+def _split_resume(resume: str | bool | None, output_dir: str, stage_dir: str) -> tuple[str | None, str | None]:
+    """Which stage a `resume_from_checkpoint` value resumes: `(alignment stage ckpt, task stage ckpt)`."""
+    if resume is None or resume is False:
+        return None, None
+    if resume is True:
+        task = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+        if task is not None:
+            return None, task
+        stage = get_last_checkpoint(stage_dir) if os.path.isdir(stage_dir) else None
+        if stage is None:
+            raise ValueError(f"No valid checkpoint found in {output_dir} or {stage_dir}.")
+        return stage, None
+    resume = os.path.abspath(resume)
+    if os.path.commonpath([resume, os.path.abspath(stage_dir)]) == os.path.abspath(stage_dir):
+        return resume, None
+    return None, resume

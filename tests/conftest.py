@@ -1,0 +1,111 @@
+"""Shared fixtures: a tiny XLM-R with a tokenizer trained here, synthetic parallel and task data.
+
+Nothing touches the network. The synthetic "language" maps each English word to a made-up
+word, so every pair is a word-by-word translation with known links `i-i`, and the task
+(a word-class tag per word) is the same in both languages.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import datasets
+import pytest
+import torch
+from transformers import DataCollatorForTokenClassification, XLMRobertaForTokenClassification
+
+from hf_xalign.tiny import tiny_xlmr_config, train_tokenizer
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+# word -> (made-up translation, tag id): 0 determiner, 1 noun, 2 verb, 3 adjective
+LEXICON = {
+    "the": ("lo", 0), "a": ("un", 0), "cat": ("gatu", 1), "dog": ("perru", 1), "bird": ("avis", 1),
+    "house": ("domu", 1), "tree": ("arbo", 1), "sees": ("vidi", 2), "likes": ("amas", 2), "runs": ("kuri", 2),
+    "big": ("granda", 3), "small": ("malgra", 3), "red": ("ruga", 3), "green": ("verda", 3),
+}
+TAGS = ["DET", "NOUN", "VERB", "ADJ"]
+
+
+def synthetic_sentences(n: int, seed: int) -> list[list[str]]:
+    """`n` sentences of the pattern DET [ADJ] NOUN VERB DET [ADJ] NOUN."""
+    rng = random.Random(seed)
+    by_tag = {tag: [w for w, (_, t) in LEXICON.items() if t == tag] for tag in range(4)}
+    sentences = []
+    for _ in range(n):
+        words = []
+        for _ in range(2):
+            words.append(rng.choice(by_tag[0]))
+            if rng.random() < 0.5:
+                words.append(rng.choice(by_tag[3]))
+            words.append(rng.choice(by_tag[1]))
+            if len(words) < 4:
+                words.append(rng.choice(by_tag[2]))
+        sentences.append(words)
+    return sentences
+
+
+def translate(words: list[str]) -> list[str]:
+    return [LEXICON[w][0] for w in words]
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    texts = []
+    for words in synthetic_sentences(200, seed=0):
+        texts += [" ".join(words), " ".join(translate(words))]
+    return train_tokenizer(texts, vocab_size=120)
+
+
+@pytest.fixture(scope="session")
+def parallel_dataset() -> datasets.Dataset:
+    sentences = synthetic_sentences(64, seed=1)
+    return datasets.Dataset.from_dict(
+        {
+            "src": [" ".join(w) for w in sentences],
+            "tgt": [" ".join(translate(w)) for w in sentences],
+            "src_lang": ["en"] * len(sentences),
+            "tgt_lang": ["xx"] * len(sentences),
+            "alignment": [[[i, i] for i in range(len(w))] for w in sentences],
+        }
+    )
+
+
+def tag_dataset(tokenizer, sentences: list[list[str]]) -> datasets.Dataset:
+    """Token-classification rows: tags on the first sub-token of each word, -100 elsewhere."""
+    rows = {"input_ids": [], "attention_mask": [], "labels": []}
+    for words in sentences:
+        encoded = tokenizer(words, is_split_into_words=True)
+        tags = [LEXICON.get(w, (None, None))[1] for w in words]
+        if None in tags:  # translated sentence: look tags up by translation
+            reverse = {v[0]: v[1] for v in LEXICON.values()}
+            tags = [reverse[w] for w in words]
+        labels, previous = [], None
+        for word_id in encoded.word_ids():
+            labels.append(-100 if word_id is None or word_id == previous else tags[word_id])
+            previous = word_id
+        rows["input_ids"].append(encoded["input_ids"])
+        rows["attention_mask"].append(encoded["attention_mask"])
+        rows["labels"].append(labels)
+    return datasets.Dataset.from_dict(rows)
+
+
+@pytest.fixture(scope="session")
+def task_dataset(tokenizer) -> datasets.Dataset:
+    return tag_dataset(tokenizer, synthetic_sentences(32, seed=2))
+
+
+@pytest.fixture
+def task_collator(tokenizer):
+    return DataCollatorForTokenClassification(tokenizer)
+
+
+def make_model(tokenizer, dropout: float = 0.0, seed: int = 0) -> XLMRobertaForTokenClassification:
+    """A 2-layer XLM-R tagger (hidden 32); dropout off by default so gradients are comparable."""
+    torch.manual_seed(seed)
+    config = tiny_xlmr_config(
+        tokenizer, num_labels=len(TAGS), hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout
+    )
+    return XLMRobertaForTokenClassification(config)

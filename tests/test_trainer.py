@@ -1,0 +1,318 @@
+"""AlignmentTrainer behaviour, each against an independent oracle."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import HfArgumentParser, TrainerCallback, XLMRobertaModel
+
+from conftest import make_model
+from hf_xalign import AlignmentTrainer, AlignmentTrainingArguments
+from hf_xalign.trainer import ALIGNMENT_CONFIG_NAME, ALIGNMENT_LOSSES_NAME
+
+
+def make_args(tmp_path, **overrides) -> AlignmentTrainingArguments:
+    options = dict(
+        output_dir=str(tmp_path / "run"),
+        per_device_train_batch_size=8,
+        alignment_batch_size=8,
+        learning_rate=1e-3,
+        max_steps=4,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=7,
+    )
+    options.update(overrides)
+    return AlignmentTrainingArguments(**options)
+
+
+def make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, args, model=None, **kwargs):
+    return AlignmentTrainer(
+        model=model if model is not None else make_model(tokenizer),
+        args=args,
+        train_dataset=task_dataset,
+        alignment_dataset=parallel_dataset,
+        processing_class=tokenizer,
+        data_collator=task_collator,
+        **kwargs,
+    )
+
+
+class GradientCapture(TrainerCallback):
+    """Copies every parameter's gradient just before the first optimizer step."""
+
+    def __init__(self, model):
+        self.model, self.grads = model, None
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        if self.grads is None:
+            self.grads = {n: p.grad.detach().clone() for n, p in self.model.named_parameters() if p.grad is not None}
+
+
+def hand_contrastive(encoder, batch, temperature):
+    """Symmetric InfoNCE from two SEPARATE forwards (source rows, target rows), mean pooling by hand."""
+    pairs = batch["input_ids"].shape[0] // 2
+    vectors = []
+    for rows in (slice(0, pairs), slice(pairs, 2 * pairs)):
+        ids, mask = batch["input_ids"][rows], batch["attention_mask"][rows]
+        keep = (mask * (1 - batch["special_tokens_mask"][rows])).unsqueeze(-1).float()
+        states = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        vectors.append((states * keep).sum(1) / keep.sum(1))
+    src, tgt = (F.normalize(v, dim=-1) for v in vectors)
+    logits = src @ tgt.T / temperature
+    labels = torch.arange(pairs)
+    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+
+
+@pytest.mark.parametrize("accumulation", [1, 2])
+def test_joint_step_gradients_equal_autograd_of_task_plus_lambda_align(
+    tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator, accumulation
+):
+    lam = 0.7
+    args = make_args(
+        tmp_path, max_steps=1, max_grad_norm=0.0, alignment_lambda=lam,
+        per_device_train_batch_size=8 // accumulation, gradient_accumulation_steps=accumulation,
+    )
+    # float64 so that the comparison at 1e-6 tests the algorithm, not float32 summation order
+    model, reference = make_model(tokenizer).double(), make_model(tokenizer).double()  # same seed, same weights
+    seen_task_batches = []
+
+    def recording_collator(rows):
+        batch = task_collator(rows)
+        seen_task_batches.append({k: v.clone() for k, v in batch.items()})
+        return batch
+
+    trainer = make_trainer(tokenizer, task_dataset, parallel_dataset, recording_collator, args, model=model)
+    capture = GradientCapture(model)
+    trainer.add_callback(capture)
+    trainer.train()
+
+    # Oracle: mean over micro-batches of (task loss + λ * contrastive loss written out by hand on
+    # two separate forwards), differentiated by torch.autograd.grad on an identical model.
+    used_task_batches = seen_task_batches[:accumulation]  # the loader may prefetch one more
+    objective = sum(
+        reference(**task_batch).loss
+        + lam * hand_contrastive(
+            reference.base_model, trainer.alignment_stream.batch(0, micro), args.alignment_temperature
+        )
+        for micro, task_batch in enumerate(used_task_batches)
+    ) / accumulation
+    names = [n for n, p in reference.named_parameters()]
+    expected = torch.autograd.grad(objective, [p for p in reference.parameters()], allow_unused=True)
+    for name, grad in zip(names, expected):
+        if grad is None:
+            assert name not in capture.grads
+            continue
+        torch.testing.assert_close(capture.grads[name], grad, atol=1e-6, rtol=0, msg=name)
+
+
+def test_log_history_has_separate_losses_and_lambda_follows_warmup(
+    tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator
+):
+    args = make_args(
+        tmp_path, max_steps=5, alignment_lambda=2.0, alignment_lambda_schedule="linear_warmup",
+        alignment_lambda_warmup_steps=4, alignment_loss=["contrastive", "mse"],
+    )
+    trainer = make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, args)
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert [h["step"] for h in logs] == [1, 2, 3, 4, 5]
+    for h in logs:
+        assert {"task_loss", "align_loss", "align/contrastive", "align/mse", "align_lambda"} <= h.keys()
+        # λ at the step being computed (0-based s = step - 1): 2 * min(1, (s + 1) / 4)
+        assert h["align_lambda"] == pytest.approx(2.0 * min(1.0, h["step"] / 4))
+        assert h["align_loss"] == pytest.approx(h["align/contrastive"] + h["align/mse"], rel=1e-5)
+        assert h["loss"] == pytest.approx(h["task_loss"] + h["align_lambda"] * h["align_loss"], rel=1e-5)
+
+
+def test_step_schedule_of_lambda(tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator):
+    args = make_args(
+        tmp_path, max_steps=4, alignment_lambda_schedule="step",
+        alignment_lambda_milestones=[1, 3], alignment_lambda_milestone_values=[0.5, 0.25],
+    )
+    trainer = make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, args)
+    trainer.train()
+    lambdas = [h["align_lambda"] for h in trainer.state.log_history if "loss" in h]
+    assert lambdas == [1.0, 0.5, 0.5, 0.25]
+
+
+def _params(trainer):
+    state = {f"model.{n}": p.detach().clone() for n, p in trainer.model.named_parameters()}
+    state.update({f"losses.{n}": p.detach().clone() for n, p in trainer.alignment_losses.named_parameters()})
+    return state
+
+
+def test_resume_from_checkpoint_matches_uninterrupted_run(
+    tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator
+):
+    steps = 3
+    common = dict(max_steps=2 * steps, alignment_loss=["contrastive", "mlm"], save_strategy="steps", save_steps=steps)
+    full = make_trainer(
+        tokenizer, task_dataset, parallel_dataset, task_collator,
+        make_args(tmp_path / "full", **common), model=make_model(tokenizer, dropout=0.0),
+    )
+    full.train()
+
+    class CrashAfterCheckpoint(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            control.should_training_stop = state.global_step == steps
+
+    interrupted_args = make_args(tmp_path / "resumed", **common)
+    first = make_trainer(
+        tokenizer, task_dataset, parallel_dataset, task_collator, interrupted_args,
+        model=make_model(tokenizer, dropout=0.0), callbacks=[CrashAfterCheckpoint()],
+    )
+    first.train()
+    checkpoint = os.path.join(interrupted_args.output_dir, f"checkpoint-{steps}")
+    assert os.path.isfile(os.path.join(checkpoint, ALIGNMENT_LOSSES_NAME))
+
+    resumed = make_trainer(
+        tokenizer, task_dataset, parallel_dataset, task_collator,
+        make_args(tmp_path / "resumed", **common), model=make_model(tokenizer, dropout=0.0, seed=123),
+    )
+    resumed.train(resume_from_checkpoint=checkpoint)
+    expected, got = _params(full), _params(resumed)
+    assert any(k.startswith("losses.") for k in expected)  # the MLM head is part of the comparison
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], atol=1e-6, rtol=0, msg=name)
+
+
+def test_alternate_mode_aligns_only_every_kth_step(tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator):
+    args = make_args(tmp_path, max_steps=6, alignment_mode="alternate", alignment_every=3)
+    trainer = make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, args)
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert all("task_loss" in h for h in logs)
+    assert [h["step"] for h in logs if "align_loss" in h] == [3, 6]
+    for h in logs:
+        expected = h["task_loss"] + (h["align_lambda"] * h["align_loss"] if "align_loss" in h else 0.0)
+        assert h["loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_sequential_mode_aligns_first_then_trains_the_task(
+    tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator
+):
+    args = make_args(
+        tmp_path, max_steps=3, alignment_mode="sequential", alignment_steps=2, save_strategy="steps", save_steps=2
+    )
+    model = make_model(tokenizer)
+    head_before = model.classifier.weight.detach().clone()
+    trainer = make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, args, model=model)
+
+    class HeadAfterStage(TrainerCallback):
+        def on_train_end(self, args, state, control, **kwargs):
+            if getattr(self, "head", None) is None:
+                self.head = model.classifier.weight.detach().clone()
+
+    probe = HeadAfterStage()
+    trainer.add_callback(probe)
+    trainer.train()
+    stage_logs = [h for h in trainer.alignment_stage_log_history if "loss" in h]
+    task_logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert [h["step"] for h in stage_logs] == [1, 2]
+    assert all("align_loss" in h and "task_loss" not in h for h in stage_logs)
+    assert [h["step"] for h in task_logs] == [1, 2, 3]
+    assert all("task_loss" in h and "align_loss" not in h for h in task_logs)
+    # the task head is untouched by the alignment stage, then trained
+    torch.testing.assert_close(probe.head, head_before, atol=0, rtol=0)
+    assert not torch.equal(model.classifier.weight, head_before)
+    assert os.path.isdir(os.path.join(args.output_dir, "alignment_stage", "checkpoint-2"))
+    assert os.path.isdir(os.path.join(args.output_dir, "checkpoint-2"))  # the task stage's own
+
+
+def test_alignment_only_training_with_a_bare_encoder(tmp_path, tokenizer, parallel_dataset):
+    torch.manual_seed(0)
+    from hf_xalign.tiny import tiny_xlmr_config
+
+    model = XLMRobertaModel(tiny_xlmr_config(tokenizer))
+    args = make_args(tmp_path, max_steps=30, learning_rate=3e-3, logging_steps=10, alignment_loss=["contrastive"])
+    trainer = AlignmentTrainer(model=model, args=args, alignment_dataset=parallel_dataset, processing_class=tokenizer)
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert all("task_loss" not in h for h in logs)
+    assert logs[-1]["align/contrastive"] < logs[0]["align/contrastive"]
+
+
+def test_save_writes_loss_state_and_alignment_config(tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator):
+    args = make_args(tmp_path, max_steps=1, alignment_loss=["contrastive", "tlm"], alignment_loss_weights=[1.0, 0.5])
+    trainer = make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, args)
+    trainer.train()
+    trainer.save_model(str(tmp_path / "final"))
+    from safetensors.torch import load_file
+
+    saved = load_file(str(tmp_path / "final" / ALIGNMENT_LOSSES_NAME))
+    own = trainer.alignment_losses.state_dict()
+    assert saved.keys() == own.keys() and "1.head.bias" in saved
+    assert not any("word_embeddings" in k for k in saved)  # the tied decoder is the model's, not saved twice
+    config = json.loads((tmp_path / "final" / ALIGNMENT_CONFIG_NAME).read_text())
+    assert [(l["name"], l["weight"]) for l in config["losses"]] == [("contrastive", 1.0), ("tlm", 0.5)]
+
+
+def test_loss_parameters_are_optimized(tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator):
+    args = make_args(tmp_path, max_steps=2, alignment_loss=["mlm"])
+    trainer = make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, args)
+    before = {n: p.detach().clone() for n, p in trainer.alignment_losses.named_parameters()}
+    trainer.train()
+    optimized = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
+    for name, param in trainer.alignment_losses.named_parameters():
+        assert id(param) in optimized, name
+        assert not torch.equal(param, before[name]), name
+
+
+def test_non_finite_alignment_loss_stops_with_a_clear_error_and_keeps_checkpoints(
+    tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator
+):
+    from hf_xalign.losses import ContrastiveLoss
+
+    class ExplodesAtStep2(ContrastiveLoss):
+        calls = 0
+
+        def forward(self, encoding):
+            ExplodesAtStep2.calls += 1
+            loss = super().forward(encoding)
+            return loss * float("nan") if ExplodesAtStep2.calls > 2 else loss
+
+    args = make_args(tmp_path, max_steps=4, save_strategy="steps", save_steps=1)
+    trainer = make_trainer(
+        tokenizer, task_dataset, parallel_dataset, task_collator, args, alignment_loss=ExplodesAtStep2()
+    )
+    with pytest.raises(FloatingPointError, match=r"step 2 .*contrastive=nan"):
+        trainer.train()
+    assert os.path.isfile(os.path.join(args.output_dir, "checkpoint-2", "model.safetensors"))
+
+
+def test_unknown_loss_name_lists_known_losses(tmp_path):
+    with pytest.raises(ValueError, match=r"Unknown alignment loss 'infonce'.*contrastive.*mlm"):
+        make_args(tmp_path, alignment_loss=["infonce"])
+
+
+def test_weights_must_match_losses(tmp_path):
+    with pytest.raises(ValueError, match="got 1 weights for 2 losses"):
+        make_args(tmp_path, alignment_loss=["contrastive", "mlm"], alignment_loss_weights=[1.0])
+
+
+def test_arguments_from_yaml_and_command_line(tmp_path):
+    config = tmp_path / "align.yaml"
+    config.write_text(
+        "output_dir: out\nalignment_loss: [contrastive, token]\nalignment_loss_weights: [1.0, 0.3]\n"
+        "alignment_layer: 6\nalignment_lambda_schedule: linear_warmup\nalignment_lambda_warmup_steps: 100\n"
+        "alignment_mode: alternate\nalignment_every: 4\n"
+    )
+    parser = HfArgumentParser(AlignmentTrainingArguments)
+    (from_yaml,) = parser.parse_yaml_file(str(config))
+    (from_cli,) = parser.parse_args_into_dataclasses(
+        ["--output_dir", "out", "--alignment_loss", "contrastive", "token", "--alignment_loss_weights", "1.0", "0.3",
+         "--alignment_layer", "6", "--alignment_lambda_schedule", "linear_warmup",
+         "--alignment_lambda_warmup_steps", "100", "--alignment_mode", "alternate", "--alignment_every", "4"]
+    )
+    for parsed in (from_yaml, from_cli):
+        assert parsed.alignment_loss == ["contrastive", "token"]
+        assert parsed.alignment_loss_weights == [1.0, 0.3]
+        assert (parsed.alignment_layer, parsed.alignment_every, parsed.alignment_mode) == (6, 4, "alternate")
