@@ -283,11 +283,15 @@ class AlignmentTrainer(Trainer):
         return optimizer
 
     def _clip_grad_norm(self, model: nn.Module) -> torch.Tensor:
-        loss_params = list(self.alignment_losses.parameters())
-        if not loss_params:
+        if not any(True for _ in self.alignment_losses.parameters()):
             return super()._clip_grad_norm(model)
         # One norm over model and loss-owned parameters, as if the heads were part of the model.
-        return self.accelerator.clip_grad_norm_(list(model.parameters()) + loss_params, self.args.max_grad_norm)
+        return self.accelerator.clip_grad_norm_(self._trainable_parameters(), self.args.max_grad_norm)
+
+    def _get_grad_norm(self, model: nn.Module, grad_norm: torch.Tensor | float | None = None):
+        if grad_norm is None and any(True for _ in self.alignment_losses.parameters()):
+            grad_norm = self.accelerator.clip_grad_norm_(self._trainable_parameters(), float("inf"))
+        return super()._get_grad_norm(model, grad_norm)
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         super()._save(output_dir, state_dict)
