@@ -9,6 +9,7 @@ from transformers import TrainingArguments
 from .losses import get_loss_class
 from .pooling import POOLINGS
 from .schedules import LAMBDA_SCHEDULES
+from .surgery import COMBINATIONS
 
 ALIGNMENT_MODES: tuple[str, ...] = ("joint", "sequential", "alternate")
 
@@ -60,6 +61,27 @@ class AlignmentTrainingArguments(TrainingArguments):
         alignment_every (`int`, *optional*, defaults to `2`):
             In `alternate` mode, alignment is added on steps where `(step + 1) % alignment_every == 0`.
 
+    Parameters that control the gradient measurement and what is done with it:
+        conflict_every (`int`, *optional*, defaults to `1`):
+            Measure task vs alignment gradients (cosine, norms, per layer) every N optimizer steps;
+            0 turns it off. Results go to the logs (`conflict/...`) and `output_dir/conflict.jsonl`.
+        conflict_split_shared_forward (`bool`, *optional*, defaults to `False`):
+            Give each loss that reads the shared source+target forward its own gradient and cosine
+            (costs one extra backward per such loss). Losses with a forward of their own (`mlm`,
+            `tlm`) always get their own.
+        gradient_combination (`str`, *optional*, defaults to `"sum"`):
+            How task and alignment gradients are combined before clipping and the optimizer step:
+            `sum`, `pcgrad`, `gradvac`, `balance` or `adaptive` (see `hf_xalign.surgery`). Any rule
+            but `sum` needs `conflict_every=1`.
+        gradvac_beta (`float`, *optional*, defaults to `0.01`):
+            EMA rate of GradVac's per-layer target similarity.
+        balance_ratio (`float`, *optional*, defaults to `1.0`):
+            `balance`: the alignment gradient is rescaled to this multiple of the task gradient's norm.
+        adaptive_lambda_gain (`float`, *optional*, defaults to `1.0`), adaptive_lambda_max (`float`,
+        *optional*, defaults to `2.0`), adaptive_lambda_beta (`float`, *optional*, defaults to `0.1`):
+            `adaptive`: the alignment gradient is scaled by `clip(1 + gain * cos_ema, 0, max)`, where
+            `cos_ema` is an EMA (rate `beta`) of the measured cosine.
+
     Parameters that control the parallel data:
         alignment_batch_size (`int`, *optional*, defaults to `16`):
             Translation pairs per micro-batch and device (each pair is 2 sentences in the forward).
@@ -97,6 +119,20 @@ class AlignmentTrainingArguments(TrainingArguments):
     alignment_mode: str = field(default="joint", metadata={"help": f"One of {', '.join(ALIGNMENT_MODES)}."})
     alignment_steps: int = field(default=0, metadata={"help": "Alignment-only steps of the sequential mode."})
     alignment_every: int = field(default=2, metadata={"help": "Alternate mode: align on every k-th step."})
+    conflict_every: int = field(
+        default=1, metadata={"help": "Measure task vs alignment gradients every N steps (0 = off)."}
+    )
+    conflict_split_shared_forward: bool = field(
+        default=False, metadata={"help": "Own gradient per loss of the shared forward (one extra backward each)."}
+    )
+    gradient_combination: str = field(
+        default="sum", metadata={"help": f"Combining rule: {', '.join(COMBINATIONS)}."}
+    )
+    gradvac_beta: float = field(default=0.01, metadata={"help": "GradVac: EMA rate of the target similarity."})
+    balance_ratio: float = field(default=1.0, metadata={"help": "balance: |align grad| = ratio * |task grad|."})
+    adaptive_lambda_gain: float = field(default=1.0, metadata={"help": "adaptive: multiplier 1 + gain * cos_ema."})
+    adaptive_lambda_max: float = field(default=2.0, metadata={"help": "adaptive: largest multiplier."})
+    adaptive_lambda_beta: float = field(default=0.1, metadata={"help": "adaptive: EMA rate of the cosine."})
     alignment_batch_size: int = field(default=16, metadata={"help": "Translation pairs per micro-batch and device."})
     alignment_max_length: int = field(default=128, metadata={"help": "Max tokens per parallel sentence."})
     alignment_seed: int | None = field(default=None, metadata={"help": "Seed of the alignment stream (default: seed)."})
@@ -136,6 +172,15 @@ class AlignmentTrainingArguments(TrainingArguments):
             raise ValueError("alignment_mode='sequential' needs alignment_steps >= 1 (the alignment stage's length).")
         if self.alignment_mode == "alternate" and self.alignment_every < 1:
             raise ValueError(f"alignment_every must be >= 1, got {self.alignment_every}.")
+        if self.conflict_every < 0:
+            raise ValueError(f"conflict_every must be >= 0 (0 = off), got {self.conflict_every}.")
+        if self.gradient_combination not in COMBINATIONS:
+            raise ValueError(f"gradient_combination must be one of {COMBINATIONS}, got {self.gradient_combination!r}.")
+        if self.gradient_combination != "sum" and self.conflict_every != 1:
+            raise ValueError(
+                f"gradient_combination={self.gradient_combination!r} rewrites every step's gradient from its "
+                f"measured parts: it needs conflict_every=1 (got {self.conflict_every})."
+            )
         if self.alignment_batch_size < 1:
             raise ValueError(f"alignment_batch_size must be >= 1, got {self.alignment_batch_size}.")
         super().__post_init__()

@@ -37,11 +37,16 @@ def all_reduce_gradients(parameters: Iterable[torch.nn.Parameter], world_size: i
     for p in params:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
+    all_reduce_tensors([p.grad for p in params], world_size)
+
+
+def all_reduce_tensors(tensors: list[torch.Tensor], world_size: int) -> None:
+    """Average `tensors` over all processes in place, in coalesced buckets of at most `BUCKET_NUMEL`."""
     bucket: list[torch.Tensor] = []
     bucket_numel = 0
-    for p in params:
-        bucket.append(p.grad)
-        bucket_numel += p.grad.numel()
+    for tensor in tensors:
+        bucket.append(tensor)
+        bucket_numel += tensor.numel()
         if bucket_numel >= BUCKET_NUMEL:
             _reduce_bucket(bucket, world_size)
             bucket, bucket_numel = [], 0

@@ -16,17 +16,21 @@ from transformers import PreTrainedTokenizerBase, Trainer
 from transformers.trainer_utils import get_last_checkpoint
 
 from .args import AlignmentTrainingArguments
+from .conflict import TASK, ConflictMeasurement, GradientConflictCallback, GradientSplitter, mean_logs
 from .data.collator import ParallelCollator
 from .data.parallel import load_parallel
 from .data.stream import AlignmentStream
-from .distributed import all_reduce_gradients
+from .distributed import all_reduce_gradients, all_reduce_tensors
 from .losses import AlignmentLoss, get_loss_class
 from .pooling import ParallelEncoding
 from .schedules import alignment_lambda_at
+from .surgery import CombinationOptions, CombinationState, apply_combination, combination_coefficients
 
 ALIGNMENT_LOSSES_NAME = "alignment_losses.safetensors"
 ALIGNMENT_CONFIG_NAME = "alignment_config.json"
 ALIGNMENT_STAGE_DIR = "alignment_stage"
+COMBINATION_STATE_NAME = "gradient_combination_state.json"
+SHARED_FORWARD = "shared"
 
 
 class AlignmentOnlySteps(torch.utils.data.Dataset):
@@ -136,9 +140,29 @@ class AlignmentTrainer(Trainer):
             world_size=args.world_size,
         )
         self.alignment_stage = args.alignment_mode == "sequential" and self.task_dataset is not None
+        self.alignment_groups = self._backward_groups()
+        self.gradient_splitter: GradientSplitter | None = None
+        self.conflict_callback: GradientConflictCallback | None = None
+        if args.conflict_every > 0:
+            self.gradient_splitter = GradientSplitter(
+                self._named_trainable_parameters(),
+                getattr(unwrapped, "base_model_prefix", ""),
+                [name for name, _ in self.alignment_groups],
+            )
+            self.conflict_callback = GradientConflictCallback()
+            self.add_callback(self.conflict_callback)
+        self.combination_state = CombinationState()
+        self.combination_options = CombinationOptions(
+            gradvac_beta=args.gradvac_beta,
+            balance_ratio=args.balance_ratio,
+            adaptive_gain=args.adaptive_lambda_gain,
+            adaptive_max=args.adaptive_lambda_max,
+            adaptive_beta=args.adaptive_lambda_beta,
+        )
         self._micro_step = (-1, 0)  # (optimizer step, micro-steps seen in it)
         self._metric_sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=args.device))
         self._metric_steps: dict[str, int] = defaultdict(int)
+        self._measurements_since_log: list[ConflictMeasurement] = []
 
     # ---- construction helpers ----
 
@@ -152,6 +176,23 @@ class AlignmentTrainer(Trainer):
             return [get_loss_class(name).from_training_args(self.args) for name in self.args.alignment_loss]
         specs = alignment_loss if isinstance(alignment_loss, (list, tuple)) else [alignment_loss]
         return [spec if isinstance(spec, AlignmentLoss) else get_loss_class(spec).from_training_args(self.args) for spec in specs]
+
+    def _backward_groups(self) -> list[tuple[str, list[int]]]:
+        """The alignment backward passes of a step: `(objective name, loss indices)` in order.
+
+        Losses that read the shared source+target forward backpropagate together (one group,
+        `shared`), unless `conflict_split_shared_forward` asks for one group each; a loss with
+        a forward of its own is always its own group. Shared-forward groups come first.
+        """
+        shared = [i for i, loss in enumerate(self.alignment_losses) if loss.reads_shared_forward()]
+        own = [i for i, loss in enumerate(self.alignment_losses) if not loss.reads_shared_forward()]
+        groups: list[tuple[str, list[int]]] = []
+        if shared and (self.args.conflict_split_shared_forward or len(shared) == 1):
+            groups += [(self.alignment_loss_names[i], [i]) for i in shared]
+        elif shared:
+            groups.append((SHARED_FORWARD, shared))
+        groups += [(self.alignment_loss_names[i], [i]) for i in own]
+        return groups
 
     # ---- the schedule: which objectives, which λ ----
 
@@ -181,54 +222,103 @@ class AlignmentTrainer(Trainer):
 
     # ---- the training step ----
 
-    def compute_alignment_loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The weighted alignment loss of one parallel batch, and each loss's own value.
+    def compute_alignment_loss(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Each alignment loss's (unweighted) value on one parallel batch, keyed by loss name.
 
-        Source and target sentences go through the encoder in one forward (shared by all
-        losses that read clean representations); MLM/TLM run their own masked forward.
+        Source and target sentences go through the encoder in one forward, shared by all
+        losses that read clean representations; MLM/TLM run their own masked forward. The
+        trainer weighs the values with `alignment_loss_weights` and λ.
         """
         encoder = self.accelerator.unwrap_model(model).base_model
         encoding = ParallelEncoding(encoder, batch)
-        parts = {name: loss(encoding) for name, loss in zip(self.alignment_loss_names, self.alignment_losses)}
-        total = sum(weight * parts[name] for name, weight in zip(self.alignment_loss_names, self.alignment_loss_weights))
-        return total, parts
+        return {name: loss(encoding) for name, loss in zip(self.alignment_loss_names, self.alignment_losses)}
 
     def training_step(
         self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: torch.Tensor | int | None = None
     ) -> torch.Tensor:
         step = self.state.global_step
         micro_step = self._next_micro_step(step)
+        run_task, run_alignment = self.alignment_objectives(step)
+        lam = self.alignment_lambda(step) if run_alignment else 0.0
+        splitter = self.gradient_splitter
+        measuring = (
+            splitter is not None and run_task and lam != 0.0 and step % self.args.conflict_every == 0
+        )
         if micro_step == 0:
             # Trainer's model.zero_grad() after each optimizer step does not reach loss-owned parameters.
             self.alignment_losses.zero_grad(set_to_none=True)
-        run_task, run_alignment = self.alignment_objectives(step)
-        lam = self.alignment_lambda(step) if run_alignment else 0.0
+            if measuring:
+                splitter.start_step()
+        capture = splitter.capture if measuring else _no_capture
+        accumulation = self.current_gradient_accumulation_steps
         distributed = self.args.world_size > 1
-        # Under DDP both backward passes run unsynced; gradients are averaged once below.
+        # Under DDP every backward runs unsynced; gradients are averaged once, at the sync step.
         sync_context = self.accelerator.no_sync(model) if distributed else contextlib.nullcontext()
         total = torch.zeros((), device=self.args.device)
         with sync_context:
             if run_task:
-                task_loss = super().training_step(model, inputs, num_items_in_batch)
-                self._record("task_loss", task_loss, micro_step)
+                with capture(TASK):
+                    task_loss = super().training_step(model, inputs, num_items_in_batch)
+                self._record("task_loss", task_loss, micro_step == 0)
                 total = total + task_loss
             if run_alignment and lam != 0.0:
                 batch = self._prepare_inputs(self.alignment_stream.batch(step, micro_step))
                 model.train()
                 with self.compute_loss_context_manager():
-                    align_loss, parts = self.compute_alignment_loss(model, batch)
+                    parts = self.compute_alignment_loss(model, batch)
+                weighted = {name: w * parts[name] for name, w in zip(self.alignment_loss_names, self.alignment_loss_weights)}
+                align_loss = sum(weighted.values())
                 self._check_finite(align_loss, parts, step)
-                scaled = align_loss / self.current_gradient_accumulation_steps
-                self.accelerator.backward(lam * scaled)
-                self._record("align_loss", scaled.detach(), micro_step)
+                for index, (objective, members) in enumerate(self.alignment_groups):
+                    # A shared forward's graph must survive until the last group that reads it.
+                    retain = any(
+                        self.alignment_losses[i].reads_shared_forward()
+                        for _, later in self.alignment_groups[index + 1 :] for i in later
+                    ) and any(self.alignment_losses[i].reads_shared_forward() for i in members)
+                    group_loss = sum(weighted[self.alignment_loss_names[i]] for i in members)
+                    with capture(objective):
+                        self.accelerator.backward(lam * group_loss / accumulation, retain_graph=retain)
+                self._record("align_loss", align_loss.detach() / accumulation, micro_step == 0)
                 for name, value in parts.items():
-                    self._record(f"align/{name}", value.detach() / self.current_gradient_accumulation_steps, micro_step)
-                total = total + lam * scaled.detach()
+                    self._record(f"align/{name}", value.detach() / accumulation, micro_step == 0)
+                total = total + lam * align_loss.detach() / accumulation
         if run_alignment:
-            self._record("align_lambda", torch.tensor(lam, device=self.args.device), micro_step, average_micro=True)
-        if distributed and self.accelerator.sync_gradients:
-            all_reduce_gradients(self._trainable_parameters(), self.args.world_size)
+            self._record("align_lambda", torch.tensor(lam / accumulation, device=self.args.device), micro_step == 0)
+        if self.accelerator.sync_gradients:
+            self._finish_step_gradients(step, lam, measuring, distributed)
         return total
+
+    def _finish_step_gradients(self, step: int, lam: float, measuring: bool, distributed: bool) -> None:
+        """At the optimizer step: average over processes, measure, and apply the combining rule."""
+        params = self._trainable_parameters()
+        if not measuring:
+            if distributed:
+                all_reduce_gradients(params, self.args.world_size)
+            return
+        splitter = self.gradient_splitter
+        rule = self.args.gradient_combination
+        if distributed and rule != "sum":
+            # The rule rewrites the averaged gradient, so it needs the averaged task part too.
+            all_reduce_gradients(params, self.args.world_size)
+            for buffer in splitter.buffers.values():
+                all_reduce_tensors(buffer, self.args.world_size)
+            sums = splitter.partial_sums()
+        else:
+            # Statistics of each process's gradients, combined through one small all-reduce.
+            sums = splitter.partial_sums()
+            if distributed:
+                torch.distributed.all_reduce(sums)
+                all_reduce_gradients(params, self.args.world_size)
+        measurement = splitter.measurement(sums, step, lam)
+        self.conflict_callback.add(measurement)
+        self._record_measurement(measurement)
+        if rule != "sum":
+            n_groups = len(splitter.group_names)
+            alphas, betas = combination_coefficients(
+                rule, sums[: 3 * n_groups].view(n_groups, 3), splitter.group_names,
+                self.combination_state, self.combination_options,
+            )
+            apply_combination(splitter.params, splitter.buffers[TASK], splitter.group_of, alphas, betas)
 
     def _next_micro_step(self, step: int) -> int:
         last_step, seen = self._micro_step
@@ -236,8 +326,15 @@ class AlignmentTrainer(Trainer):
         self._micro_step = (step, micro_step + 1)
         return micro_step
 
+    def _named_trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """Model parameters, then loss-owned ones as `loss.<key>.<name>`: the order every process shares."""
+        named = list(self.accelerator.unwrap_model(self.model).named_parameters())
+        for key, loss in zip(self.alignment_loss_names, self.alignment_losses):
+            named += [(f"loss.{key}.{name}", param) for name, param in loss.named_parameters()]
+        return named
+
     def _trainable_parameters(self) -> list[nn.Parameter]:
-        return list(self.accelerator.unwrap_model(self.model).parameters()) + list(self.alignment_losses.parameters())
+        return [param for _, param in self._named_trainable_parameters()]
 
     @staticmethod
     def _check_finite(align_loss: torch.Tensor, parts: dict[str, torch.Tensor], step: int) -> None:
@@ -250,14 +347,20 @@ class AlignmentTrainer(Trainer):
 
     # ---- logging: averaged per optimizer step, merged before Trainer.log fans out ----
 
-    def _record(self, key: str, value: torch.Tensor, micro_step: int, average_micro: bool = False) -> None:
-        if average_micro:
-            value = value / self.current_gradient_accumulation_steps
+    def _record(self, key: str, value: torch.Tensor, new_step: bool) -> None:
+        """Add a micro-step's share of a per-step value; logs show the mean over recorded steps."""
         self._metric_sums[key] = self._metric_sums[key] + value.to(self.args.device)
-        if micro_step == 0:
+        if new_step:
             self._metric_steps[key] += 1
 
+    def _record_measurement(self, measurement: ConflictMeasurement) -> None:
+        """Keep a step's gradient statistics for the next log (already global: no reduction needed)."""
+        self._measurements_since_log.append(measurement)
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._measurements_since_log:
+            logs.update(mean_logs(self._measurements_since_log))
+            self._measurements_since_log = []
         if "loss" in logs and self._metric_steps:
             keys = sorted(self._metric_steps)
             sums = torch.stack([self._metric_sums[key] for key in keys])
@@ -354,6 +457,11 @@ class AlignmentTrainer(Trainer):
             self.alignment_stage_log_history = list(self.state.log_history)
         finally:
             args.output_dir, args.max_steps, self.train_dataset, self.data_collator = task_settings
+
+
+@contextlib.contextmanager
+def _no_capture(objective: str):
+    yield
 
 
 def _unique_names(names: list[str]) -> list[str]:

@@ -41,6 +41,14 @@ class AlignmentLoss(nn.Module):
     def setup(self, model: nn.Module) -> None:
         """Called once by the trainer with the unwrapped task model before the optimizer is built."""
 
+    def reads_shared_forward(self) -> bool:
+        """Whether the loss reads the shared source+target forward (then its backward is shared too).
+
+        Losses that run a forward of their own (masked inputs, concatenated pairs) return `False`:
+        the trainer gives them a backward, and so a measured gradient, of their own.
+        """
+        return True
+
     def forward(self, encoding: ParallelEncoding) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 

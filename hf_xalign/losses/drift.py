@@ -49,6 +49,9 @@ class DriftLoss(AlignmentLoss):
         hold_unregistered(self, "encoder", encoder)
         hold_unregistered(self, "reference", frozen_copy(encoder))
 
+    def reads_shared_forward(self) -> bool:
+        return self.target == "representations"
+
     def forward(self, encoding: ParallelEncoding) -> torch.Tensor:
         if self.target == "weights":
             return self.weight_drift()

@@ -54,6 +54,9 @@ class _MaskedLMBase(AlignmentLoss):
                 getattr(config, "initializer_range", 0.02),
             ).to(device=embeddings.weight.device, dtype=embeddings.weight.dtype)
 
+    def reads_shared_forward(self) -> bool:
+        return False
+
     def forward(self, encoding: ParallelEncoding) -> torch.Tensor:
         if self.head is None:
             raise RuntimeError(f"The {self.name!r} loss has no LM head yet: call setup(model) first.")
