@@ -1,0 +1,69 @@
+"""Two CPU processes (gloo, torchrun): each step's gradient is the average over processes of
+(task + λ · alignment) gradients, loss-owned parameters included, identical on every rank."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import make_model
+from distributed_worker import LAMBDA, build_tokenizer
+from hf_xalign.losses import MaskedLMLoss
+from test_trainer import hand_contrastive
+
+WORKER = os.path.join(os.path.dirname(__file__), "distributed_worker.py")
+
+
+def run_two_processes(out_dir, combination: str) -> list[dict]:
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    command = [torchrun, "--nproc_per_node", "2", "--standalone", WORKER, str(out_dir), combination]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return [torch.load(out_dir / f"rank{rank}.pt", weights_only=False) for rank in range(2)]
+
+
+@pytest.mark.parametrize("combination", ["sum", "balance"])
+def test_two_process_step_equals_average_of_per_process_objectives(tmp_path, combination):
+    ranks = run_two_processes(tmp_path, combination)
+    assert [r["world_size"] for r in ranks] == [2, 2]
+    assert not torch.equal(ranks[0]["task_batch"]["input_ids"], ranks[1]["task_batch"]["input_ids"])
+    for name in ranks[0]["grads"]:  # every rank steps with the same gradient
+        assert torch.equal(ranks[0]["grads"][name], ranks[1]["grads"][name]), name
+
+    # Oracle: an identical model and MLM head; the average over ranks of each rank's objective.
+    tokenizer = build_tokenizer()
+    reference = make_model(tokenizer).double()
+    mlm = MaskedLMLoss()
+    mlm.setup(reference)
+    mlm.load_state_dict({k.removeprefix("1."): v for k, v in ranks[0]["initial_head"].items()})
+    named = list(reference.named_parameters()) + [(f"loss.mlm.{n}", p) for n, p in mlm.named_parameters()]
+    params = [p for _, p in named]
+    task_objective = sum(reference(**r["task_batch"]).loss for r in ranks) / 2
+    align_objective = LAMBDA * sum(
+        hand_contrastive(reference.base_model, r["alignment_batch"], 0.05)
+        + mlm.compute_loss_from_hidden(
+            reference.base_model(
+                input_ids=r["alignment_batch"]["mlm_input_ids"], attention_mask=r["alignment_batch"]["attention_mask"]
+            ).last_hidden_state,
+            r["alignment_batch"]["mlm_labels"],
+        )
+        for r in ranks
+    ) / 2
+    task = [g if g is not None else torch.zeros_like(p) for g, p in zip(
+        torch.autograd.grad(task_objective, params, allow_unused=True), params)]
+    align = [g if g is not None else torch.zeros_like(p) for g, p in zip(
+        torch.autograd.grad(align_objective, params, allow_unused=True), params)]
+    if combination == "balance":  # A' = A * |T| / |A| (balance_ratio 1), from the averaged T and A
+        task_norm = torch.sqrt(sum((t * t).sum() for t in task))
+        align_norm = torch.sqrt(sum((a * a).sum() for a in align))
+        align = [a * task_norm / align_norm for a in align]
+    expected = {name: t + a for (name, _), t, a in zip(named, task, align)}
+    got = ranks[0]["grads"]
+    assert set(got) <= set(expected)
+    for name, grad in got.items():
+        torch.testing.assert_close(grad, expected[name], atol=1e-6, rtol=0, msg=name)
