@@ -406,6 +406,9 @@ class AlignmentTrainer(Trainer):
             save_file(loss_state, os.path.join(output_dir, ALIGNMENT_LOSSES_NAME), metadata={"format": "pt"})
         with open(os.path.join(output_dir, ALIGNMENT_CONFIG_NAME), "w", encoding="utf-8") as f:
             json.dump(self.alignment_config(), f, indent=2)
+        if self.args.gradient_combination != "sum":
+            with open(os.path.join(output_dir, COMBINATION_STATE_NAME), "w", encoding="utf-8") as f:
+                json.dump(self.combination_state.to_dict(), f, indent=2)
 
     def alignment_config(self) -> dict[str, Any]:
         """How this model is being aligned: losses, their options and weights, λ and mode."""
@@ -420,10 +423,15 @@ class AlignmentTrainer(Trainer):
             "mode": args.alignment_mode,
             "alignment_batch_size": args.alignment_batch_size,
             "alignment_pairs": len(self.alignment_stream.dataset),
+            "gradient_combination": args.gradient_combination,
         }
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)
+        state_path = os.path.join(resume_from_checkpoint, COMBINATION_STATE_NAME)
+        if os.path.isfile(state_path):  # GradVac targets / adaptive EMA: an exact resume needs them
+            with open(state_path, encoding="utf-8") as f:
+                self.combination_state = CombinationState.from_dict(json.load(f))
         path = os.path.join(resume_from_checkpoint, ALIGNMENT_LOSSES_NAME)
         if os.path.isfile(path):
             self.alignment_losses.load_state_dict(load_file(path, device=str(self.args.device)))

@@ -316,3 +316,20 @@ def test_arguments_from_yaml_and_command_line(tmp_path):
         assert parsed.alignment_loss == ["contrastive", "token"]
         assert parsed.alignment_loss_weights == [1.0, 0.3]
         assert (parsed.alignment_layer, parsed.alignment_every, parsed.alignment_mode) == (6, 4, "alternate")
+
+
+def test_resume_restores_gradvac_targets(tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator):
+    common = dict(max_steps=4, gradient_combination="gradvac", gradvac_beta=0.5, save_strategy="steps", save_steps=2)
+    full = make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, make_args(tmp_path / "full", **common))
+    full.train()
+    checkpoint = os.path.join(tmp_path / "full" / "run", "checkpoint-2")
+    resumed = make_trainer(
+        tokenizer, task_dataset, parallel_dataset, task_collator,
+        make_args(tmp_path / "resumed", **common), model=make_model(tokenizer, seed=3),
+    )
+    resumed.train(resume_from_checkpoint=checkpoint)
+    assert full.combination_state.gradvac_targets  # the EMA moved away from its start
+    for group, target in full.combination_state.gradvac_targets.items():
+        assert resumed.combination_state.gradvac_targets[group] == pytest.approx(target, abs=1e-9)
+    for (name, expected), got in zip(full.model.named_parameters(), resumed.model.parameters()):
+        torch.testing.assert_close(got, expected, atol=1e-6, rtol=0, msg=name)
