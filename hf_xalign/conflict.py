@@ -95,6 +95,20 @@ class ConflictMeasurement:
                     logs[f"conflict/{name}/{key}"] = value
         return logs
 
+    @classmethod
+    def from_record(cls, record: dict) -> "ConflictMeasurement":
+        """The inverse of [`to_record`] (`None` back to NaN)."""
+        values = _none_to_nan(record)
+        return cls(
+            step=values["step"],
+            alignment_lambda=values["lambda"],
+            cosine=values["cosine"],
+            task_norm=values["task_norm"],
+            align_norm=values["align_norm"],
+            per_group=values["per_group"],
+            per_objective=values["per_objective"],
+        )
+
     def to_record(self) -> dict:
         """A JSON-ready record; undefined values (a cosine with a zero gradient) become `None`."""
         return _nan_to_none({
@@ -113,6 +127,12 @@ def _nan_to_none(value):
     if isinstance(value, dict):
         return {key: _nan_to_none(item) for key, item in value.items()}
     return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _none_to_nan(value):
+    if isinstance(value, dict):
+        return {key: _none_to_nan(item) for key, item in value.items()}
+    return float("nan") if value is None else value
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -308,7 +328,17 @@ class GradientConflictCallback(TrainerCallback):
         self._pending.append(measurement)
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.measurements, self._pending, self.summary = [], [], None
+        """Start the log afresh, or on resume keep what was measured before the checkpoint's step."""
+        path = os.path.join(args.output_dir, CONFLICT_LOG_NAME)
+        kept = []
+        if state.global_step > 0 and os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                kept = [record for record in map(json.loads, f) if record["step"] < state.global_step]
+        self.measurements = [ConflictMeasurement.from_record(record) for record in kept]
+        self._pending, self.summary = [], None
+        if state.is_world_process_zero and os.path.isfile(path):
+            with open(path, "w", encoding="utf-8") as f:  # drops a crashed run's steps beyond the checkpoint
+                f.writelines(json.dumps(record) + "\n" for record in kept)
 
     def on_step_end(self, args, state, control, **kwargs):
         if self._pending and state.is_world_process_zero:

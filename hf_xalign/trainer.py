@@ -146,7 +146,8 @@ class AlignmentTrainer(Trainer):
         if args.conflict_every > 0:
             self.gradient_splitter = GradientSplitter(
                 self._named_trainable_parameters(),
-                getattr(unwrapped, "base_model_prefix", ""),
+                # A bare encoder's parameter names carry no prefix: all of them are encoder parameters.
+                "" if unwrapped.base_model is unwrapped else unwrapped.base_model_prefix,
                 [name for name, _ in self.alignment_groups],
             )
             self.conflict_callback = GradientConflictCallback()
@@ -207,6 +208,12 @@ class AlignmentTrainer(Trainer):
             return True, (step + 1) % self.args.alignment_every == 0
         return True, True
 
+    def _measures(self, step: int) -> bool:
+        """Whether step `step` is measured: every `conflict_every`-th step that runs both objectives."""
+        if self.args.alignment_mode == "alternate":  # count only the steps that align
+            return ((step + 1) // self.args.alignment_every - 1) % self.args.conflict_every == 0
+        return step % self.args.conflict_every == 0
+
     def alignment_lambda(self, step: int) -> float:
         """λ at optimizer step `step`, from the schedule in the arguments."""
         args = self.args
@@ -241,9 +248,7 @@ class AlignmentTrainer(Trainer):
         run_task, run_alignment = self.alignment_objectives(step)
         lam = self.alignment_lambda(step) if run_alignment else 0.0
         splitter = self.gradient_splitter
-        measuring = (
-            splitter is not None and run_task and lam != 0.0 and step % self.args.conflict_every == 0
-        )
+        measuring = splitter is not None and run_task and lam != 0.0 and self._measures(step)
         if micro_step == 0:
             # Trainer's model.zero_grad() after each optimizer step does not reach loss-owned parameters.
             self.alignment_losses.zero_grad(set_to_none=True)

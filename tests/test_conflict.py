@@ -1,0 +1,364 @@
+"""Gradient-conflict measurement: each statistic against an independent autograd oracle.
+
+The oracle is always an identical, separate model differentiated with `torch.autograd.grad`:
+the task gradient `T` from the task loss alone, the alignment gradient `A` from `λ *` the
+alignment loss alone (written out by hand where possible), and the cosines and norms summed
+by hand in float64, per parameter group named by hand.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import re
+
+import pytest
+import torch
+
+from conftest import make_model
+from hf_xalign import AlignmentTrainingArguments
+from hf_xalign.conflict import CONFLICT_LOG_NAME, CONFLICT_SUMMARY_NAME, parameter_group
+from hf_xalign.losses import MaskedLMLoss
+from hf_xalign.pooling import ParallelEncoding
+from test_trainer import hand_contrastive, make_args, make_trainer
+
+LAMBDA = 0.7
+
+
+# ---- oracle helpers (no library code) ----
+
+
+def hand_group(name: str) -> str:
+    """The reporting group of a parameter of the tiny XLM-R tagger, named by hand."""
+    if name.startswith("roberta.embeddings."):
+        return "embeddings"
+    layer = re.fullmatch(r"roberta\.encoder\.layer\.(\d+)\..*", name)
+    if layer:
+        return f"layer.{layer.group(1)}"
+    if name.startswith("classifier."):
+        return "head"
+    raise AssertionError(f"unexpected parameter {name}")
+
+
+def gradients(loss: torch.Tensor, named_params: list[tuple[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """`{name: d loss / d param}` by torch.autograd.grad, zeros where the loss does not reach a parameter."""
+    params = [p for _, p in named_params]
+    grads = torch.autograd.grad(loss, params, allow_unused=True, retain_graph=True)
+    return {
+        name: (torch.zeros_like(p) if g is None else g).detach().double()
+        for (name, p), g in zip(named_params, grads)
+    }
+
+
+def stats(task: dict[str, torch.Tensor], align: dict[str, torch.Tensor], names) -> dict[str, float]:
+    """Cosine and norms of the concatenation of the named parameters' gradients, in float64."""
+    dot = sum(float((task[n] * align[n]).sum()) for n in names)
+    task_sq = sum(float((task[n] ** 2).sum()) for n in names)
+    align_sq = sum(float((align[n] ** 2).sum()) for n in names)
+    return {  # the cosine is undefined (NaN) where one gradient is zero, e.g. alignment on the task head
+        "cosine": dot / math.sqrt(task_sq * align_sq) if task_sq * align_sq > 0 else math.nan,
+        "task_norm": math.sqrt(task_sq),
+        "align_norm": math.sqrt(align_sq),
+    }
+
+
+def sentence_vectors(encoder, batch):
+    """Mean-pooled (non-special, non-padding tokens) source and target vectors from two SEPARATE forwards."""
+    pairs = batch["input_ids"].shape[0] // 2
+    vectors = []
+    for rows in (slice(0, pairs), slice(pairs, 2 * pairs)):
+        ids, mask = batch["input_ids"][rows], batch["attention_mask"][rows]
+        keep = (mask * (1 - batch["special_tokens_mask"][rows])).unsqueeze(-1).double()
+        states = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        vectors.append((states * keep).sum(1) / keep.sum(1))
+    return vectors
+
+
+def hand_mse(encoder, batch):
+    src, tgt = sentence_vectors(encoder, batch)
+    return ((src - tgt) ** 2).mean()
+
+
+def train_recording_task_batches(tokenizer, task_dataset, parallel_dataset, task_collator, args, model):
+    """Train, keeping a copy of every task batch the Trainer's loader collated."""
+    seen = []
+
+    def recording_collator(rows):
+        batch = task_collator(rows)
+        seen.append({k: v.clone() for k, v in batch.items()})
+        return batch
+
+    trainer = make_trainer(tokenizer, task_dataset, parallel_dataset, recording_collator, args, model=model)
+    trainer.train()
+    return trainer, seen
+
+
+def approx(value):
+    return pytest.approx(value, rel=1e-5, abs=1e-5, nan_ok=True)
+
+
+# ---- the measurement against the oracle ----
+
+
+@pytest.mark.parametrize("accumulation", [1, 2])
+def test_logged_statistics_equal_autograd_oracle(
+    tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator, accumulation
+):
+    args = make_args(
+        tmp_path, max_steps=1, max_grad_norm=0.0, conflict_every=1, alignment_loss=["contrastive"],
+        alignment_lambda=LAMBDA, per_device_train_batch_size=8 // accumulation,
+        gradient_accumulation_steps=accumulation,
+    )
+    model, reference = make_model(tokenizer).double(), make_model(tokenizer).double()  # same seed, same weights
+    trainer, seen = train_recording_task_batches(tokenizer, task_dataset, parallel_dataset, task_collator, args, model)
+
+    # Oracle: T = ∇ mean_micro task loss, A = ∇ λ mean_micro contrastive loss (hand-written).
+    named = list(reference.named_parameters())
+    task_loss = sum(reference(**batch).loss for batch in seen[:accumulation]) / accumulation
+    align_loss = LAMBDA * sum(
+        hand_contrastive(reference.base_model, trainer.alignment_stream.batch(0, micro), args.alignment_temperature)
+        for micro in range(accumulation)
+    ) / accumulation
+    task, align = gradients(task_loss, named), gradients(align_loss, named)
+    names = [n for n, _ in named]
+    expected = stats(task, align, names)
+    groups = sorted({hand_group(n) for n in names})
+    assert groups == ["embeddings", "head", "layer.0", "layer.1"]
+    assert float(sum((align[n] ** 2).sum() for n in names if hand_group(n) == "head")) == 0.0  # head: task only
+    expected_groups = {g: stats(task, align, [n for n in names if hand_group(n) == g]) for g in groups}
+
+    # 1. the measurement object
+    (measurement,) = trainer.conflict_callback.measurements
+    assert measurement.step == 0
+    for key, value in expected.items():
+        assert getattr(measurement, key) == approx(value), key
+    assert set(measurement.per_group) == set(groups)
+    for group, values in expected_groups.items():
+        for key, value in values.items():
+            assert measurement.per_group[group][key] == approx(value), (group, key)
+
+    # 2. the Trainer's logs (and so every report_to target)
+    (logged,) = [h for h in trainer.state.log_history if "conflict/cosine" in h]
+    for key, value in expected.items():
+        assert logged[f"conflict/{key}"] == approx(value), key
+    for group, values in expected_groups.items():
+        for key, value in values.items():
+            if math.isnan(value):  # undefined values are left out of the logs
+                assert f"conflict/{group}/{key}" not in logged, (group, key)
+            else:
+                assert logged[f"conflict/{group}/{key}"] == approx(value), (group, key)
+
+    # 3. the line in conflict.jsonl
+    with open(os.path.join(args.output_dir, CONFLICT_LOG_NAME), encoding="utf-8") as f:
+        (record,) = [json.loads(line) for line in f]
+    assert record["step"] == 0
+    for key, value in expected.items():
+        assert record[key] == approx(value), key
+    for group, values in expected_groups.items():
+        for key, value in values.items():
+            got = record["per_group"][group][key]
+            assert (got is None) if math.isnan(value) else got == approx(value), (group, key)  # JSON null = undefined
+
+
+def test_per_objective_cosines_with_mlm_equal_autograd_oracle(
+    tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator
+):
+    args = make_args(
+        tmp_path, max_steps=1, max_grad_norm=0.0, conflict_every=1, alignment_loss=["contrastive", "mlm"],
+        alignment_lambda=LAMBDA,
+    )
+    model, reference = make_model(tokenizer).double(), make_model(tokenizer).double()
+    seen = []
+
+    def recording_collator(rows):
+        batch = task_collator(rows)
+        seen.append({k: v.clone() for k, v in batch.items()})
+        return batch
+
+    trainer = make_trainer(tokenizer, task_dataset, parallel_dataset, recording_collator, args, model=model)
+    head_state = copy.deepcopy(trainer.alignment_losses[1].state_dict())  # the MLM head before its first update
+    trainer.train()
+
+    # Oracle: the same MLM head on the reference, each objective differentiated on its own.
+    mlm = MaskedLMLoss()
+    mlm.setup(reference)
+    mlm.load_state_dict(head_state)
+    named = list(reference.named_parameters()) + [(f"loss.mlm.{n}", p) for n, p in mlm.named_parameters()]
+    batch = trainer.alignment_stream.batch(0, 0)
+    task = gradients(reference(**seen[0]).loss, named)
+    contrastive = gradients(LAMBDA * hand_contrastive(reference.base_model, batch, args.alignment_temperature), named)
+    masked_lm = gradients(LAMBDA * mlm(ParallelEncoding(reference.base_model, batch)), named)
+    names = [n for n, _ in named]
+    assert any(float(masked_lm[n].abs().sum()) > 0 for n in names if n.startswith("loss.mlm."))
+
+    (measurement,) = trainer.conflict_callback.measurements
+    assert set(measurement.per_objective) == {"contrastive", "mlm"}
+    (logged,) = [h for h in trainer.state.log_history if "conflict/cosine" in h]
+    for objective, align in (("contrastive", contrastive), ("mlm", masked_lm)):
+        for key, value in stats(task, align, names).items():
+            assert measurement.per_objective[objective][key] == approx(value), (objective, key)
+            assert logged[f"conflict/{objective}/{key}"] == approx(value), (objective, key)
+    # the loss-owned head is part of the (global) alignment gradient
+    total = {n: contrastive[n] + masked_lm[n] for n in names}
+    assert measurement.align_norm == approx(stats(task, total, names)["align_norm"])
+    head_names = [n for n in names if n.startswith("loss.mlm.")]
+    assert measurement.per_group["loss.mlm"]["align_norm"] == approx(
+        math.sqrt(sum(float((masked_lm[n] ** 2).sum()) for n in head_names))
+    )
+
+
+def test_split_shared_forward_gives_each_loss_its_own_cosine(
+    tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator
+):
+    args = make_args(
+        tmp_path, max_steps=1, max_grad_norm=0.0, conflict_every=1, alignment_loss=["contrastive", "mse"],
+        alignment_lambda=LAMBDA, conflict_split_shared_forward=True,
+    )
+    model, reference = make_model(tokenizer).double(), make_model(tokenizer).double()
+    trainer, seen = train_recording_task_batches(tokenizer, task_dataset, parallel_dataset, task_collator, args, model)
+
+    named = list(reference.named_parameters())
+    names = [n for n, _ in named]
+    batch = trainer.alignment_stream.batch(0, 0)
+    task = gradients(reference(**seen[0]).loss, named)
+    oracles = {
+        "contrastive": gradients(LAMBDA * hand_contrastive(reference.base_model, batch, args.alignment_temperature), named),
+        "mse": gradients(LAMBDA * hand_mse(reference.base_model, batch), named),
+    }
+    (measurement,) = trainer.conflict_callback.measurements
+    assert set(measurement.per_objective) == {"contrastive", "mse"}
+    for objective, align in oracles.items():
+        for key, value in stats(task, align, names).items():
+            assert measurement.per_objective[objective][key] == approx(value), (objective, key)
+
+
+def test_split_shared_forward_changes_no_gradient(tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator):
+    final = {}
+    for split in (False, True):
+        args = make_args(
+            tmp_path / str(split), max_steps=2, conflict_every=1, alignment_loss=["contrastive", "mse"],
+            alignment_lambda=LAMBDA, conflict_split_shared_forward=split,
+        )
+        trainer = make_trainer(
+            tokenizer, task_dataset, parallel_dataset, task_collator, args, model=make_model(tokenizer).double()
+        )
+        assert [name for name, _ in trainer.alignment_groups] == (["contrastive", "mse"] if split else ["shared"])
+        trainer.train()
+        final[split] = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    for name, value in final[False].items():
+        torch.testing.assert_close(final[True][name], value, atol=1e-6, rtol=0, msg=name)
+
+
+def test_measuring_with_sum_leaves_training_bitwise_unchanged(
+    tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator
+):
+    final = {}
+    for every in (0, 1):
+        args = make_args(
+            tmp_path / str(every), max_steps=4, conflict_every=every, gradient_combination="sum",
+            alignment_loss=["contrastive", "mlm"], per_device_train_batch_size=4, alignment_batch_size=4,
+        )
+        trainer = make_trainer(
+            tokenizer, task_dataset, parallel_dataset, task_collator, args,
+            model=make_model(tokenizer, dropout=0.1, seed=3),
+        )
+        trainer.train()
+        assert len(trainer.conflict_callback.measurements if every else []) == (4 if every else 0)
+        final[every] = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+        final[every].update({f"loss.{n}": p.detach().clone() for n, p in trainer.alignment_losses.named_parameters()})
+    assert final[0].keys() == final[1].keys()
+    for name, value in final[0].items():
+        assert torch.equal(final[1][name], value), name
+
+
+def test_jsonl_has_one_line_per_measured_step_and_summary_matches_it(
+    tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator
+):
+    args = make_args(tmp_path, max_steps=4, conflict_every=2, per_device_train_batch_size=4, alignment_batch_size=4)
+    trainer = make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, args)
+    trainer.train()
+    with open(os.path.join(args.output_dir, CONFLICT_LOG_NAME), encoding="utf-8") as f:
+        records = [json.loads(line) for line in f]
+    assert [r["step"] for r in records] == [0, 2]
+    with open(os.path.join(args.output_dir, CONFLICT_SUMMARY_NAME), encoding="utf-8") as f:
+        summary = json.load(f)
+    cosines = [r["cosine"] for r in records]
+    assert summary["measured_steps"] == 2
+    assert summary["mean_cosine"] == approx((cosines[0] + cosines[1]) / 2)
+    assert summary["negative_cosine_fraction"] == approx(sum(c < 0 for c in cosines) / 2)
+    assert summary["median_cosine"] == approx((cosines[0] + cosines[1]) / 2)  # the median of two values
+    assert summary["mean_norm_ratio"] == approx(
+        sum(r["align_norm"] / r["task_norm"] for r in records) / 2
+    )
+    for group in ("embeddings", "layer.0", "layer.1"):
+        group_cosines = [r["per_group"][group]["cosine"] for r in records]
+        assert summary["per_group"][group]["mean_cosine"] == approx(sum(group_cosines) / 2), group
+
+
+def test_resumed_run_keeps_one_jsonl_line_per_step(tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator):
+    from transformers import TrainerCallback
+
+    class CrashAfterStep3(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            control.should_training_stop = state.global_step == 3
+
+    common = dict(
+        max_steps=4, save_strategy="steps", save_steps=2, per_device_train_batch_size=4, alignment_batch_size=4
+    )
+    args = make_args(tmp_path, **common)
+    first = make_trainer(
+        tokenizer, task_dataset, parallel_dataset, task_collator, args, callbacks=[CrashAfterStep3()]
+    )
+    first.train()  # measured steps 0, 1, 2; checkpoint-2 holds the state after steps 0 and 1
+    resumed = make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, make_args(tmp_path, **common))
+    resumed.train(resume_from_checkpoint=os.path.join(args.output_dir, "checkpoint-2"))  # replays steps 2, 3
+    with open(os.path.join(args.output_dir, CONFLICT_LOG_NAME), encoding="utf-8") as f:
+        steps = [json.loads(line)["step"] for line in f]
+    assert steps == [0, 1, 2, 3]
+    assert resumed.conflict_callback.summary["measured_steps"] == 4  # the summary covers the whole run
+
+
+# ---- naming and validation ----
+
+
+@pytest.mark.parametrize(
+    "name, prefix, group",
+    [
+        ("bert.embeddings.word_embeddings.weight", "bert", "embeddings"),
+        ("bert.embeddings.LayerNorm.bias", "bert", "embeddings"),
+        ("bert.encoder.layer.0.attention.self.query.weight", "bert", "layer.0"),
+        ("bert.encoder.layer.11.output.dense.bias", "bert", "layer.11"),
+        ("bert.pooler.dense.weight", "bert", "encoder"),
+        ("roberta.encoder.layer.3.intermediate.dense.weight", "roberta", "layer.3"),
+        ("roberta.embeddings.position_embeddings.weight", "roberta", "embeddings"),
+        ("classifier.weight", "roberta", "head"),
+        ("classifier.dense.weight", "roberta", "head"),
+        ("lm_head.layer_norm.weight", "roberta", "head"),
+        ("loss.mlm.head.dense.weight", "roberta", "loss.mlm"),
+        ("loss.tlm.head.bias", "roberta", "loss.tlm"),
+    ],
+)
+def test_parameter_group_of_hand_written_names(name, prefix, group):
+    assert parameter_group(name, prefix) == group
+
+
+def test_combining_rule_needs_a_measurement_every_step(tmp_path):
+    with pytest.raises(ValueError, match="conflict_every"):
+        make_args(tmp_path, gradient_combination="pcgrad", conflict_every=2)
+
+
+def test_unknown_combining_rule_lists_the_known_ones(tmp_path):
+    with pytest.raises(ValueError) as error:
+        AlignmentTrainingArguments(output_dir=str(tmp_path), gradient_combination="mgda", report_to=[], use_cpu=True)
+    for name in ("'mgda'", "sum", "pcgrad", "gradvac", "balance", "adaptive"):
+        assert name in str(error.value)
+
+
+def test_alternate_mode_measures_the_steps_that_align(tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator):
+    args = make_args(tmp_path, max_steps=8, alignment_mode="alternate", alignment_every=2, conflict_every=2)
+    trainer = make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, args)
+    trainer.train()
+    # aligned steps are 1, 3, 5, 7 (0-based); every 2nd of them is measured
+    assert [m.step for m in trainer.conflict_callback.measurements] == [1, 5]
