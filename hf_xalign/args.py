@@ -11,7 +11,7 @@ from .pooling import POOLINGS
 from .schedules import LAMBDA_SCHEDULES
 from .surgery import COMBINATIONS
 
-ALIGNMENT_MODES: tuple[str, ...] = ("joint", "sequential", "alternate")
+ALIGNMENT_MODES: tuple[str, ...] = ("joint", "sequential", "alternate", "none")
 
 
 @dataclass
@@ -55,7 +55,8 @@ class AlignmentTrainingArguments(TrainingArguments):
             `joint`: task + λ·alignment at every step. `sequential`: `alignment_steps` alignment-only
             steps first (a stage of its own, with its own optimizer, checkpoints under
             `output_dir/alignment_stage`), then task-only training. `alternate`: task loss every step,
-            alignment added on every `alignment_every`-th step only.
+            alignment added on every `alignment_every`-th step only. `none`: task fine-tuning alone
+            (the baseline of a comparison: same trainer, same loss scaling, no parallel data needed).
         alignment_steps (`int`, *optional*, defaults to `0`):
             Length of the alignment stage in `sequential` mode.
         alignment_every (`int`, *optional*, defaults to `2`):
@@ -168,6 +169,8 @@ class AlignmentTrainingArguments(TrainingArguments):
             raise ValueError(f"alignment_lambda_milestones must be increasing, got {milestones}.")
         if self.alignment_mode not in ALIGNMENT_MODES:
             raise ValueError(f"alignment_mode must be one of {ALIGNMENT_MODES}, got {self.alignment_mode!r}.")
+        if self.alignment_mode == "none":
+            self.conflict_every = 0  # nothing to measure without an alignment gradient
         if self.alignment_mode == "sequential" and self.alignment_steps < 1:
             raise ValueError("alignment_mode='sequential' needs alignment_steps >= 1 (the alignment stage's length).")
         if self.alignment_mode == "alternate" and self.alignment_every < 1:

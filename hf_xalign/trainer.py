@@ -94,10 +94,11 @@ class AlignmentTrainer(Trainer):
             args = AlignmentTrainingArguments(output_dir="tmp_trainer")
         if not isinstance(args, AlignmentTrainingArguments):
             raise TypeError(f"args must be AlignmentTrainingArguments, got {type(args).__name__}.")
-        if alignment_dataset is None:
-            raise ValueError("AlignmentTrainer needs an alignment_dataset (parallel text).")
-        if processing_class is None:
-            raise ValueError("AlignmentTrainer needs processing_class=<tokenizer> to encode the parallel text.")
+        aligning = args.alignment_mode != "none"
+        if aligning and alignment_dataset is None:
+            raise ValueError("AlignmentTrainer needs an alignment_dataset (parallel text), or alignment_mode='none'.")
+        if not aligning and train_dataset is None:
+            raise ValueError("alignment_mode='none' trains the task alone: it needs a train_dataset.")
         self.task_dataset = train_dataset
         self.task_collator = data_collator
         if train_dataset is None:
@@ -117,28 +118,34 @@ class AlignmentTrainer(Trainer):
         # Trainer would then scale their loss by the accumulation count; the alignment loss uses
         # the same per-micro-batch mean, so λ weighs like against like.
         self.model_accepts_loss_kwargs = False
-        losses = self._build_losses(alignment_loss)
+        losses = self._build_losses(alignment_loss) if aligning else []
         self.alignment_loss_names = _unique_names([loss.name for loss in losses])
-        self.alignment_loss_weights = list(args.alignment_loss_weights) if alignment_loss is None else [1.0] * len(losses)
+        self.alignment_loss_weights = (
+            list(args.alignment_loss_weights) if alignment_loss is None and aligning else [1.0] * len(losses)
+        )
         self.alignment_losses = nn.ModuleList(losses)
         unwrapped = self.accelerator.unwrap_model(self.model)
         for loss in self.alignment_losses:
             loss.setup(unwrapped)
         self.alignment_losses.to(args.device)
 
-        if not isinstance(alignment_dataset, datasets.Dataset):
-            alignment_dataset = load_parallel(alignment_dataset)
-        views = frozenset().union(*(loss.requires for loss in losses))
-        collator = ParallelCollator(processing_class, args.alignment_max_length, views, args.mlm_probability)
-        self.alignment_stream = AlignmentStream(
-            alignment_dataset,
-            collator,
-            batch_size=args.alignment_batch_size,
-            seed=args.alignment_seed,
-            accumulation_steps=args.gradient_accumulation_steps,
-            rank=args.process_index,
-            world_size=args.world_size,
-        )
+        self.alignment_stream: AlignmentStream | None = None
+        if aligning:
+            if processing_class is None:
+                raise ValueError("AlignmentTrainer needs processing_class=<tokenizer> to encode the parallel text.")
+            if not isinstance(alignment_dataset, datasets.Dataset):
+                alignment_dataset = load_parallel(alignment_dataset)
+            views = frozenset().union(*(loss.requires for loss in losses))
+            collator = ParallelCollator(processing_class, args.alignment_max_length, views, args.mlm_probability)
+            self.alignment_stream = AlignmentStream(
+                alignment_dataset,
+                collator,
+                batch_size=args.alignment_batch_size,
+                seed=args.alignment_seed,
+                accumulation_steps=args.gradient_accumulation_steps,
+                rank=args.process_index,
+                world_size=args.world_size,
+            )
         self.alignment_stage = args.alignment_mode == "sequential" and self.task_dataset is not None
         self.alignment_groups = self._backward_groups()
         self.gradient_splitter: GradientSplitter | None = None
@@ -202,7 +209,7 @@ class AlignmentTrainer(Trainer):
         mode = self.args.alignment_mode
         if self.task_dataset is None or self.alignment_stage:
             return False, True
-        if mode == "sequential":
+        if mode in ("sequential", "none"):
             return True, False
         if mode == "alternate":
             return True, (step + 1) % self.args.alignment_every == 0
@@ -427,7 +434,7 @@ class AlignmentTrainer(Trainer):
             "lambda_schedule": args.alignment_lambda_schedule,
             "mode": args.alignment_mode,
             "alignment_batch_size": args.alignment_batch_size,
-            "alignment_pairs": len(self.alignment_stream.dataset),
+            "alignment_pairs": len(self.alignment_stream.dataset) if self.alignment_stream else 0,
             "gradient_combination": args.gradient_combination,
         }
 

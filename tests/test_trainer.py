@@ -333,3 +333,21 @@ def test_resume_restores_gradvac_targets(tmp_path, tokenizer, task_dataset, para
         assert resumed.combination_state.gradvac_targets[group] == pytest.approx(target, abs=1e-9)
     for (name, expected), got in zip(full.model.named_parameters(), resumed.model.parameters()):
         torch.testing.assert_close(got, expected, atol=1e-6, rtol=0, msg=name)
+
+
+def test_mode_none_trains_exactly_like_a_plain_trainer(tmp_path, tokenizer, task_dataset, task_collator):
+    from transformers import Trainer
+
+    args = make_args(tmp_path, max_steps=3, alignment_mode="none")
+    ours = AlignmentTrainer(
+        model=make_model(tokenizer, dropout=0.1), args=args, train_dataset=task_dataset, data_collator=task_collator
+    )
+    ours.train()
+    plain = Trainer(
+        model=make_model(tokenizer, dropout=0.1), args=make_args(tmp_path / "plain", max_steps=3),
+        train_dataset=task_dataset, data_collator=task_collator,
+    )
+    plain.train()
+    assert not os.path.exists(os.path.join(args.output_dir, "conflict.jsonl"))
+    for (name, expected), got in zip(plain.model.named_parameters(), ours.model.parameters()):
+        assert torch.equal(got, expected), name
