@@ -111,7 +111,7 @@ class ConflictMeasurement:
 
     def to_record(self) -> dict:
         """A JSON-ready record; undefined values (a cosine with a zero gradient) become `None`."""
-        return _nan_to_none({
+        return json_safe({
             "step": self.step,
             "lambda": self.alignment_lambda,
             "cosine": self.cosine,
@@ -123,9 +123,10 @@ class ConflictMeasurement:
         })
 
 
-def _nan_to_none(value):
+def json_safe(value):
+    """`value` with NaN floats replaced by `None`, so that `json.dump` writes standard JSON."""
     if isinstance(value, dict):
-        return {key: _nan_to_none(item) for key, item in value.items()}
+        return {key: json_safe(item) for key, item in value.items()}
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
@@ -353,4 +354,4 @@ class GradientConflictCallback(TrainerCallback):
         if state.is_world_process_zero and self.measurements:
             os.makedirs(args.output_dir, exist_ok=True)
             with open(os.path.join(args.output_dir, CONFLICT_SUMMARY_NAME), "w", encoding="utf-8") as f:
-                json.dump(_nan_to_none(self.summary), f, indent=2)
+                json.dump(json_safe(self.summary), f, indent=2)
