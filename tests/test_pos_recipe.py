@@ -1,0 +1,74 @@
+"""The POS recipe end to end on the shipped treebanks, with a tiny model built here."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import Counter
+
+import pytest
+import torch
+from transformers import XLMRobertaForTokenClassification
+
+from hf_xalign import AlignmentTrainingArguments
+from hf_xalign.data import load_parallel
+from hf_xalign.data.conllu import UPOS_TAGS, read_conllu
+from hf_xalign.tiny import tiny_xlmr_config, train_tokenizer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "recipes"))
+import pos  # noqa: E402
+
+POS_DATA = os.path.join(ROOT, "recipes", "data", "pos")
+PARALLEL = os.path.join(ROOT, "recipes", "data", "django", "parallel")
+EN_TRAIN = os.path.join(POS_DATA, "en_silver", "train.conllu")
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny XLM-R tagger saved like a hub model, its tokenizer trained on the recipe's own text."""
+    texts = [" ".join(words) for path in (EN_TRAIN, os.path.join(POS_DATA, "tr_gold", "test.conllu"),
+                                           os.path.join(POS_DATA, "fr_silver", "test.conllu"))
+             for words in read_conllu(path)["words"]]
+    tokenizer = train_tokenizer(texts, vocab_size=2000)
+    torch.manual_seed(0)
+    model = XLMRobertaForTokenClassification(tiny_xlmr_config(tokenizer, hidden_size=64, num_labels=len(UPOS_TAGS)))
+    folder = tmp_path_factory.mktemp("tiny-xlmr")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def test_recipe_learns_the_training_set_and_writes_the_table(tmp_path, tiny_model_dir):
+    script_args = pos.PosArguments(
+        model_name_or_path=tiny_model_dir,
+        train_treebank=[EN_TRAIN],
+        eval_treebanks=[f"en={EN_TRAIN}", f"fr={os.path.join(POS_DATA, 'fr_silver', 'test.conllu')}",
+                        f"tr={os.path.join(POS_DATA, 'tr_gold', 'test.conllu')}"],
+        parallel_data=[os.path.join(PARALLEL, "en-fr.tsv"), os.path.join(PARALLEL, "en-tr.tsv")],
+        max_length=256,  # no sentence of these treebanks is cut: every word is scored
+        compare=True,
+    )
+    training_args = AlignmentTrainingArguments(
+        output_dir=str(tmp_path / "pos"), max_steps=60, per_device_train_batch_size=32, learning_rate=3e-3,
+        warmup_steps=10, alignment_batch_size=16, alignment_max_length=48, logging_steps=50, save_strategy="no",
+        report_to=[], use_cpu=True, disable_tqdm=True, seed=0, alignment_lambda=0.1,
+    )
+    report = pos.main(script_args, training_args)
+
+    # Oracle for "learned": the majority-tag share of the training treebank, counted here.
+    tags = Counter(tag for sentence in read_conllu(EN_TRAIN)["upos"] for tag in sentence)
+    majority = max(tags.values()) / sum(tags.values())
+    for variant in ("aligned", "baseline"):
+        assert report.runs[variant]["en"]["accuracy"] > majority + 0.2, (variant, majority)
+        assert report.runs[variant]["en"]["tokens"] == sum(tags.values())  # every word scored once
+
+    saved = json.loads((tmp_path / "pos" / "results.json").read_text())
+    assert set(saved["runs"]) == {"aligned", "baseline"}
+    assert set(saved["runs"]["aligned"]) == {"en", "fr", "tr"}
+    markdown = (tmp_path / "pos" / "results.md").read_text()
+    for row in ("| en (source) |", "| fr |", "| tr |", "macro avg (targets)", "Δ (aligned − baseline)"):
+        assert row in markdown
+    assert saved["conflict_summary"]["measured_steps"] == 60
+    assert saved["details"]["parallel_pairs"] == sum(len(load_parallel(os.path.join(PARALLEL, f))) for f in ("en-fr.tsv", "en-tr.tsv"))
