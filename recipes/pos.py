@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import datasets
 import evaluate
 import numpy as np
+import transformers
 from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification, set_seed
 
 from hf_xalign import AlignmentTrainer, AlignmentTrainingArguments
@@ -86,6 +87,7 @@ def train_and_evaluate(variant, script_args, training_args, tokenizer, train, ev
 
 
 def main(script_args: PosArguments, training_args: AlignmentTrainingArguments) -> ZeroShotReport:
+    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())  # as HF's examples do
     tokenizer = AutoTokenizer.from_pretrained(script_args.model_name_or_path)
     tag_map = TAG_MAPS[script_args.tag_map]
 

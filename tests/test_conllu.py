@@ -115,3 +115,11 @@ def test_tokenized_labels_are_exactly_the_first_subtokens_of_words(tmp_path, tok
     labelled = [i for i, label in enumerate(row["labels"]) if label != -100]
     assert labelled == starts
     assert tag_names([row["labels"][i] for i in labelled]) == ["DET", "ADJ", "NOUN"]
+
+
+def test_a_form_with_two_spaces_keeps_its_columns(tmp_path):
+    # conllu.parse_line would also split on the double space and shift UPOS into LEMMA's place
+    text = "1\t10  000\t10  000\tNUM\t_\t_\t0\troot\t_\t_\n2\tkm\tkm\tNOUN\t_\t_\t1\tx\t_\t_\n"
+    data = read_conllu(write(tmp_path, text))
+    assert data[0]["words"] == ["10  000", "km"]
+    assert tag_names(data[0]["upos"]) == ["NUM", "NOUN"]

@@ -282,12 +282,19 @@ def check_tokenizer_matches(tokenizer: dict, model: Q4Model) -> list[list]:
 
 
 def read_texts(paths: list[Path]) -> list[str]:
-    """One text per line; in a .tsv file, one text per tab-separated field (header included: it is harmless)."""
+    """One text per line; in a .tsv file, one text per tab-separated field (header included: it is harmless);
+    in a .conllu file, each word (FORM column) and each `# text =` sentence, since a tagger tokenizes words alone."""
     texts: list[str] = []
     for path in paths:
         for line in path.read_text(encoding="utf-8").splitlines():
-            texts.extend(field for field in (line.split("\t") if path.suffix == ".tsv" else [line]) if field)
-    return list(dict.fromkeys(texts))
+            if path.suffix == ".conllu":
+                if line.startswith("# text = "):
+                    texts.append(line[len("# text = "):])
+                elif line and not line.startswith("#"):
+                    texts.append(line.split("\t")[1])
+            else:
+                texts.extend(field for field in (line.split("\t") if path.suffix == ".tsv" else [line]) if field)
+    return list(dict.fromkeys(text for text in texts if text))
 
 
 def trim_vocabulary(tokenizer: dict, texts: list[str], prefixes: list[str]) -> tuple[dict, np.ndarray, int]:
