@@ -8,6 +8,7 @@ pieces it reuses live here.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import os
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import yaml
-from transformers import HfArgumentParser, Trainer
+from transformers import HfArgumentParser, PrinterCallback, ProgressCallback, Trainer, TrainerCallback
 
 from .conflict import json_safe
 
@@ -44,7 +45,7 @@ def config_errors(values: Mapping[str, Any], dataclass_types: Sequence[type], so
     errors = []
     for key in values:
         if key not in known:
-            close = sorted(name for name in known if key.split("_")[0] in name)[:5]
+            close = difflib.get_close_matches(key, known, n=3)
             errors.append(f"{source}: unknown option {key!r}" + (f" (did you mean: {', '.join(close)}?)" if close else ""))
     for cls in dataclass_types:
         own = {k: v for k, v in values.items() if known.get(k) is cls}
@@ -89,6 +90,36 @@ def parse_language_paths(entries: Sequence[str], option: str) -> dict[str, str]:
             raise ValueError(f"{option}: language {language!r} is given twice.")
         languages[language] = path
     return languages
+
+
+class ConsoleLogCallback(TrainerCallback):
+    """One short line per log on the console: the losses, λ and the global gradient cosine.
+
+    The full logs (per layer, per loss) still reach `report_to` targets and `state.log_history`;
+    the Trainer's own printer would dump all of them as one long dict.
+    """
+
+    KEYS = ("loss", "task_loss", "align_loss", "align_lambda", "conflict/cosine", "conflict/norm_ratio")
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs and "loss" in logs:
+            shown = "  ".join(f"{key}={logs[key]:.4g}" for key in self.KEYS if key in logs)
+            print(f"[{args.output_dir}] step {state.global_step}/{state.max_steps}  {shown}", flush=True)
+
+
+class _ProgressBarOnly(ProgressCallback):
+    """The Trainer's progress bar without its dump of every log dict."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        pass
+
+
+def use_console_log(trainer: Trainer) -> None:
+    """Swap the Trainer's log printing (the long dicts) for [`ConsoleLogCallback`]."""
+    trainer.remove_callback(PrinterCallback)
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(_ProgressBarOnly())
+    trainer.add_callback(ConsoleLogCallback())
 
 
 def evaluate_languages(

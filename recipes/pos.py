@@ -28,7 +28,15 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCol
 from hf_xalign import AlignmentTrainer, AlignmentTrainingArguments
 from hf_xalign.data import load_parallel
 from hf_xalign.data.conllu import GOOGLE_UNIVERSAL_TAG_MAP, UPOS_TAGS, read_conllu, tokenize_and_align_labels
-from hf_xalign.experiment import ALIGNED, BASELINE, ZeroShotReport, evaluate_languages, parse_config, parse_language_paths
+from hf_xalign.experiment import (
+    ALIGNED,
+    BASELINE,
+    ZeroShotReport,
+    evaluate_languages,
+    parse_config,
+    parse_language_paths,
+    use_console_log,
+)
 from hf_xalign.metrics import metric_path
 
 TAG_MAPS = {"none": None, "google_universal": GOOGLE_UNIVERSAL_TAG_MAP}
@@ -79,6 +87,7 @@ def train_and_evaluate(variant, script_args, training_args, tokenizer, train, ev
         processing_class=tokenizer,
         data_collator=DataCollatorForTokenClassification(tokenizer),
     )
+    use_console_log(trainer)
     trainer.train()
     trainer.save_model()
     scores = evaluate_languages(trainer, eval_sets, token_accuracy)
