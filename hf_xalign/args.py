@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+
+import torch
 
 from transformers import TrainingArguments
 
@@ -186,6 +189,10 @@ class AlignmentTrainingArguments(TrainingArguments):
             )
         if self.alignment_batch_size < 1:
             raise ValueError(f"alignment_batch_size must be >= 1, got {self.alignment_batch_size}.")
+        if not self.use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.accelerator.is_available():
+            # Launched as several processes on a machine without accelerator: TrainingArguments would
+            # otherwise give each process a separate single-process run (no gradient averaging at all).
+            self.use_cpu = True
         super().__post_init__()
         if self.alignment_seed is None:
             self.alignment_seed = self.seed

@@ -127,6 +127,7 @@ class AlignmentTrainer(Trainer):
         unwrapped = self.accelerator.unwrap_model(self.model)
         for loss in self.alignment_losses:
             loss.setup(unwrapped)
+        self._check_layers(unwrapped)
         self.alignment_losses.to(args.device)
 
         self.alignment_stream: AlignmentStream | None = None
@@ -201,6 +202,19 @@ class AlignmentTrainer(Trainer):
             groups.append((SHARED_FORWARD, shared))
         groups += [(self.alignment_loss_names[i], [i]) for i in own]
         return groups
+
+    def _check_layers(self, model: nn.Module) -> None:
+        """A loss reading a layer the model does not have fails here, not at the first step."""
+        layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+        if layers is None:
+            return
+        for key, loss in zip(self.alignment_loss_names, self.alignment_losses):
+            layer = getattr(loss, "layer", None)
+            if layer is not None and not -(layers + 1) <= layer <= layers:
+                raise ValueError(
+                    f"Alignment loss {key!r} reads hidden state {layer}, but the model has {layers} layers "
+                    f"(hidden states 0..{layers}, or -1..-{layers + 1}): set alignment_layer."
+                )
 
     # ---- the schedule: which objectives, which λ ----
 

@@ -72,3 +72,27 @@ def test_recipe_learns_the_training_set_and_writes_the_table(tmp_path, tiny_mode
         assert row in markdown
     assert saved["conflict_summary"]["measured_steps"] == 60
     assert saved["details"]["parallel_pairs"] == sum(len(load_parallel(os.path.join(PARALLEL, f))) for f in ("en-fr.tsv", "en-tr.tsv"))
+
+
+def test_two_processes_complete_and_report_the_same_table(tmp_path, tiny_model_dir):
+    """`torchrun --nproc_per_node 2` on CPU: one DDP run (gloo), one table, every word scored once."""
+    import shutil
+    import subprocess
+
+    dev = os.path.join(POS_DATA, "en_silver", "dev.conllu")
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    command = [
+        torchrun, "--nproc_per_node", "2", "--standalone", os.path.join(ROOT, "recipes", "pos.py"),
+        os.path.join(ROOT, "recipes", "configs", "pos_demo.yaml"),
+        "--model_name_or_path", tiny_model_dir, "--output_dir", str(tmp_path / "pos2"), "--max_steps", "4",
+        "--alignment_layer", "1", "--eval_treebanks", f"en={dev}", f"tr={os.path.join(POS_DATA, 'tr_gold', 'test.conllu')}",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert result.stdout.count("accuracy per language, trained on en only") == 1  # printed by rank 0 only
+    saved = json.loads((tmp_path / "pos2" / "results.json").read_text())
+    assert set(saved["runs"]) == {"aligned", "baseline"} and set(saved["runs"]["aligned"]) == {"en", "tr"}
+    words = sum(len(sentence) for sentence in read_conllu(dev)["words"])
+    assert saved["runs"]["aligned"]["en"]["tokens"] == words  # gathered predictions, no duplicates
+    markdown = (tmp_path / "pos2" / "results.md").read_text()
+    assert "| en (source) |" in markdown and "| tr |" in markdown and "macro avg (targets)" in markdown

@@ -351,3 +351,9 @@ def test_mode_none_trains_exactly_like_a_plain_trainer(tmp_path, tokenizer, task
     assert not os.path.exists(os.path.join(args.output_dir, "conflict.jsonl"))
     for (name, expected), got in zip(plain.model.named_parameters(), ours.model.parameters()):
         assert torch.equal(got, expected), name
+
+
+def test_a_layer_the_model_does_not_have_is_named_at_construction(tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator):
+    args = make_args(tmp_path, alignment_layer=6)  # the tiny model has 2 layers
+    with pytest.raises(ValueError, match=r"'contrastive' reads hidden state 6, but the model has 2 layers.*alignment_layer"):
+        make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, args)
