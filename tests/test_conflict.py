@@ -22,7 +22,7 @@ from hf_xalign import AlignmentTrainingArguments
 from hf_xalign.conflict import CONFLICT_LOG_NAME, CONFLICT_SUMMARY_NAME, parameter_group
 from hf_xalign.losses import MaskedLMLoss
 from hf_xalign.pooling import ParallelEncoding
-from test_trainer import hand_contrastive, make_args, make_trainer
+from test_trainer import hand_contrastive, make_args, make_trainer, train_recording_task_batches
 
 LAMBDA = 0.7
 
@@ -79,20 +79,6 @@ def sentence_vectors(encoder, batch):
 def hand_mse(encoder, batch):
     src, tgt = sentence_vectors(encoder, batch)
     return ((src - tgt) ** 2).mean()
-
-
-def train_recording_task_batches(tokenizer, task_dataset, parallel_dataset, task_collator, args, model):
-    """Train, keeping a copy of every task batch the Trainer's loader collated."""
-    seen = []
-
-    def recording_collator(rows):
-        batch = task_collator(rows)
-        seen.append({k: v.clone() for k, v in batch.items()})
-        return batch
-
-    trainer = make_trainer(tokenizer, task_dataset, parallel_dataset, recording_collator, args, model=model)
-    trainer.train()
-    return trainer, seen
 
 
 def approx(value):

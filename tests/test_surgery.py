@@ -11,12 +11,11 @@ import math
 
 import pytest
 import torch
-from transformers import TrainerCallback
 
 from conftest import make_model
 from hf_xalign.surgery import CombinationOptions, CombinationState, apply_combination, combination_coefficients
 from test_conflict import hand_group
-from test_trainer import hand_contrastive, make_args, make_trainer
+from test_trainer import GradientCapture, hand_contrastive, make_args, train_recording_task_batches
 
 
 def sums(*groups):
@@ -165,17 +164,6 @@ def test_sum_changes_nothing():
 # ---- one training step of the tiny model ----
 
 
-class GradientCapture(TrainerCallback):
-    """Copies every model parameter's gradient just before the first optimizer step."""
-
-    def __init__(self, model):
-        self.model, self.grads = model, None
-
-    def on_pre_optimizer_step(self, args, state, control, **kwargs):
-        if self.grads is None:
-            self.grads = {n: p.grad.detach().clone() for n, p in self.model.named_parameters() if p.grad is not None}
-
-
 def hand_rule(rule: str, task: torch.Tensor, align: torch.Tensor, balance_ratio: float) -> torch.Tensor:
     """The rule on the whole model's gradient as one vector (float64)."""
     dot, task_sq, align_sq = float(task @ align), float(task @ task), float(align @ align)
@@ -196,17 +184,10 @@ def one_step(tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator,
         conflict_every=1, gradient_combination=rule, balance_ratio=ratio,
     )
     model, reference = make_model(tokenizer, seed=seed).double(), make_model(tokenizer, seed=seed).double()
-    seen = []
-
-    def recording_collator(rows):
-        batch = task_collator(rows)
-        seen.append({k: v.clone() for k, v in batch.items()})
-        return batch
-
-    trainer = make_trainer(tokenizer, task_dataset, parallel_dataset, recording_collator, args, model=model)
     capture = GradientCapture(model)
-    trainer.add_callback(capture)
-    trainer.train()
+    trainer, seen = train_recording_task_batches(
+        tokenizer, task_dataset, parallel_dataset, task_collator, args, model, callbacks=[capture]
+    )
 
     named = list(reference.named_parameters())
     params = [p for _, p in named]

@@ -45,6 +45,22 @@ def make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, args,
     )
 
 
+def train_recording_task_batches(tokenizer, task_dataset, parallel_dataset, task_collator, args, model, callbacks=()):
+    """Train, keeping a copy of every task batch the Trainer's loader collated (it may prefetch one more)."""
+    seen = []
+
+    def recording_collator(rows):
+        batch = task_collator(rows)
+        seen.append({k: v.clone() for k, v in batch.items()})
+        return batch
+
+    trainer = make_trainer(
+        tokenizer, task_dataset, parallel_dataset, recording_collator, args, model=model, callbacks=list(callbacks)
+    )
+    trainer.train()
+    return trainer, seen
+
+
 class GradientCapture(TrainerCallback):
     """Copies every parameter's gradient just before the first optimizer step."""
 
@@ -82,17 +98,10 @@ def test_joint_step_gradients_equal_autograd_of_task_plus_lambda_align(
     )
     # float64 so that the comparison at 1e-6 tests the algorithm, not float32 summation order
     model, reference = make_model(tokenizer).double(), make_model(tokenizer).double()  # same seed, same weights
-    seen_task_batches = []
-
-    def recording_collator(rows):
-        batch = task_collator(rows)
-        seen_task_batches.append({k: v.clone() for k, v in batch.items()})
-        return batch
-
-    trainer = make_trainer(tokenizer, task_dataset, parallel_dataset, recording_collator, args, model=model)
     capture = GradientCapture(model)
-    trainer.add_callback(capture)
-    trainer.train()
+    trainer, seen_task_batches = train_recording_task_batches(
+        tokenizer, task_dataset, parallel_dataset, task_collator, args, model, callbacks=[capture]
+    )
 
     # Oracle: mean over micro-batches of (task loss + λ * contrastive loss written out by hand on
     # two separate forwards), differentiated by torch.autograd.grad on an identical model.
