@@ -27,7 +27,7 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCol
 
 from hf_xalign import AlignmentTrainer, AlignmentTrainingArguments
 from hf_xalign.data import load_parallel
-from hf_xalign.data.conllu import GOOGLE_UNIVERSAL_TAG_MAP, UPOS_TAGS, read_conllu, tokenize_and_align_labels
+from hf_xalign.data.conllu import GOOGLE_UNIVERSAL_TAG_MAP, UPOS_TAGS, read_treebank, tokenize_and_align_labels
 from hf_xalign.experiment import (
     ALIGNED,
     BASELINE,
@@ -47,7 +47,9 @@ class PosArguments:
     """The experiment: model, treebanks, parallel text."""
 
     model_name_or_path: str = field(metadata={"help": "Hub id or local folder of the encoder."})
-    train_treebank: list[str] = field(metadata={"help": "Source-language CoNLL-U file(s), folder(s) or glob(s)."})
+    train_treebank: list[str] = field(
+        metadata={"help": "Source-language CoNLL-U file(s), folder(s), glob(s), or hub:PATH[:CONFIG]:SPLIT."}
+    )
     eval_treebanks: list[str] = field(metadata={"help": "LANG=PATH per evaluation language (source included)."})
     source_language: str = field(default="en", metadata={"help": "Language of the training treebank."})
     parallel_data: list[str] = field(default_factory=list, metadata={"help": "Parallel TSV/JSONL file(s)."})
@@ -101,7 +103,7 @@ def main(script_args: PosArguments, training_args: AlignmentTrainingArguments) -
     tag_map = TAG_MAPS[script_args.tag_map]
 
     def tokenized(source, language):
-        treebank = read_conllu(source, language=language, tag_map=tag_map)
+        treebank = read_treebank(source, language=language, tag_map=tag_map)
         return tokenize_and_align_labels(treebank, tokenizer, script_args.max_length, script_args.label_all_subtokens)
 
     train = tokenized(script_args.train_treebank, script_args.source_language).remove_columns(["words", "upos", "lang", "sent_id"])

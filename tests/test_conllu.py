@@ -123,3 +123,31 @@ def test_a_form_with_two_spaces_keeps_its_columns(tmp_path):
     data = read_conllu(write(tmp_path, text))
     assert data[0]["words"] == ["10  000", "km"]
     assert tag_names(data[0]["upos"]) == ["NUM", "NOUN"]
+
+
+def test_hub_layout_maps_tag_names_in_any_order_and_drops_multiword_lines():
+    import datasets
+
+    from hf_xalign.data.conllu import treebank_from_dataset
+
+    # The Hub's universal_dependencies order (NOUN first), with "_" for a multiword token's line
+    hub_names = ["NOUN", "PUNCT", "ADP", "NUM", "SYM", "SCONJ", "ADJ", "PART", "DET", "CCONJ",
+                 "PROPN", "PRON", "X", "_", "ADV", "INTJ", "VERB", "AUX"]
+    features = datasets.Features({"idx": datasets.Value("string"), "tokens": datasets.Sequence(datasets.Value("string")),
+                                  "upos": datasets.Sequence(datasets.ClassLabel(names=hub_names))})
+    hub = datasets.Dataset.from_dict(
+        {"idx": ["s1"], "tokens": [["del", "de", "el", "mar"]], "upos": [[13, 2, 8, 0]]}, features=features
+    )
+    data = treebank_from_dataset(hub, language="es")
+    assert data[0]["words"] == ["de", "el", "mar"]
+    assert tag_names(data[0]["upos"]) == ["ADP", "DET", "NOUN"]
+    assert (data[0]["sent_id"], data[0]["lang"]) == ("s1", "es")
+
+
+def test_read_treebank_reads_lists_and_checks_hub_specs(tmp_path):
+    from hf_xalign.data.conllu import read_treebank
+
+    path = write(tmp_path, SPANISH)
+    assert len(read_treebank([str(path), str(path)])) == 4
+    with pytest.raises(ValueError, match="expected hub:PATH\\[:CONFIG\\]:SPLIT"):
+        read_treebank("hub:universal_dependencies")

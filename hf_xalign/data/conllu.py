@@ -107,6 +107,58 @@ def read_conllu(
     return datasets.Dataset.from_dict(rows, features=CONLLU_FEATURES)
 
 
+def treebank_from_dataset(dataset: datasets.Dataset, *, language: str = "", source: str = "dataset") -> datasets.Dataset:
+    """A treebank in a Hub layout (e.g. `universal_dependencies`: `tokens` + `upos`) as [`read_conllu`] returns it.
+
+    `upos` may hold tag names or ids of a `ClassLabel` in any order (the Hub's UD dataset puts
+    NOUN first); they are mapped by name onto `UPOS_TAGS`. A `"_"` tag (a multiword token's
+    surface line) is not a word and is dropped with its token.
+    """
+    words_column = "tokens" if "tokens" in dataset.column_names else "words"
+    for column in (words_column, "upos"):
+        if column not in dataset.column_names:
+            raise CoNLLUError(f"{source}: no {column!r} column (columns: {', '.join(dataset.column_names)})")
+    feature = dataset.features["upos"]
+    names = getattr(getattr(feature, "feature", None), "names", None)
+    tag_ids = {tag: i for i, tag in enumerate(UPOS_TAGS)}
+    rows: dict[str, list] = {"words": [], "upos": [], "lang": [], "sent_id": []}
+    for index, example in enumerate(dataset):
+        words, tags = [], []
+        for word, tag in zip(example[words_column], example["upos"]):
+            tag = names[tag] if names is not None else tag
+            if tag == "_":
+                continue
+            if tag not in tag_ids:
+                raise CoNLLUError(f"{source} row {index}: unknown UPOS tag {tag!r} (expected one of {', '.join(UPOS_TAGS)})")
+            words.append(word)
+            tags.append(tag_ids[tag])
+        if not words:
+            raise CoNLLUError(f"{source} row {index}: sentence without words")
+        rows["words"].append(words)
+        rows["upos"].append(tags)
+        rows["lang"].append(language)
+        rows["sent_id"].append(str(example.get("idx", index)))
+    return datasets.Dataset.from_dict(rows, features=CONLLU_FEATURES)
+
+
+def read_treebank(source, *, language: str = "", tag_map: Mapping[str, str] | None = None) -> datasets.Dataset:
+    """CoNLL-U files (see [`read_conllu`]), or `hub:PATH[:CONFIG]:SPLIT`: a Hub dataset in the UD layout.
+
+    `hub:universal_dependencies:tr_imst:test` loads with `datasets.load_dataset` (a network or a
+    local cache is needed) and goes through [`treebank_from_dataset`].
+    """
+    if isinstance(source, (list, tuple)):
+        return datasets.concatenate_datasets([read_treebank(item, language=language, tag_map=tag_map) for item in source])
+    if isinstance(source, str) and source.startswith("hub:"):
+        parts = source[len("hub:") :].split(":")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise ValueError(f"{source!r}: expected hub:PATH[:CONFIG]:SPLIT, e.g. hub:universal_dependencies:en_ewt:train")
+        path, config, split = parts if len(parts) == 3 else (parts[0], None, parts[1])
+        dataset = datasets.load_dataset(path, config, split=split)
+        return treebank_from_dataset(dataset, language=language, source=source)
+    return read_conllu(source, language=language, tag_map=tag_map)
+
+
 def _sentences(path: Path) -> Iterator[tuple[int, list[str], list[tuple[int, list[str]]]]]:
     """`(first line number, comment lines, [(line number, 10 columns)])` for each sentence.
 
