@@ -226,26 +226,39 @@ class GradientSplitter:
 
         Layout: `(groups, 3)` rows of `[T·A, |T|², |A|²]` per parameter group, then
         `(objectives, 2)` rows of `[T·A_k, |A_k|²]` per alignment objective when there are several.
+
+        Each tensor's dot products are BLAS dots in the gradients' dtype, summed over tensors in
+        float64; `A = G - T` is written into one scratch buffer the size of the largest tensor.
+        (Elementwise products summed in float64 were ~7x slower and allocated ~4 copies of the
+        largest tensor; the dots differ from an exact float64 reference by ~1e-7 relative.)
         """
-        several = len(self.alignment_objectives) > 1
-        rows = []  # per parameter: [T·A, |T|², |A|²] (+ [T·A_k, |A_k|²] per objective), float64
-        for i in range(len(self.params)):
-            task = self.task_gradient(i)
-            align = self.gradient(i).to(task.dtype) - task  # A = G - T
-            row = [_dot(task, align), _dot(task, task), _dot(align, align)]
-            if several:
-                remainder = align
+        objectives = len(self.alignment_objectives)
+        width = 3 + (2 * objectives if objectives > 1 else 0)
+        largest = max(buffer.numel() for buffer in self.buffers[TASK])
+        scratch = [torch.empty(largest, dtype=self.buffers[TASK][0].dtype, device=self.buffers[TASK][0].device)]
+        if objectives > 1:
+            scratch.append(torch.empty_like(scratch[0]))
+        rows = []
+        for i, param in enumerate(self.params):
+            if param.grad is None:  # then T is zero too: the row is zero
+                rows.append(torch.zeros(width, dtype=torch.float64, device=scratch[0].device))
+                continue
+            task = self.task_gradient(i).reshape(-1)
+            align = torch.sub(param.grad.reshape(-1).to(task.dtype), task, out=scratch[0][: task.numel()])  # A
+            row = [torch.dot(task, align), torch.dot(task, task), torch.dot(align, align)]
+            if objectives > 1:
+                remainder = scratch[1][: task.numel()].copy_(align)
                 for name in self.alignment_objectives[:-1]:
-                    part = self.buffers[name][i]
-                    row += [_dot(task, part), _dot(part, part)]
-                    remainder = remainder - part
-                row += [_dot(task, remainder), _dot(remainder, remainder)]
-            rows.append(torch.stack(row))
-        per_param = torch.stack(rows)  # (params, 3 [+ 2 * objectives]) on the gradients' device
+                    part = self.buffers[name][i].reshape(-1)
+                    row += [torch.dot(task, part), torch.dot(part, part)]
+                    remainder.sub_(part)
+                row += [torch.dot(task, remainder), torch.dot(remainder, remainder)]
+            rows.append(torch.stack(row).double())
+        per_param = torch.stack(rows)  # (params, width) on the gradients' device
         group_index = torch.tensor(self.group_of, device=per_param.device)
         groups = per_param.new_zeros(len(self.group_names), 3).index_add_(0, group_index, per_param[:, :3])
-        objectives = per_param[:, 3:].sum(dim=0)  # (2 * objectives,) or empty
-        return torch.cat([groups.flatten(), objectives])  # one small tensor, still on the device
+        objectives_sums = per_param[:, 3:].sum(dim=0)  # (2 * objectives,) or empty
+        return torch.cat([groups.flatten(), objectives_sums])  # one small tensor, still on the device
 
     def measurement(self, sums: torch.Tensor, step: int, alignment_lambda: float) -> ConflictMeasurement:
         """Cosines and norms from (possibly all-reduced) [`partial_sums`]."""
@@ -278,11 +291,6 @@ def mean_logs(measurements: Sequence[ConflictMeasurement]) -> dict[str, float]:
             collected.setdefault(key, []).append(value)
     means = {key: _nanmean(values) for key, values in collected.items()}
     return {key: value for key, value in means.items() if not math.isnan(value)}
-
-
-def _dot(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-    """Sum of the elementwise product, accumulated in float64."""
-    return (first * second).sum(dtype=torch.float64)
 
 
 def summarize(measurements: Sequence[ConflictMeasurement]) -> dict:

@@ -316,12 +316,12 @@ class AlignmentTrainer(Trainer):
 
     def _finish_step_gradients(self, step: int, lam: float, measuring: bool, distributed: bool) -> None:
         """At the optimizer step: average over processes, measure, and apply the combining rule."""
-        params = self._trainable_parameters()
         if not measuring:
             if distributed:
-                all_reduce_gradients(params, self.args.world_size)
+                all_reduce_gradients(self._trainable_parameters(), self.args.world_size)
             return
         splitter = self.gradient_splitter
+        params = splitter.params  # the same list, in the same order, on every process
         rule = self.args.gradient_combination
         if distributed and rule != "sum":
             # The rule rewrites the averaged gradient, so it needs the averaged task part too.

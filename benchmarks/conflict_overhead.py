@@ -1,0 +1,257 @@
+"""What measuring task-vs-alignment gradients at every step costs, in time and memory.
+
+    .venv/bin/python benchmarks/conflict_overhead.py           # ~4 min on 2 CPU cores
+    .venv/bin/python benchmarks/conflict_overhead.py --quick   # ~30-60 s smoke run
+
+Goal (DESIGN.md, "The training step"): a joint step that measures the gradient conflict at
+every step costs at most 1.05x the same step without measurement, and at most one extra
+parameter-sized buffer of memory.
+
+Variants, each on its own copy of the same randomly initialised model, with the same batches
+at the same step (shapes are fixed, see `_common.py`):
+
+(a) `AlignmentTrainer` joint step, `conflict_every=0`   (the baseline)
+(b) `AlignmentTrainer` joint step, `conflict_every=1`   (the split method: one buffer T)
+(c) the naive method, by hand: task and alignment gradients from two `torch.autograd.grad`
+    calls, cosine and norms from them (per tensor, float64 sums, as the splitter does), then
+    `.grad = g_task + g_align` and the optimizer step
+(d) the same hand loop without any measurement (plain `backward` twice), so that (c)/(d) is
+    the price of the naive measurement alone
+
+(a) and (b) run the same code, `AlignmentTrainer.training_step` followed by what
+`Trainer._run_epoch` does at a sync step without clipping (optimizer step, scheduler step,
+`zero_grad`); only the flag differs. (c) and (d) use the optimizer the Trainer builds (same
+class, arguments and parameter groups). The script prints median per-step times, their ratios
+to (a), the memory each method adds, and where the time of (b) goes.
+"""
+
+from __future__ import annotations
+
+import copy
+import cProfile
+import math
+import statistics
+import tempfile
+import time
+
+import torch
+
+from _common import (
+    ALIGN_PAIRS,
+    HandLoop,
+    TrainerStepper,
+    Variant,
+    alignment_batches,
+    build_model,
+    build_parallel_dataset,
+    build_task_dataset,
+    build_tokenizer,
+    configure,
+    done,
+    hand_contrastive,
+    interleave,
+    load_pairs,
+    make_trainer,
+    parameter_bytes,
+    parse_args,
+    peak_allocated,
+    print_machine,
+    print_profile_overheads,
+    print_ratios,
+    print_setup,
+    task_batches,
+    time_call,
+    timed_steps,
+)
+from hf_xalign.conflict import TASK
+
+LAMBDA = 1.0
+
+
+def fill_gradients(trainer, task: dict, align: dict) -> None:
+    """`.grad` = G and the splitter's T = task part, as after the backward passes of a measured step."""
+    splitter = trainer.gradient_splitter
+    trainer.model.zero_grad()
+    splitter.start_step()
+    with splitter.capture(TASK):
+        trainer.model(**task).loss.backward()
+    (LAMBDA * hand_contrastive(trainer.model.base_model, align)).backward()
+
+
+def tensor_bytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+
+def what_if_partial_sums(splitter) -> torch.Tensor:
+    """NOT library code: the splitter's per-tensor sums with float32 BLAS dots summed in float64.
+
+    Same layout and loop as `GradientSplitter.partial_sums` (one objective); `A = G - T` is still
+    materialised per tensor, but no product tensors and no float64 copies are made.
+    """
+    rows = []
+    for param, task in zip(splitter.params, splitter.buffers[TASK]):
+        grad = param.grad if param.grad is not None else torch.zeros_like(param)
+        align = grad - task
+        t, a = task.view(-1), align.view(-1)
+        rows.append(torch.stack([torch.dot(t, a), torch.dot(t, t), torch.dot(a, a)]).double())
+    per_param = torch.stack(rows)
+    index = torch.tensor(splitter.group_of)
+    return per_param.new_zeros(len(splitter.group_names), 3).index_add_(0, index, per_param).flatten()
+
+
+def reference_cosine(splitter) -> float:
+    """The exact global cosine: every tensor cast to float64 first."""
+    dot = task_sq = align_sq = 0.0
+    for param, task in zip(splitter.params, splitter.buffers[TASK]):
+        t = task.double()
+        a = param.grad.double() - t if param.grad is not None else -t
+        dot += float(torch.dot(t.flatten(), a.flatten()))
+        task_sq += float(torch.dot(t.flatten(), t.flatten()))
+        align_sq += float(torch.dot(a.flatten(), a.flatten()))
+    return dot / math.sqrt(task_sq * align_sq)
+
+
+def cosine_of(sums: torch.Tensor) -> float:
+    dot, task_sq, align_sq = sums.view(-1, 3).sum(0).tolist()
+    return dot / math.sqrt(task_sq * align_sq)
+
+
+def main() -> None:
+    options = parse_args(__doc__.splitlines()[0])
+    quick = options.quick
+    rounds = options.rounds or (2 if quick else 40)
+    steps = options.steps or 2
+    budget = options.budget or (10.0 if quick else 150.0)
+    repeats = 3 if quick else 7
+    wall_start = time.perf_counter()
+    configure(options.threads)
+    print("== conflict_overhead: cost of measuring task vs alignment gradients at every step ==")
+    print_machine()
+
+    raw_pairs = load_pairs()
+    tokenizer = build_tokenizer(raw_pairs)
+    pairs = build_parallel_dataset(tokenizer, raw_pairs)
+    task_data = build_task_dataset(tokenizer, raw_pairs, rows=16 * 8)
+    batches = task_batches(task_data, 8)
+    base = build_model(tokenizer)
+
+    trainer_a = make_trainer(copy.deepcopy(base), tokenizer, task_data, pairs, conflict_every=0)
+    trainer_b = make_trainer(copy.deepcopy(base), tokenizer, task_data, pairs, conflict_every=1)
+    align = alignment_batches(trainer_a, 8)  # what the trainers collate at steps 0..7 (every step has these shapes)
+    print_setup(base, batches[0], align)
+    stepper_a, stepper_b = TrainerStepper(trainer_a, batches), TrainerStepper(trainer_b, batches)
+    naive = HandLoop(copy.deepcopy(base), trainer_a.args, batches, align, measure=True, lam=LAMBDA)
+    plain = HandLoop(copy.deepcopy(base), trainer_a.args, batches, align, measure=False, lam=LAMBDA)
+    print(
+        f"optimizer: {type(naive.optimizer).__name__} ({trainer_a.args.optim.value}) lr={trainer_a.args.learning_rate}, "
+        f"weight decay 0, no clipping; alignment: contrastive, lambda={LAMBDA}, {ALIGN_PAIRS} pairs"
+    )
+    print(f"timing: {steps} steps per variant per round, up to {rounds} rounds or {budget:.0f} s, order a b c d / d c b a")
+
+    variants = [
+        Variant("(a) trainer conflict_every=0", lambda n: timed_steps(stepper_a.step, n)),
+        Variant("(b) trainer conflict_every=1", lambda n: timed_steps(stepper_b.step, n)),
+        Variant("(c) naive 2x autograd.grad", lambda n: timed_steps(naive.step, n)),
+        Variant("(d) hand loop, no measurement", lambda n: timed_steps(plain.step, n)),
+    ]
+    interleave(variants, rounds=rounds, steps=steps, warmup=1 if quick else 2, budget_s=budget)
+    a, b, c, d = variants
+
+    print("\n-- per-step time (wall clock); ratio = median / median of (a) --")
+    print_ratios(variants, a, goal={b.name: 1.05})
+    med = {v.name: statistics.median(v.times) for v in variants}
+    cpu = {v.name: statistics.median(v.cpu_times) for v in variants}
+    print("process CPU time per step (both threads), median: " + ", ".join(f"{v.name[:3]} {1e3 * cpu[v.name]:.0f} ms" for v in variants))
+    print(f"time(b)/time(a) = {med[b.name] / med[a.name]:.3f}   (goal <= 1.05; CPU-time ratio {cpu[b.name] / cpu[a.name]:.3f})")
+    print(f"time(c)/time(a) = {med[c.name] / med[a.name]:.3f}   (CPU-time ratio {cpu[c.name] / cpu[a.name]:.3f})")
+    print(f"time(c)/time(d) = {med[c.name] / med[d.name]:.3f}   (the naive measurement against the same hand loop without it)")
+
+    # ---- memory ----
+    param_bytes = parameter_bytes(base)
+    splitter = trainer_b.gradient_splitter
+    buffers = sum(tensor_bytes(buf) for buf in splitter.buffers.values())
+    print(f"\n-- memory, in parameter-sized buffers ({param_bytes / 2**20:.1f} MiB each) --")
+    peaks = {}
+    for variant, step in ((a, stepper_a.step), (b, stepper_b.step), (c, naive.step), (d, plain.step)):
+        peaks[variant.name], _ = peak_allocated(step)
+    print("peak growth of allocations during one step (torch.profiler memory events: activations, gradients, temporaries;")
+    print("tensors that live across steps, such as T and the optimizer state, are not in it):")
+    for variant in variants:
+        print(f"  {variant.name:<34} {peaks[variant.name] / 2**20:7.1f} MiB = {peaks[variant.name] / param_bytes:5.2f}")
+    fill_gradients(trainer_b, batches[0], align[0])  # G and T as after a measured step's backward passes
+    partial_peak, _ = peak_allocated(splitter.partial_sums)
+    embeddings = base.get_input_embeddings().weight
+    embedding_share = embeddings.numel() * embeddings.element_size() / param_bytes
+    step_extra_b = max(0, peaks[b.name] - peaks[a.name]) / param_bytes
+    print(
+        f"(b) split method: T buffers kept across steps {buffers / param_bytes:.2f} ({len(splitter.buffers)} objective buffered); "
+        f"step peak above (a) {step_extra_b:.2f}"
+    )
+    print(
+        f"    partial_sums() alone: peak {partial_peak / param_bytes:.2f} buffers ({partial_peak / 2**20:.1f} MiB) of temporaries "
+        f"= 4x its largest tensor, the word embeddings ({embedding_share:.2f}): A = G - T, the product, and its float64 copy (2x)"
+    )
+    print(f"memory (b): +{buffers / param_bytes + step_extra_b:.2f} parameter-sized buffers (goal <= 1); while partial_sums() "
+          f"runs, T + its temporaries = {buffers / param_bytes + partial_peak / param_bytes:.2f} (the activations are freed by then, "
+          f"so at this batch size the step peak does not move)")
+    naive.step()  # records the bytes of gradient tensors alive when it sets .grad
+    held = naive.held_gradient_bytes / param_bytes
+    step_extra_c = max(0, peaks[c.name] - peaks[d.name]) / param_bytes
+    print(
+        f"(c) naive: g_task + g_align + .grad = g_task + g_align alive together: {held:.2f} buffers, where the plain step "
+        f"holds .grad (1.00); step peak above (d) {step_extra_c:.2f}"
+    )
+    print(f"memory (c): +{held - 1:.2f} parameter-sized buffers (live gradient tensors counted), "
+          f"+{step_extra_c:.2f} in the step peak at this batch size")
+
+    # ---- where the time of (b) goes ----
+    print(f"\n-- where (b)'s extra time goes: pieces timed alone on real gradients (median / min of {repeats}) --")
+    fill_gradients(trainer_b, batches[0], align[0])
+    grads = [p.grad for p in splitter.params if p.grad is not None]
+    task_buffer = [buf for buf, p in zip(splitter.buffers[TASK], splitter.params) if p.grad is not None]
+    sums = splitter.partial_sums()
+    timings = {
+        "capture(): foreach_add_(T, grad) after the task backward": time_call(lambda: torch._foreach_add_(task_buffer, grads), repeats),
+        "capture(): T.zero_() at the step's first capture": time_call(lambda: [buf.zero_() for buf in splitter.buffers[TASK]], repeats),
+        "partial_sums(): per tensor G-T, 3x (x*y).sum(dtype=float64)": time_call(splitter.partial_sums, repeats),
+        "measurement(sums): small tensor to python floats": time_call(lambda: splitter.measurement(sums, 0, LAMBDA), repeats),
+    }
+    fill_gradients(trainer_b, batches[0], align[0])  # T matches G again after the adds above
+    measurement = splitter.measurement(splitter.partial_sums(), 0, LAMBDA)
+    callback = trainer_b.conflict_callback
+    with tempfile.TemporaryDirectory() as tmp:
+        args = copy.copy(trainer_b.args)
+        args.output_dir = tmp
+
+        def write_record() -> None:
+            callback._pending = [measurement]
+            callback.on_step_end(args, trainer_b.state, trainer_b.control)
+
+        timings["callback on_step_end(): one conflict.jsonl record"] = time_call(write_record, repeats)
+    timings["what-if, not library code: float32 torch.dot per tensor, float64 sums"] = time_call(
+        lambda: what_if_partial_sums(splitter), repeats
+    )
+    base_step = med[a.name]
+    for name, (median, best) in timings.items():
+        print(f"  {name:<70} {1e3 * median:7.1f} / {1e3 * best:6.1f} ms = {median / base_step:6.1%} of (a)'s median step")
+    exact = reference_cosine(splitter)
+    library = cosine_of(splitter.partial_sums()[: 3 * len(splitter.group_names)])
+    what_if = cosine_of(what_if_partial_sums(splitter))
+    what_if_peak, _ = peak_allocated(lambda: what_if_partial_sums(splitter))
+    print(
+        f"  global cosine: exact (float64 copies) {exact:+.8f}; library {library:+.8f} (rel. error {abs(library - exact) / abs(exact):.1e}); "
+        f"what-if {what_if:+.8f} (rel. error {abs(what_if - exact) / abs(exact):.1e}, peak {what_if_peak / param_bytes:.2f} buffers)"
+    )
+
+    profiler = cProfile.Profile()
+    n_profiled = 2 if quick else 4
+    profiler.enable()
+    for _ in range(n_profiled):
+        stepper_b.step()
+    profiler.disable()
+    print_profile_overheads(profiler, n_profiled, "(b) trainer conflict_every=1")
+    done(wall_start)
+
+
+if __name__ == "__main__":
+    main()
