@@ -82,23 +82,6 @@ def tensor_bytes(tensors) -> int:
     return sum(t.numel() * t.element_size() for t in tensors if t is not None)
 
 
-def what_if_partial_sums(splitter) -> torch.Tensor:
-    """NOT library code: the splitter's per-tensor sums with float32 BLAS dots summed in float64.
-
-    Same layout and loop as `GradientSplitter.partial_sums` (one objective); `A = G - T` is still
-    materialised per tensor, but no product tensors and no float64 copies are made.
-    """
-    rows = []
-    for param, task in zip(splitter.params, splitter.buffers[TASK]):
-        grad = param.grad if param.grad is not None else torch.zeros_like(param)
-        align = grad - task
-        t, a = task.view(-1), align.view(-1)
-        rows.append(torch.stack([torch.dot(t, a), torch.dot(t, t), torch.dot(a, a)]).double())
-    per_param = torch.stack(rows)
-    index = torch.tensor(splitter.group_of)
-    return per_param.new_zeros(len(splitter.group_names), 3).index_add_(0, index, per_param).flatten()
-
-
 def reference_cosine(splitter) -> float:
     """The exact global cosine: every tensor cast to float64 first."""
     dot = task_sq = align_sq = 0.0
@@ -189,7 +172,7 @@ def main() -> None:
     )
     print(
         f"    partial_sums() alone: peak {partial_peak / param_bytes:.2f} buffers ({partial_peak / 2**20:.1f} MiB) of temporaries "
-        f"= 4x its largest tensor, the word embeddings ({embedding_share:.2f}): A = G - T, the product, and its float64 copy (2x)"
+        f"(its scratch buffer for A = G - T is the size of the largest tensor, the word embeddings: {embedding_share:.2f})"
     )
     print(f"memory (b): +{buffers / param_bytes + step_extra_b:.2f} parameter-sized buffers (goal <= 1); while partial_sums() "
           f"runs, T + its temporaries = {buffers / param_bytes + partial_peak / param_bytes:.2f} (the activations are freed by then, "
@@ -213,7 +196,7 @@ def main() -> None:
     timings = {
         "capture(): foreach_add_(T, grad) after the task backward": time_call(lambda: torch._foreach_add_(task_buffer, grads), repeats),
         "capture(): T.zero_() at the step's first capture": time_call(lambda: [buf.zero_() for buf in splitter.buffers[TASK]], repeats),
-        "partial_sums(): per tensor G-T, 3x (x*y).sum(dtype=float64)": time_call(splitter.partial_sums, repeats),
+        "partial_sums(): per tensor A = G - T, 3 BLAS dots, float64 sums": time_call(splitter.partial_sums, repeats),
         "measurement(sums): small tensor to python floats": time_call(lambda: splitter.measurement(sums, 0, LAMBDA), repeats),
     }
     fill_gradients(trainer_b, batches[0], align[0])  # T matches G again after the adds above
@@ -228,19 +211,14 @@ def main() -> None:
             callback.on_step_end(args, trainer_b.state, trainer_b.control)
 
         timings["callback on_step_end(): one conflict.jsonl record"] = time_call(write_record, repeats)
-    timings["what-if, not library code: float32 torch.dot per tensor, float64 sums"] = time_call(
-        lambda: what_if_partial_sums(splitter), repeats
-    )
     base_step = med[a.name]
     for name, (median, best) in timings.items():
         print(f"  {name:<70} {1e3 * median:7.1f} / {1e3 * best:6.1f} ms = {median / base_step:6.1%} of (a)'s median step")
     exact = reference_cosine(splitter)
     library = cosine_of(splitter.partial_sums()[: 3 * len(splitter.group_names)])
-    what_if = cosine_of(what_if_partial_sums(splitter))
-    what_if_peak, _ = peak_allocated(lambda: what_if_partial_sums(splitter))
     print(
-        f"  global cosine: exact (float64 copies) {exact:+.8f}; library {library:+.8f} (rel. error {abs(library - exact) / abs(exact):.1e}); "
-        f"what-if {what_if:+.8f} (rel. error {abs(what_if - exact) / abs(exact):.1e}, peak {what_if_peak / param_bytes:.2f} buffers)"
+        f"  global cosine: exact (float64 copies) {exact:+.8f}; library {library:+.8f} "
+        f"(rel. error {abs(library - exact) / abs(exact):.1e})"
     )
 
     profiler = cProfile.Profile()
