@@ -17,8 +17,9 @@ from hf_xalign.experiment import ZeroShotReport, config_errors, parse_config, pa
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "recipes"))
 import pos  # noqa: E402
+import xnli  # noqa: E402
 
-RECIPE_ARGUMENTS = {"pos": pos.PosArguments}
+RECIPE_ARGUMENTS = {"pos": pos.PosArguments, "xnli": xnli.ClassificationArguments, "sib": xnli.ClassificationArguments}
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "recipes", "configs", "*.yaml"))))

@@ -1,5 +1,6 @@
-"""Parallel text for alignment: readers, the collator and the seeded alignment stream."""
+"""Data: parallel text for alignment (readers, the collator, the seeded alignment stream) and classification examples."""
 
+from .classification import ClassificationDataError, load_classification, tokenize_classification
 from .collator import ParallelCollator, mask_tokens
 from .parallel import PARALLEL_COLUMNS, PARALLEL_FEATURES, ParallelDataError, load_parallel, parse_alignment
 from .stream import AlignmentStream
@@ -8,9 +9,12 @@ __all__ = [
     "PARALLEL_COLUMNS",
     "PARALLEL_FEATURES",
     "AlignmentStream",
+    "ClassificationDataError",
     "ParallelCollator",
     "ParallelDataError",
+    "load_classification",
     "load_parallel",
     "mask_tokens",
     "parse_alignment",
+    "tokenize_classification",
 ]

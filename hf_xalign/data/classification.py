@@ -1,0 +1,402 @@
+# Copyright 2025 The hf-xalign Authors.
+# Licensed under the Apache License, Version 2.0.
+"""Sentence classification data, single sentences and sentence pairs (XNLI, PAWS-X, SIB-200 style).
+
+[`load_classification`] reads one language's examples from TSV, CSV or JSONL files, from a
+[`datasets.Dataset`], or from the Hub (`"hub:facebook/xnli:fr:test"`, where a network exists), and returns a
+[`datasets.Dataset`] with normalised columns:
+
+| form   | columns                                   | layouts that give it                 |
+|--------|-------------------------------------------|--------------------------------------|
+| pair   | `premise`, `hypothesis`, `label`, `lang`  | `xnli`, `paws-x`                     |
+| single | `text`, `label`, `lang`                   | `text`, `sib-200`                    |
+
+`label` is a [`datasets.ClassLabel`]: the label set is fixed across languages. Pass it (`label_names=`), or let
+the training data give it and pass `train.features["label"].names` for every evaluation set; a label outside
+the set is then an error, not a new class.
+
+Which source columns hold what is the *layout* ([`LAYOUTS`], or your own [`ColumnLayout`]):
+
+| layout    | first text  | second text  | label      | like                                 |
+|-----------|-------------|--------------|------------|--------------------------------------|
+| `xnli`    | `premise`   | `hypothesis` | `label`    | facebook/xnli                        |
+| `paws-x`  | `sentence1` | `sentence2`  | `label`    | google-research-datasets/paws-x      |
+| `text`    | `text`      |              | `label`    | recipes/data/django/components       |
+| `sib-200` | `text`      |              | `category` | Davlan/sib200 (`index_id` ignored)   |
+
+Problems raise [`ClassificationDataError`] (a `ValueError`) whose message starts with the place,
+`"{path}:{line}: ..."` (1-based) for files, `"{dataset} row {k}: ..."` (0-based) for datasets, and ends with
+what was expected.
+
+Example:
+
+```python
+>>> from hf_xalign.data.classification import load_classification, tokenize_classification
+>>> train = load_classification("xnli/en.train.jsonl", layout="xnli", language="en")
+>>> labels = train.features["label"].names          # ['contradiction', 'entailment', 'neutral']
+>>> test_fr = load_classification("xnli/fr.test.jsonl", label_names=labels, language="fr")
+>>> encoded = tokenize_classification(train, tokenizer, max_length=128)  # premise and hypothesis as ONE pair
+```
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import datasets
+import pyarrow as pa
+
+__all__ = [
+    "LAYOUTS",
+    "ClassificationDataError",
+    "ColumnLayout",
+    "load_classification",
+    "tokenize_classification",
+]
+
+HUB_PREFIX = "hub:"
+_INTEGER = re.compile(r"-?[0-9]+\Z", re.ASCII)
+
+
+class ClassificationDataError(ValueError):
+    """Malformed classification data; the message starts with `path:line:` (or `dataset row k:`)."""
+
+
+@dataclass(frozen=True)
+class ColumnLayout:
+    """Which columns of a source hold the text(s) and the label.
+
+    Args:
+        text (`str`): the (first) text column.
+        text_pair (`str`, *optional*): the second text column of a sentence pair; `None` for single sentences.
+        label (`str`, *optional*, defaults to `"label"`): the label column.
+    """
+
+    text: str
+    text_pair: str | None = None
+    label: str = "label"
+
+    @property
+    def is_pair(self) -> bool:
+        return self.text_pair is not None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(c for c in (self.text, self.text_pair, self.label) if c is not None)
+
+    @property
+    def output_columns(self) -> tuple[str, ...]:
+        return ("premise", "hypothesis", "label", "lang") if self.is_pair else ("text", "label", "lang")
+
+
+LAYOUTS: dict[str, ColumnLayout] = {
+    "xnli": ColumnLayout("premise", "hypothesis", "label"),
+    "paws-x": ColumnLayout("sentence1", "sentence2", "label"),
+    "text": ColumnLayout("text", None, "label"),
+    "sib-200": ColumnLayout("text", None, "category"),
+}
+
+
+def _fail(where: str, problem: str, expected: str) -> ClassificationDataError:
+    return ClassificationDataError(f"{where}: {problem} (expected {expected})")
+
+
+def _shown(value: Any) -> str:
+    return "null" if value is None else f"of type {type(value).__name__} ({value!r:.40})"
+
+
+class _Labels:
+    """Turns raw label values into ids of a fixed label set, or collects them to make the set."""
+
+    def __init__(self, names: Sequence[str | int] | None):
+        self.fixed = names is not None
+        self.names = [str(name) for name in names] if names is not None else []
+        if self.fixed and not self.names:
+            raise ValueError("label_names is empty (expected the list of class names)")
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"label_names repeats a name: {self.names}")
+        self.ids = {name: i for i, name in enumerate(self.names)}
+        # `0` in a file is the first class when the names are not numbers (the datasets.ClassLabel convention).
+        self.indices_allowed = self.fixed and not any(_INTEGER.match(name) for name in self.names)
+        self.preferred_order: list[str] = []  # a ClassLabel's own order, when the set is taken from a dataset
+
+    def key(self, value: Any, where: str) -> str:
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise _fail(where, f"label is {_shown(value)}", "a label name (string) or an integer")
+        key = str(value).strip()
+        if not key:
+            raise _fail(where, "empty label", "a label in every row")
+        if not self.fixed:
+            return key
+        if key in self.ids:
+            return key
+        if self.indices_allowed and _INTEGER.match(key) and 0 <= int(key) < len(self.names):
+            return self.names[int(key)]
+        indices = f", or an index 0-{len(self.names) - 1}" if self.indices_allowed else ""
+        raise _fail(where, f"unknown label {key!r}", f"one of the label set: {', '.join(self.names)}{indices}")
+
+    def finish(self, keys: list[str]) -> list[str]:
+        """The label names: the fixed set, or a dataset's whole ClassLabel set followed by any other labels seen
+        (sorted, numerically when all are integers)."""
+        if self.fixed:
+            return self.names
+        extra = set(keys).difference(self.preferred_order)
+        numeric = all(_INTEGER.match(key) for key in extra)
+        return self.preferred_order + (sorted(extra, key=int) if numeric else sorted(extra))
+
+
+class _Rows:
+    """Column lists filled row by row; every row is checked where it is read."""
+
+    def __init__(self, layout: ColumnLayout, labels: _Labels):
+        self.layout, self.labels = layout, labels
+        self.texts: list[str] = []
+        self.pairs: list[str] = []
+        self.keys: list[str] = []
+
+    def add(self, where: str, record: dict[str, Any]) -> None:
+        for column in self.layout.columns:
+            if column not in record:
+                raise _fail(where, f"missing column {column!r}", f"columns {', '.join(self.layout.columns)}")
+        for column in (self.layout.text, self.layout.text_pair):
+            if column is None:
+                continue
+            value = record[column]
+            if not isinstance(value, str):
+                raise _fail(where, f"{column} is {_shown(value)}", f"a non-empty string in {column}")
+            if not value.strip():
+                raise _fail(where, f"empty {column} text", f"a non-empty {column} in every row")
+        self.texts.append(record[self.layout.text])
+        if self.layout.is_pair:
+            self.pairs.append(record[self.layout.text_pair])
+        self.keys.append(self.labels.key(record[self.layout.label], where))
+
+    def to_dataset(self, language: str) -> datasets.Dataset:
+        names = self.labels.finish(self.keys)
+        ids = {name: i for i, name in enumerate(names)}
+        label = datasets.ClassLabel(names=names)
+        columns = {"text": self.texts}
+        if self.layout.is_pair:
+            columns = {"premise": self.texts, "hypothesis": self.pairs}
+        features = datasets.Features(
+            {**{name: datasets.Value("string") for name in columns}, "label": label, "lang": datasets.Value("string")}
+        )
+        arrays = {name: pa.array(values, type=pa.string()) for name, values in columns.items()}
+        arrays["label"] = pa.array([ids[key] for key in self.keys], type=pa.int64())
+        arrays["lang"] = pa.array([language] * len(self.keys), type=pa.string())
+        return datasets.Dataset.from_dict(arrays, features=features)
+
+
+def _lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 file, without line ends and trailing blank lines; a BOM is dropped."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise _fail(f"{path}:{line}", f"bytes {data[error.start:error.end]!r} are not UTF-8", "UTF-8 text") from None
+    lines = [line.removesuffix("\r") for line in text.removeprefix("\ufeff").split("\n")]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
+def _header(names: list[str], layout: ColumnLayout, where: str) -> list[str]:
+    names = [name.strip() for name in names]
+    missing = [column for column in layout.columns if column not in names]
+    if missing:
+        raise _fail(
+            where,
+            f"header {names} lacks column {', '.join(repr(c) for c in missing)}",
+            f"a first line naming the columns {', '.join(layout.columns)} (other columns are ignored)",
+        )
+    return names
+
+
+def _tsv_records(path: Path, layout: ColumnLayout) -> Iterator[tuple[str, dict]]:
+    lines = _lines(path)
+    if not lines:
+        raise _fail(f"{path}:1", "empty file", f"a header line naming {', '.join(layout.columns)}, then examples")
+    header = _header(lines[0].split("\t"), layout, f"{path}:1")
+    expected = f"{len(header)} as in the header: {', '.join(header)}"
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            raise _fail(f"{path}:{number}", "blank line", "one example per line")
+        fields = line.split("\t")  # raw text between tabs: quotes are part of the text
+        if len(fields) != len(header):
+            raise _fail(f"{path}:{number}", f"{len(fields)} tab-separated fields", expected)
+        yield f"{path}:{number}", dict(zip(header, fields))
+
+
+def _csv_records(path: Path, layout: ColumnLayout) -> Iterator[tuple[str, dict]]:
+    reader = csv.reader(io.StringIO("\n".join(_lines(path))))
+    first = 1
+    try:
+        rows = iter(reader)
+        header = _header(next(rows, []), layout, f"{path}:1")
+        expected = f"{len(header)} as in the header: {', '.join(header)}"
+        while True:
+            first = reader.line_num + 1  # a quoted field may span lines: the row starts here
+            row = next(rows, None)
+            if row is None:
+                return
+            if not row:
+                raise _fail(f"{path}:{first}", "blank line", "one example per row")
+            if len(row) != len(header):
+                raise _fail(f"{path}:{first}", f"{len(row)} comma-separated fields", expected)
+            yield f"{path}:{first}", dict(zip(header, row))
+    except csv.Error as error:
+        raise _fail(f"{path}:{first}", f"malformed CSV: {error}", "RFC 4180 CSV with a header line") from None
+
+
+def _jsonl_records(path: Path, layout: ColumnLayout) -> Iterator[tuple[str, dict]]:
+    for number, line in enumerate(_lines(path), start=1):
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            problem = f"invalid JSON: {error.msg} at column {error.colno}" if line.strip() else "blank line"
+            raise _fail(where, problem, "one JSON object per line") from None
+        if not isinstance(record, dict):
+            expected = f"an object with keys {', '.join(layout.columns)}"
+            raise _fail(where, f"JSON {type(record).__name__} is not an object", expected)
+        yield where, record
+
+
+_FILE_READERS = {".tsv": _tsv_records, ".csv": _csv_records, ".jsonl": _jsonl_records}
+
+
+def _dataset_records(
+    dataset: datasets.Dataset, layout: ColumnLayout, labels: _Labels, name: str
+) -> Iterator[tuple[str, dict]]:
+    missing = [column for column in layout.columns if column not in dataset.column_names]
+    if missing:
+        raise ClassificationDataError(
+            f"{name}: missing column {', '.join(repr(c) for c in missing)} "
+            f"(expected columns {', '.join(layout.columns)}; found {', '.join(dataset.column_names) or 'none'})"
+        )
+    values = {column: list(dataset[column]) for column in layout.columns}  # whole columns: one Arrow read each
+    feature = dataset.features[layout.label]
+    class_names = feature.names if isinstance(feature, datasets.ClassLabel) else None
+    if class_names and not labels.fixed and not labels.preferred_order:
+        labels.preferred_order = list(class_names)  # the set taken from a dataset keeps its ClassLabel order
+    for index in range(len(dataset)):
+        where = f"{name} row {index}"
+        record = {column: values[column][index] for column in layout.columns}
+        if class_names is not None:  # ids -> the dataset's own names; -1 is "no label" in datasets
+            class_id = record[layout.label]
+            if not (isinstance(class_id, int) and 0 <= class_id < len(class_names)):
+                expected = f"a labelled example, id 0-{len(class_names) - 1}"
+                raise _fail(where, f"class id {class_id} of {layout.label!r}", expected)
+            record[layout.label] = class_names[class_id]
+        yield where, record
+
+
+def _hub_dataset(spec: str) -> datasets.Dataset:
+    """`hub:PATH:SPLIT` or `hub:PATH:CONFIG:SPLIT` through `datasets.load_dataset` (needs a network or a cache)."""
+    parts = spec[len(HUB_PREFIX) :].split(":")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise ValueError(f"{spec!r}: expected hub:PATH:SPLIT or hub:PATH:CONFIG:SPLIT (e.g. hub:facebook/xnli:fr:test)")
+    name, config, split = (parts[0], None, parts[1]) if len(parts) == 2 else parts
+    return datasets.load_dataset(name, config, split=split)
+
+
+def _records(source: Any, layout: ColumnLayout, labels: _Labels) -> Iterator[tuple[str, dict]]:
+    if isinstance(source, datasets.Dataset):
+        return _dataset_records(source, layout, labels, "dataset")
+    if isinstance(source, str) and source.startswith(HUB_PREFIX):
+        return _dataset_records(_hub_dataset(source), layout, labels, source)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        reader = _FILE_READERS.get(path.suffix.lower())
+        if reader is None:
+            raise ValueError(
+                f"{path}: unsupported file type {path.suffix!r} "
+                "(expected .tsv, .csv or .jsonl, a datasets.Dataset or hub:PATH[:CONFIG]:SPLIT)"
+            )
+        if not path.is_file():
+            raise FileNotFoundError(f"No such classification file: {path}")
+        return reader(path, layout)
+    raise TypeError(
+        f"source is a {type(source).__name__}; expected a file path, hub:PATH[:CONFIG]:SPLIT or a datasets.Dataset"
+    )
+
+
+def load_classification(
+    source: str | os.PathLike | datasets.Dataset | Sequence[str | os.PathLike | datasets.Dataset],
+    *,
+    layout: str | ColumnLayout = "xnli",
+    label_names: Sequence[str | int] | None = None,
+    language: str = "",
+) -> datasets.Dataset:
+    """Read classification examples into a [`datasets.Dataset`] (pair or single form, see the module docs).
+
+    Args:
+        source: a `.tsv` (raw fields between tabs, no quoting), `.csv` (RFC 4180) or `.jsonl` file, each with the
+            layout's columns (TSV/CSV: named in a header line; more columns are ignored); a [`datasets.Dataset`];
+            `"hub:PATH[:CONFIG]:SPLIT"` for `datasets.load_dataset(PATH, CONFIG, split=SPLIT)`; or a list of those,
+            read as one set.
+        layout (`str` or [`ColumnLayout`], *optional*, defaults to `"xnli"`): a name from [`LAYOUTS`] or your own.
+        label_names (`Sequence[str]`, *optional*): the label set, in id order. Labels in the data are names,
+            or integers (in files, digits) that are names too; when no name is a number, an integer `k` means
+            `label_names[k]` (the `datasets.ClassLabel` convention). Without it the set is a dataset's own
+            `ClassLabel` names (all of them, in order), then any other labels seen, sorted (numerically when all
+            are integers).
+        language (`str`, *optional*): code stored in the `lang` column.
+
+    Returns:
+        [`datasets.Dataset`]: `premise`, `hypothesis`, `label`, `lang` (pairs) or `text`, `label`, `lang`, in
+        input order; `features["label"].names` is the label set.
+
+    Raises:
+        [`ClassificationDataError`]: a missing column, an empty or non-string text, a label outside the set,
+            invalid JSON or CSV, a line whose field count differs from the header, bytes that are not UTF-8, or
+            no examples at all; the message names file and line (or dataset row) and what was expected.
+        `FileNotFoundError`: a file does not exist.
+    """
+    if isinstance(layout, str):
+        if layout not in LAYOUTS:
+            raise ValueError(f"Unknown layout {layout!r}; known: {', '.join(LAYOUTS)} (or pass a ColumnLayout).")
+        layout = LAYOUTS[layout]
+    labels = _Labels(label_names)
+    rows = _Rows(layout, labels)
+    sources = list(source) if isinstance(source, (list, tuple)) else [source]
+    if not sources:
+        raise ValueError("no source given (expected a file, a dataset or hub:PATH[:CONFIG]:SPLIT)")
+    for item in sources:
+        before = len(rows.keys)
+        for where, record in _records(item, layout, labels):
+            rows.add(where, record)
+        if len(rows.keys) == before:
+            place = "dataset" if isinstance(item, datasets.Dataset) else str(item)
+            place = place if place == "dataset" or place.startswith(HUB_PREFIX) else f"{place}:1"
+            raise _fail(place, "no examples", "at least one example")
+    return rows.to_dataset(language)
+
+
+def tokenize_classification(
+    dataset: datasets.Dataset, tokenizer, max_length: int = 128, batch_size: int = 1000
+) -> datasets.Dataset:
+    """Model inputs and `labels` for a dataset from [`load_classification`].
+
+    A pair is encoded as ONE sequence, `tokenizer(premise, hypothesis)`: for XLM-R `<s> premise </s></s>
+    hypothesis </s>` (BERT-style models also get `token_type_ids`), truncated longest-first to `max_length`.
+    The text columns are removed; the result has the tokenizer's outputs and `labels`.
+    """
+    is_pair = "hypothesis" in dataset.column_names
+
+    def encode(batch: dict[str, list]) -> dict[str, list]:
+        texts = (batch["premise"], batch["hypothesis"]) if is_pair else (batch["text"],)
+        encoded = dict(tokenizer(*texts, truncation=True, max_length=max_length))
+        encoded["labels"] = batch["label"]
+        return encoded
+
+    columns = dataset.column_names
+    return dataset.map(encode, batched=True, batch_size=batch_size, remove_columns=columns, desc="Tokenizing")
