@@ -26,7 +26,7 @@ import transformers
 from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification, set_seed
 
 from hf_xalign import AlignmentTrainer, AlignmentTrainingArguments
-from hf_xalign.data import load_parallel
+from hf_xalign.data import drop_pairs_containing, load_parallel
 from hf_xalign.data.conllu import GOOGLE_UNIVERSAL_TAG_MAP, UPOS_TAGS, read_treebank, tokenize_and_align_labels
 from hf_xalign.experiment import (
     ALIGNED,
@@ -102,18 +102,24 @@ def main(script_args: PosArguments, training_args: AlignmentTrainingArguments) -
     tokenizer = AutoTokenizer.from_pretrained(script_args.model_name_or_path)
     tag_map = TAG_MAPS[script_args.tag_map]
 
-    def tokenized(source, language):
-        treebank = read_treebank(source, language=language, tag_map=tag_map)
-        return tokenize_and_align_labels(treebank, tokenizer, script_args.max_length, script_args.label_all_subtokens)
-
-    train = tokenized(script_args.train_treebank, script_args.source_language).remove_columns(["words", "upos", "lang", "sent_id"])
-    eval_sets = {
-        language: tokenized(path, language).remove_columns(["words", "upos", "lang", "sent_id"])
+    treebanks = {
+        language: read_treebank(path, language=language, tag_map=tag_map)
         for language, path in script_args.eval_languages.items()
     }
-    parallel = None
+    columns = ["words", "upos", "lang", "sent_id"]
+
+    def tokenized(treebank):
+        encoded = tokenize_and_align_labels(treebank, tokenizer, script_args.max_length, script_args.label_all_subtokens)
+        return encoded.remove_columns(columns)
+
+    train = tokenized(read_treebank(script_args.train_treebank, language=script_args.source_language, tag_map=tag_map))
+    eval_sets = {language: tokenized(treebank) for language, treebank in treebanks.items()}
+    parallel, dropped = None, 0
     if script_args.parallel_data and training_args.alignment_mode != "none":
-        parallel = datasets.concatenate_datasets([load_parallel(path) for path in script_args.parallel_data])
+        pairs = datasets.concatenate_datasets([load_parallel(path) for path in script_args.parallel_data])
+        # The test sentences must not be aligned: drop the pairs that contain one of them.
+        parallel = drop_pairs_containing(pairs, (" ".join(w) for t in treebanks.values() for w in t["words"]))
+        dropped = len(pairs) - len(parallel)
 
     report = ZeroShotReport(
         metric="accuracy",
@@ -123,6 +129,7 @@ def main(script_args: PosArguments, training_args: AlignmentTrainingArguments) -
             "train_sentences": len(train),
             "eval_sentences": {language: len(data) for language, data in eval_sets.items()},
             "parallel_pairs": len(parallel) if parallel is not None else 0,
+            "parallel_pairs_dropped_as_test_text": dropped,
             "alignment_loss": training_args.alignment_loss,
             "alignment_mode": training_args.alignment_mode,
         },

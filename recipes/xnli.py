@@ -31,7 +31,7 @@ import transformers
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, set_seed
 
 from hf_xalign import AlignmentTrainer, AlignmentTrainingArguments
-from hf_xalign.data import load_parallel
+from hf_xalign.data import drop_pairs_containing, load_parallel
 from hf_xalign.data.classification import LAYOUTS, load_classification, tokenize_classification
 from hf_xalign.experiment import ALIGNED, BASELINE, ZeroShotReport, evaluate_languages, use_console_log
 from hf_xalign.experiment import parse_config, parse_language_paths
@@ -86,12 +86,6 @@ def texts_of(data: datasets.Dataset) -> set[str]:
     return {text.strip() for column in columns for text in data[column]}
 
 
-def drop_pairs_with(parallel: datasets.Dataset, texts: set[str]) -> datasets.Dataset:
-    """`parallel` without the pairs whose source or target is one of `texts` (compared stripped)."""
-    pairs = enumerate(zip(parallel["src"], parallel["tgt"]))
-    return parallel.select([i for i, (src, tgt) in pairs if src.strip() not in texts and tgt.strip() not in texts])
-
-
 def majority_reference(train: datasets.Dataset, eval_raw: dict[str, datasets.Dataset]) -> dict:
     """The training set's most frequent label, and the accuracy of always predicting it on each evaluation set."""
     majority = Counter(train["label"]).most_common(1)[0][0]
@@ -123,7 +117,7 @@ class ClassificationExperiment:
         if script_args.parallel_data and training_args.alignment_mode != "none":
             pairs = datasets.concatenate_datasets([load_parallel(path) for path in script_args.parallel_data])
             if script_args.drop_eval_texts_from_parallel:
-                self.parallel = drop_pairs_with(pairs, set().union(*map(texts_of, self.eval_raw.values())))
+                self.parallel = drop_pairs_containing(pairs, set().union(*map(texts_of, self.eval_raw.values())))
             else:
                 self.parallel = pairs
             self.dropped_pairs = len(pairs) - len(self.parallel)

@@ -71,7 +71,11 @@ def test_recipe_learns_the_training_set_and_writes_the_table(tmp_path, tiny_mode
     for row in ("| en (source) |", "| fr |", "| tr |", "macro avg (targets)", "Δ (aligned − baseline)"):
         assert row in markdown
     assert saved["conflict_summary"]["measured_steps"] == 60
-    assert saved["details"]["parallel_pairs"] == sum(len(load_parallel(os.path.join(PARALLEL, f))) for f in ("en-fr.tsv", "en-tr.tsv"))
+    # The French test treebank is the French side of en-fr.tsv (recipes/data/pos/README.md): all of
+    # those pairs must be kept out of the alignment stream, and the en-tr pairs kept in.
+    english_french = len(load_parallel(os.path.join(PARALLEL, "en-fr.tsv")))
+    assert saved["details"]["parallel_pairs_dropped_as_test_text"] == english_french
+    assert saved["details"]["parallel_pairs"] == len(load_parallel(os.path.join(PARALLEL, "en-tr.tsv")))
 
 
 def test_two_processes_complete_and_report_the_same_table(tmp_path, tiny_model_dir):

@@ -2,7 +2,14 @@
 
 from .classification import ClassificationDataError, load_classification, tokenize_classification
 from .collator import ParallelCollator, mask_tokens
-from .parallel import PARALLEL_COLUMNS, PARALLEL_FEATURES, ParallelDataError, load_parallel, parse_alignment
+from .parallel import (
+    PARALLEL_COLUMNS,
+    PARALLEL_FEATURES,
+    ParallelDataError,
+    drop_pairs_containing,
+    load_parallel,
+    parse_alignment,
+)
 from .stream import AlignmentStream
 
 __all__ = [
@@ -12,6 +19,7 @@ __all__ = [
     "ClassificationDataError",
     "ParallelCollator",
     "ParallelDataError",
+    "drop_pairs_containing",
     "load_classification",
     "load_parallel",
     "mask_tokens",

@@ -35,7 +35,7 @@ import numbers
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import datasets
 import pyarrow as pa
@@ -46,6 +46,7 @@ __all__ = [
     "PARALLEL_FEATURES",
     "ParallelDataError",
     "load_parallel",
+    "drop_pairs_containing",
     "parse_alignment",
 ]
 
@@ -456,3 +457,23 @@ def load_parallel(
     raise TypeError(
         f"source is a {type(source).__name__}; expected a .tsv/.jsonl path, a pair of paths, or a datasets.Dataset"
     )
+
+
+def drop_pairs_containing(parallel: datasets.Dataset, texts: Iterable[str]) -> datasets.Dataset:
+    """`parallel` without the pairs whose source or target is one of `texts`.
+
+    Evaluation sentences must not reach the alignment stream (it would align the very test
+    sentences). Texts are compared with all whitespace removed, so a treebank's words and the
+    raw sentence match: `"Entrez un nom ."` and `"Entrez un nom."` are the same text here.
+    """
+    banned = {_without_whitespace(text) for text in texts}
+    keep = [
+        i
+        for i, (src, tgt) in enumerate(zip(parallel["src"], parallel["tgt"]))
+        if _without_whitespace(src) not in banned and _without_whitespace(tgt) not in banned
+    ]
+    return parallel.select(keep)
+
+
+def _without_whitespace(text: str) -> str:
+    return "".join(text.split())
