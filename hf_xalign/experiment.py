@@ -41,8 +41,12 @@ def _config_path(argv: list[str]) -> str | None:
 
 def config_errors(values: Mapping[str, Any], dataclass_types: Sequence[type], source: str) -> list[str]:
     """Every problem of a config at once: unknown keys (with the closest known names), bad values."""
-    known = {f.name: t for t in dataclass_types for f in dataclasses.fields(t) if f.init}
+    known: dict[str, type] = {}
     errors = []
+    for cls in dataclass_types:
+        for f in dataclasses.fields(cls):
+            if f.init and known.setdefault(f.name, cls) is not cls:  # argparse would refuse the second one
+                errors.append(f"option {f.name!r} is defined by both {known[f.name].__name__} and {cls.__name__}")
     for key in values:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=3)

@@ -81,3 +81,14 @@ def test_table_rows_averages_and_differences(tmp_path):
     saved = json.loads((tmp_path / "results.json").read_text())  # strict JSON: NaN became null
     assert saved["conflict_summary"]["mean_cosine"] is None
     assert math.isclose(saved["macro_average_targets"]["baseline"], 0.53)
+
+
+def test_an_option_defined_by_two_dataclasses_is_an_error():
+    from dataclasses import dataclass
+
+    @dataclass
+    class Clashing:
+        label_names: str = "x"  # also a TrainingArguments field
+
+    errors = config_errors({}, (Clashing, AlignmentTrainingArguments), "c.yaml")
+    assert errors == ["option 'label_names' is defined by both Clashing and AlignmentTrainingArguments"]
