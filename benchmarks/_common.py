@@ -549,3 +549,46 @@ def print_profile_overheads(profiler, steps: int, title: str, limit: int = 10) -
           f"the loop's own functions by cumulative time (forward/backward/optimizer wrappers left out) --")
     for cumulative, calls, name in rows[:limit]:
         print(f"  {name:<72} {calls / steps:6.1f} calls/step {cumulative / steps * 1e3:8.2f} ms/step {cumulative / total:6.1%}")
+
+
+@dataclass
+class Bench:
+    """What both benchmarks start from: the options, the timing plan, and the model and data."""
+
+    quick: bool
+    rounds: int
+    steps: int
+    budget: float
+    repeats: int
+    wall_start: float
+    tokenizer: object
+    pairs: datasets.Dataset
+    task_data: datasets.Dataset
+    batches: list
+    base: XLMRobertaForTokenClassification
+
+
+def set_up(title: str, description: str, default_rounds: int, default_steps: int) -> Bench:
+    """Parse the options, fix the threads, print the header and the machine, build model and data."""
+    options = parse_args(description)
+    quick = options.quick
+    wall_start = time.perf_counter()
+    configure(options.threads)
+    print(f"== {title} ==")
+    print_machine()
+    raw_pairs = load_pairs()
+    tokenizer = build_tokenizer(raw_pairs)
+    task_data = build_task_dataset(tokenizer, raw_pairs, rows=16 * 8)
+    return Bench(
+        quick=quick,
+        rounds=options.rounds or (2 if quick else default_rounds),
+        steps=options.steps or (2 if quick else default_steps),
+        budget=options.budget or (10.0 if quick else 150.0),
+        repeats=3 if quick else 7,
+        wall_start=wall_start,
+        tokenizer=tokenizer,
+        pairs=build_parallel_dataset(tokenizer, raw_pairs),
+        task_data=task_data,
+        batches=task_batches(task_data, 8),
+        base=build_model(tokenizer),
+    )

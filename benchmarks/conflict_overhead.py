@@ -32,7 +32,6 @@ import cProfile
 import math
 import statistics
 import tempfile
-import time
 
 import torch
 
@@ -42,24 +41,16 @@ from _common import (
     TrainerStepper,
     Variant,
     alignment_batches,
-    build_model,
-    build_parallel_dataset,
-    build_task_dataset,
-    build_tokenizer,
-    configure,
     done,
     hand_contrastive,
     interleave,
-    load_pairs,
     make_trainer,
     parameter_bytes,
-    parse_args,
     peak_allocated,
-    print_machine,
     print_profile_overheads,
     print_ratios,
     print_setup,
-    task_batches,
+    set_up,
     time_call,
     timed_steps,
 )
@@ -100,23 +91,11 @@ def cosine_of(sums: torch.Tensor) -> float:
 
 
 def main() -> None:
-    options = parse_args(__doc__.splitlines()[0])
-    quick = options.quick
-    rounds = options.rounds or (2 if quick else 40)
-    steps = options.steps or 2
-    budget = options.budget or (10.0 if quick else 150.0)
-    repeats = 3 if quick else 7
-    wall_start = time.perf_counter()
-    configure(options.threads)
-    print("== conflict_overhead: cost of measuring task vs alignment gradients at every step ==")
-    print_machine()
-
-    raw_pairs = load_pairs()
-    tokenizer = build_tokenizer(raw_pairs)
-    pairs = build_parallel_dataset(tokenizer, raw_pairs)
-    task_data = build_task_dataset(tokenizer, raw_pairs, rows=16 * 8)
-    batches = task_batches(task_data, 8)
-    base = build_model(tokenizer)
+    bench = set_up("conflict_overhead: cost of measuring task vs alignment gradients at every step", __doc__.splitlines()[0], default_rounds=40, default_steps=2)
+    quick, rounds, steps, budget, repeats = bench.quick, bench.rounds, bench.steps, bench.budget, bench.repeats
+    wall_start, tokenizer, pairs, task_data, batches, base = (
+        bench.wall_start, bench.tokenizer, bench.pairs, bench.task_data, bench.batches, bench.base
+    )
 
     trainer_a = make_trainer(copy.deepcopy(base), tokenizer, task_data, pairs, conflict_every=0)
     trainer_b = make_trainer(copy.deepcopy(base), tokenizer, task_data, pairs, conflict_every=1)

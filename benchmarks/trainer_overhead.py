@@ -32,7 +32,6 @@ from __future__ import annotations
 import copy
 import cProfile
 import statistics
-import time
 
 import torch
 
@@ -43,21 +42,13 @@ from _common import (
     TrainerStepper,
     Variant,
     alignment_batches,
-    build_model,
-    build_parallel_dataset,
-    build_task_dataset,
-    build_tokenizer,
-    configure,
     done,
     interleave,
-    load_pairs,
     make_trainer,
-    parse_args,
-    print_machine,
     print_profile_overheads,
     print_ratios,
     print_setup,
-    task_batches,
+    set_up,
     time_call,
     timed_steps,
     train_loop_chunk,
@@ -65,23 +56,11 @@ from _common import (
 
 
 def main() -> None:
-    options = parse_args(__doc__.splitlines()[0])
-    quick = options.quick
-    rounds = options.rounds or (2 if quick else 30)
-    steps = options.steps or (2 if quick else 3)
-    budget = options.budget or (10.0 if quick else 150.0)
-    repeats = 3 if quick else 7
-    wall_start = time.perf_counter()
-    configure(options.threads)
-    print("== trainer_overhead: AlignmentTrainer joint step vs a hand-written PyTorch loop ==")
-    print_machine()
-
-    raw_pairs = load_pairs()
-    tokenizer = build_tokenizer(raw_pairs)
-    pairs = build_parallel_dataset(tokenizer, raw_pairs)
-    task_data = build_task_dataset(tokenizer, raw_pairs, rows=16 * 8)
-    batches = task_batches(task_data, 8)
-    base = build_model(tokenizer)
+    bench = set_up("trainer_overhead: AlignmentTrainer joint step vs a hand-written PyTorch loop", __doc__.splitlines()[0], default_rounds=30, default_steps=3)
+    quick, rounds, steps, budget, repeats = bench.quick, bench.rounds, bench.steps, bench.budget, bench.repeats
+    wall_start, tokenizer, pairs, task_data, batches, base = (
+        bench.wall_start, bench.tokenizer, bench.pairs, bench.task_data, bench.batches, bench.base
+    )
 
     step_trainers = [make_trainer(copy.deepcopy(base), tokenizer, task_data, pairs, conflict_every=c) for c in (0, 1)]
     loop_trainers = [make_trainer(copy.deepcopy(base), tokenizer, task_data, pairs, conflict_every=c) for c in (0, 1)]
