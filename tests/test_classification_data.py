@@ -118,7 +118,7 @@ def test_hub_specs_go_to_load_dataset(monkeypatch):
     load_classification("hub:facebook/xnli:fr:test", label_names=["entailment", "neutral", "contradiction"])
     load_classification("hub:my/pairs:train")
     assert calls == [("facebook/xnli", "fr", "test"), ("my/pairs", None, "train")]
-    with pytest.raises(ValueError, match="hub:PATH:SPLIT or hub:PATH:CONFIG:SPLIT"):
+    with pytest.raises(ValueError, match="expected hub:PATH\\[:CONFIG\\]:SPLIT"):
         load_classification("hub:xnli")
 
 

@@ -53,6 +53,8 @@ from typing import Any, Iterator, Sequence
 import datasets
 import pyarrow as pa
 
+from .hub import HUB_PREFIX, load_hub_split
+
 __all__ = [
     "LAYOUTS",
     "ClassificationDataError",
@@ -61,7 +63,6 @@ __all__ = [
     "tokenize_classification",
 ]
 
-HUB_PREFIX = "hub:"
 _INTEGER = re.compile(r"-?[0-9]+\Z", re.ASCII)
 
 
@@ -299,20 +300,11 @@ def _dataset_records(
         yield where, record
 
 
-def _hub_dataset(spec: str) -> datasets.Dataset:
-    """`hub:PATH:SPLIT` or `hub:PATH:CONFIG:SPLIT` through `datasets.load_dataset` (needs a network or a cache)."""
-    parts = spec[len(HUB_PREFIX) :].split(":")
-    if len(parts) not in (2, 3) or not all(parts):
-        raise ValueError(f"{spec!r}: expected hub:PATH:SPLIT or hub:PATH:CONFIG:SPLIT (e.g. hub:facebook/xnli:fr:test)")
-    name, config, split = (parts[0], None, parts[1]) if len(parts) == 2 else parts
-    return datasets.load_dataset(name, config, split=split)
-
-
 def _records(source: Any, layout: ColumnLayout, labels: _Labels) -> Iterator[tuple[str, dict]]:
     if isinstance(source, datasets.Dataset):
         return _dataset_records(source, layout, labels, "dataset")
     if isinstance(source, str) and source.startswith(HUB_PREFIX):
-        return _dataset_records(_hub_dataset(source), layout, labels, source)
+        return _dataset_records(load_hub_split(source), layout, labels, source)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         reader = _FILE_READERS.get(path.suffix.lower())

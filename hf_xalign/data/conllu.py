@@ -16,6 +16,8 @@ from typing import Iterator, Mapping, Sequence
 import conllu
 import datasets
 
+from .hub import is_hub_spec, load_hub_split
+
 UPOS_TAGS: tuple[str, ...] = (
     "ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM",
     "PART", "PRON", "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X",
@@ -149,13 +151,8 @@ def read_treebank(source, *, language: str = "", tag_map: Mapping[str, str] | No
     """
     if isinstance(source, (list, tuple)):
         return datasets.concatenate_datasets([read_treebank(item, language=language, tag_map=tag_map) for item in source])
-    if isinstance(source, str) and source.startswith("hub:"):
-        parts = source[len("hub:") :].split(":")
-        if len(parts) not in (2, 3) or not all(parts):
-            raise ValueError(f"{source!r}: expected hub:PATH[:CONFIG]:SPLIT, e.g. hub:universal_dependencies:en_ewt:train")
-        path, config, split = parts if len(parts) == 3 else (parts[0], None, parts[1])
-        dataset = datasets.load_dataset(path, config, split=split)
-        return treebank_from_dataset(dataset, language=language, source=source)
+    if is_hub_spec(source):
+        return treebank_from_dataset(load_hub_split(source), language=language, source=source)
     return read_conllu(source, language=language, tag_map=tag_map)
 
 
