@@ -117,8 +117,11 @@ def main(script_args: PosArguments, training_args: AlignmentTrainingArguments) -
     parallel, dropped = None, 0
     if script_args.parallel_data and training_args.alignment_mode != "none":
         pairs = datasets.concatenate_datasets([load_parallel(path) for path in script_args.parallel_data])
-        # The test sentences must not be aligned: drop the pairs that contain one of them.
-        parallel = drop_pairs_containing(pairs, (" ".join(w) for t in treebanks.values() for w in t["words"]))
+        # Zero-shot test sentences must not be aligned: drop the pairs that contain a target-language
+        # test sentence. (Source-language test text is not zero-shot; dropping it would also drop its
+        # translations into every other language, which share the English side.)
+        target_words = (words for lang, t in treebanks.items() if lang != script_args.source_language for words in t["words"])
+        parallel = drop_pairs_containing(pairs, (" ".join(words) for words in target_words))
         dropped = len(pairs) - len(parallel)
 
     report = ZeroShotReport(

@@ -98,5 +98,8 @@ def test_two_processes_complete_and_report_the_same_table(tmp_path, tiny_model_d
     assert set(saved["runs"]) == {"aligned", "baseline"} and set(saved["runs"]["aligned"]) == {"en", "tr"}
     words = sum(len(sentence) for sentence in read_conllu(dev)["words"])
     assert saved["runs"]["aligned"]["en"]["tokens"] == words  # gathered predictions, no duplicates
+    # en dev is the English side of Django's catalogs, but source-language text is not zero-shot
+    # test text: no pair is dropped for it (the Turkish test sentences are not in the catalogs).
+    assert saved["details"]["parallel_pairs_dropped_as_test_text"] == 0
     markdown = (tmp_path / "pos2" / "results.md").read_text()
     assert "| en (source) |" in markdown and "| tr |" in markdown and "macro avg (targets)" in markdown
