@@ -100,7 +100,6 @@ class AlignmentTrainer(Trainer):
         if not aligning and train_dataset is None:
             raise ValueError("alignment_mode='none' trains the task alone: it needs a train_dataset.")
         self.task_dataset = train_dataset
-        self.task_collator = data_collator
         if train_dataset is None:
             if args.max_steps <= 0:
                 raise ValueError("Alignment-only training (no train_dataset) needs args.max_steps > 0.")
@@ -149,6 +148,11 @@ class AlignmentTrainer(Trainer):
             )
         self.alignment_stage = args.alignment_mode == "sequential" and self.task_dataset is not None
         self.alignment_groups = self._backward_groups()
+        # A shared forward's graph must survive until the last group that reads it.
+        reads_shared = [
+            any(self.alignment_losses[i].reads_shared_forward() for i in members) for _, members in self.alignment_groups
+        ]
+        self._retain_graph = [here and any(reads_shared[k + 1 :]) for k, here in enumerate(reads_shared)]
         self.gradient_splitter: GradientSplitter | None = None
         self.conflict_callback: GradientConflictCallback | None = None
         if args.conflict_every > 0:
@@ -295,12 +299,7 @@ class AlignmentTrainer(Trainer):
                 weighted = {name: w * parts[name] for name, w in zip(self.alignment_loss_names, self.alignment_loss_weights)}
                 align_loss = sum(weighted.values())
                 self._check_finite(align_loss, parts, step)
-                for index, (objective, members) in enumerate(self.alignment_groups):
-                    # A shared forward's graph must survive until the last group that reads it.
-                    retain = any(
-                        self.alignment_losses[i].reads_shared_forward()
-                        for _, later in self.alignment_groups[index + 1 :] for i in later
-                    ) and any(self.alignment_losses[i].reads_shared_forward() for i in members)
+                for (objective, members), retain in zip(self.alignment_groups, self._retain_graph):
                     group_loss = sum(weighted[self.alignment_loss_names[i]] for i in members)
                     with capture(objective):
                         self.accelerator.backward(lam * group_loss / accumulation, retain_graph=retain)
