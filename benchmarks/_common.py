@@ -25,9 +25,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -67,7 +67,9 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="~30 s smoke run: few rounds, numbers are noisy.")
     parser.add_argument("--rounds", type=int, default=None, help="Interleaved rounds (overrides the mode's default).")
     parser.add_argument("--steps", type=int, default=None, help="Timed steps per variant and round.")
-    parser.add_argument("--budget", type=float, default=None, help="Seconds of interleaved timing before rounds stop early.")
+    parser.add_argument(
+        "--budget", type=float, default=None, help="Seconds of interleaved timing before rounds stop early."
+    )
     parser.add_argument("--threads", type=int, default=THREADS, help="torch intra-op threads (default 2).")
     return parser.parse_args()
 
@@ -149,7 +151,10 @@ def build_parallel_dataset(tokenizer, pairs: datasets.Dataset, rows: int = 512) 
             src, tgt = candidates[(start + offset) % len(candidates)]
             src_parts.append(src)
             tgt_parts.append(tgt)
-            lengths = [len(tokenizer(" ".join(parts).split(), is_split_into_words=True)["input_ids"]) for parts in (src_parts, tgt_parts)]
+            lengths = [
+                len(tokenizer(" ".join(parts).split(), is_split_into_words=True)["input_ids"])
+                for parts in (src_parts, tgt_parts)
+            ]
             if min(lengths) > ALIGN_MAX_LENGTH:
                 break
         data["src"].append(" ".join(src_parts))
@@ -226,7 +231,9 @@ def make_args(output_dir: str, conflict_every: int, max_steps: int = 10**6) -> A
     )
 
 
-def make_trainer(model, tokenizer, task_dataset, pairs, conflict_every: int, max_steps: int = 10**6) -> AlignmentTrainer:
+def make_trainer(
+    model, tokenizer, task_dataset, pairs, conflict_every: int, max_steps: int = 10**6
+) -> AlignmentTrainer:
     output_dir = tempfile.mkdtemp(prefix=f"xalign-bench-c{conflict_every}-")
     atexit.register(shutil.rmtree, output_dir, True)  # conflict.jsonl and summaries of the timed runs
     trainer = AlignmentTrainer(
@@ -304,16 +311,23 @@ def optimizer_like_trainer(args: AlignmentTrainingArguments, model: torch.nn.Mod
     optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
     decay = set(Trainer.get_decay_parameter_names(None, model))
     groups = [
-        {"params": [p for n, p in model.named_parameters() if n in decay and p.requires_grad], "weight_decay": args.weight_decay},
+        {
+            "params": [p for n, p in model.named_parameters() if n in decay and p.requires_grad],
+            "weight_decay": args.weight_decay,
+        },
         {"params": [p for n, p in model.named_parameters() if n not in decay and p.requires_grad], "weight_decay": 0.0},
     ]
     return optimizer_cls(groups, **optimizer_kwargs)
 
 
-def hand_contrastive(encoder: torch.nn.Module, batch: dict[str, torch.Tensor], temperature: float = TEMPERATURE) -> torch.Tensor:
+def hand_contrastive(
+    encoder: torch.nn.Module, batch: dict[str, torch.Tensor], temperature: float = TEMPERATURE
+) -> torch.Tensor:
     """Symmetric InfoNCE over mean-pooled last-layer states; source and target rows in ONE forward."""
     pairs = batch["input_ids"].shape[0] // 2
-    states = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state  # (2p, seq, dim)
+    states = encoder(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+    ).last_hidden_state  # (2p, seq, dim)
     keep = (batch["attention_mask"] * (1 - batch["special_tokens_mask"])).unsqueeze(-1).to(states.dtype)  # (2p, seq, 1)
     sentences = F.normalize((states * keep).sum(1) / keep.sum(1).clamp_min(1.0), dim=-1)  # (2p, dim)
     src, tgt = sentences[:pairs], sentences[pairs:]
@@ -332,14 +346,18 @@ class HandLoop:
     computes them, a python-float cosine, then `.grad = g_task + g_align` and the same step.
     """
 
-    def __init__(self, model, args, task: list[dict], align: list[dict], measure: bool = False, lam: float = 1.0) -> None:
+    def __init__(
+        self, model, args, task: list[dict], align: list[dict], measure: bool = False, lam: float = 1.0
+    ) -> None:
         self.model = model
         self.task, self.align = task, align
         self.measure = measure
         self.lam = lam
         self.optimizer = optimizer_like_trainer(args, model)
         self.params = [p for p in model.parameters() if p.requires_grad]
-        groups = [parameter_group(name, model.base_model_prefix) for name, p in model.named_parameters() if p.requires_grad]
+        groups = [
+            parameter_group(name, model.base_model_prefix) for name, p in model.named_parameters() if p.requires_grad
+        ]
         names = sorted(set(groups))
         self.group_index = torch.tensor([names.index(g) for g in groups])
         self.n_groups = len(names)
@@ -370,12 +388,18 @@ class HandLoop:
             t = torch.zeros_like(a) if t is None else t
             a = torch.zeros_like(t) if a is None else a
             rows.append(torch.stack([_dot64(t, a), _dot64(t, t), _dot64(a, a)]))
-        per_group = torch.zeros(self.n_groups, 3, dtype=torch.float64).index_add_(0, self.group_index, torch.stack(rows))
+        per_group = torch.zeros(self.n_groups, 3, dtype=torch.float64).index_add_(
+            0, self.group_index, torch.stack(rows)
+        )
         dot, task_sq, align_sq = per_group.sum(0).tolist()
         self.last_cosine = dot / math.sqrt(task_sq * align_sq) if task_sq * align_sq > 0 else float("nan")
         for p, t, a in zip(self.params, task_grad, align_grad):
             p.grad = t if a is None else (a if t is None else t + a)
-        live = {g.data_ptr(): g.numel() * g.element_size() for g in (*task_grad, *align_grad, *(p.grad for p in self.params)) if g is not None}
+        live = {
+            g.data_ptr(): g.numel() * g.element_size()
+            for g in (*task_grad, *align_grad, *(p.grad for p in self.params))
+            if g is not None
+        }
         self.held_gradient_bytes = sum(live.values())
 
 
@@ -411,7 +435,9 @@ def timed_steps(step: Callable[[], None], steps: int) -> list[tuple[float, float
     return times
 
 
-def interleave(variants: list[Variant], rounds: int, steps: int, warmup: int, budget_s: float, min_rounds: int = 3) -> None:
+def interleave(
+    variants: list[Variant], rounds: int, steps: int, warmup: int, budget_s: float, min_rounds: int = 3
+) -> None:
     """Warm each variant up, then up to `rounds` rounds of `steps` steps of each variant.
 
     The order alternates A B C, C B A, ... so that no variant always runs right after
@@ -474,10 +500,14 @@ def print_ratios(variants: list[Variant], baseline: Variant, goal: dict[str, flo
         paired = [v / b for v, b in zip(variant.round_medians, baseline.round_medians)]
         paired_text = f"{statistics.median(paired):.3f} [{min(paired):.3f}-{max(paired):.3f}]"
         target = f"<={goal[variant.name]:.2f}" if variant.name in goal else ""
-        print(f"{variant.name:<34} {1e3 * median:>9.1f} {spread:>15} {median / base:>7.3f} {paired_text:>22} {target:>7}")
+        print(
+            f"{variant.name:<34} {1e3 * median:>9.1f} {spread:>15} {median / base:>7.3f} {paired_text:>22} {target:>7}"
+        )
 
 
-def print_setup(model: torch.nn.Module, task_batch: dict[str, torch.Tensor], align_batches: list[dict[str, torch.Tensor]]) -> None:
+def print_setup(
+    model: torch.nn.Module, task_batch: dict[str, torch.Tensor], align_batches: list[dict[str, torch.Tensor]]
+) -> None:
     n_params = sum(p.numel() for p in model.parameters())
     embeddings = model.get_input_embeddings().weight
     seqs = sorted({b["input_ids"].shape[1] for b in align_batches})
@@ -502,9 +532,7 @@ def peak_allocated(fn: Callable[[], None]) -> tuple[int, int]:
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
-    events = sorted(
-        (e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
-    )
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
     live = peak = 0
     for _, nbytes in events:
         live += nbytes
@@ -518,12 +546,33 @@ def done(start: float) -> None:
 
 # Python wrappers around the model's arithmetic (forwards, backwards, optimizer update), left out of
 # the profile listing so that what remains is the loop's own work.
-ARITHMETIC_WRAPPERS = frozenset({
-    "backward", "_engine_run_backward", "compute_alignment_loss", "<dictcomp>", "forward", "sentence_embeddings",
-    "layer", "hidden_states", "encode", "training_step", "compute_loss", "wrapper", "step", "_use_grad",
-    "train", "_inner_training_loop", "_run_epoch", "_wrapped_call_impl", "_call_impl", "_naive_gradients",
-    "adamw", "_fused_adamw", "maybe_fallback",
-})
+ARITHMETIC_WRAPPERS = frozenset(
+    {
+        "backward",
+        "_engine_run_backward",
+        "compute_alignment_loss",
+        "<dictcomp>",
+        "forward",
+        "sentence_embeddings",
+        "layer",
+        "hidden_states",
+        "encode",
+        "training_step",
+        "compute_loss",
+        "wrapper",
+        "step",
+        "_use_grad",
+        "train",
+        "_inner_training_loop",
+        "_run_epoch",
+        "_wrapped_call_impl",
+        "_call_impl",
+        "_naive_gradients",
+        "adamw",
+        "_fused_adamw",
+        "maybe_fallback",
+    }
+)
 
 
 def print_profile_overheads(profiler, steps: int, title: str, limit: int = 10) -> None:
@@ -537,18 +586,29 @@ def print_profile_overheads(profiler, steps: int, title: str, limit: int = 10) -
 
     stats = pstats.Stats(profiler)
     total = stats.total_tt
-    keep = ("/hf_xalign/", "/transformers/trainer", "/accelerate/", "/torch/optim/", "/transformers/data/",
-            "/torch/nn/utils/clip_grad", "/datasets/")
+    keep = (
+        "/hf_xalign/",
+        "/transformers/trainer",
+        "/accelerate/",
+        "/torch/optim/",
+        "/transformers/data/",
+        "/torch/nn/utils/clip_grad",
+        "/datasets/",
+    )
     rows = []
     for (filename, line, function), (_, calls, _, cumulative, _) in stats.stats.items():
         if any(part in filename for part in keep) and function not in ARITHMETIC_WRAPPERS:
             short = filename.split("site-packages/")[-1].split("/main/")[-1]
             rows.append((cumulative, calls, f"{short}:{line}({function})"))
     rows.sort(reverse=True)
-    print(f"\n-- {title}: cProfile of {steps} steps ({total / steps * 1e3:.0f} ms/step under the profiler); "
-          f"the loop's own functions by cumulative time (forward/backward/optimizer wrappers left out) --")
+    print(
+        f"\n-- {title}: cProfile of {steps} steps ({total / steps * 1e3:.0f} ms/step under the profiler); "
+        f"the loop's own functions by cumulative time (forward/backward/optimizer wrappers left out) --"
+    )
     for cumulative, calls, name in rows[:limit]:
-        print(f"  {name:<72} {calls / steps:6.1f} calls/step {cumulative / steps * 1e3:8.2f} ms/step {cumulative / total:6.1%}")
+        print(
+            f"  {name:<72} {calls / steps:6.1f} calls/step {cumulative / steps * 1e3:8.2f} ms/step {cumulative / total:6.1%}"
+        )
 
 
 @dataclass

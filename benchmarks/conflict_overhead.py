@@ -34,7 +34,6 @@ import statistics
 import tempfile
 
 import torch
-
 from _common import (
     ALIGN_PAIRS,
     HandLoop,
@@ -54,6 +53,7 @@ from _common import (
     time_call,
     timed_steps,
 )
+
 from hf_xalign.conflict import TASK
 
 LAMBDA = 1.0
@@ -91,10 +91,20 @@ def cosine_of(sums: torch.Tensor) -> float:
 
 
 def main() -> None:
-    bench = set_up("conflict_overhead: cost of measuring task vs alignment gradients at every step", __doc__.splitlines()[0], default_rounds=40, default_steps=2)
+    bench = set_up(
+        "conflict_overhead: cost of measuring task vs alignment gradients at every step",
+        __doc__.splitlines()[0],
+        default_rounds=40,
+        default_steps=2,
+    )
     quick, rounds, steps, budget, repeats = bench.quick, bench.rounds, bench.steps, bench.budget, bench.repeats
     wall_start, tokenizer, pairs, task_data, batches, base = (
-        bench.wall_start, bench.tokenizer, bench.pairs, bench.task_data, bench.batches, bench.base
+        bench.wall_start,
+        bench.tokenizer,
+        bench.pairs,
+        bench.task_data,
+        bench.batches,
+        bench.base,
     )
 
     trainer_a = make_trainer(copy.deepcopy(base), tokenizer, task_data, pairs, conflict_every=0)
@@ -108,7 +118,9 @@ def main() -> None:
         f"optimizer: {type(naive.optimizer).__name__} ({trainer_a.args.optim.value}) lr={trainer_a.args.learning_rate}, "
         f"weight decay 0, no clipping; alignment: contrastive, lambda={LAMBDA}, {ALIGN_PAIRS} pairs"
     )
-    print(f"timing: {steps} steps per variant per round, up to {rounds} rounds or {budget:.0f} s, order a b c d / d c b a")
+    print(
+        f"timing: {steps} steps per variant per round, up to {rounds} rounds or {budget:.0f} s, order a b c d / d c b a"
+    )
 
     variants = [
         Variant("(a) trainer conflict_every=0", lambda n: timed_steps(stepper_a.step, n)),
@@ -123,10 +135,17 @@ def main() -> None:
     print_ratios(variants, a, goal={b.name: 1.05})
     med = {v.name: statistics.median(v.times) for v in variants}
     cpu = {v.name: statistics.median(v.cpu_times) for v in variants}
-    print("process CPU time per step (both threads), median: " + ", ".join(f"{v.name[:3]} {1e3 * cpu[v.name]:.0f} ms" for v in variants))
-    print(f"time(b)/time(a) = {med[b.name] / med[a.name]:.3f}   (goal <= 1.05; CPU-time ratio {cpu[b.name] / cpu[a.name]:.3f})")
+    print(
+        "process CPU time per step (both threads), median: "
+        + ", ".join(f"{v.name[:3]} {1e3 * cpu[v.name]:.0f} ms" for v in variants)
+    )
+    print(
+        f"time(b)/time(a) = {med[b.name] / med[a.name]:.3f}   (goal <= 1.05; CPU-time ratio {cpu[b.name] / cpu[a.name]:.3f})"
+    )
     print(f"time(c)/time(a) = {med[c.name] / med[a.name]:.3f}   (CPU-time ratio {cpu[c.name] / cpu[a.name]:.3f})")
-    print(f"time(c)/time(d) = {med[c.name] / med[d.name]:.3f}   (the naive measurement against the same hand loop without it)")
+    print(
+        f"time(c)/time(d) = {med[c.name] / med[d.name]:.3f}   (the naive measurement against the same hand loop without it)"
+    )
 
     # ---- memory ----
     param_bytes = parameter_bytes(base)
@@ -136,7 +155,9 @@ def main() -> None:
     peaks = {}
     for variant, step in ((a, stepper_a.step), (b, stepper_b.step), (c, naive.step), (d, plain.step)):
         peaks[variant.name], _ = peak_allocated(step)
-    print("peak growth of allocations during one step (torch.profiler memory events: activations, gradients, temporaries;")
+    print(
+        "peak growth of allocations during one step (torch.profiler memory events: activations, gradients, temporaries;"
+    )
     print("tensors that live across steps, such as T and the optimizer state, are not in it):")
     for variant in variants:
         print(f"  {variant.name:<34} {peaks[variant.name] / 2**20:7.1f} MiB = {peaks[variant.name] / param_bytes:5.2f}")
@@ -153,9 +174,11 @@ def main() -> None:
         f"    partial_sums() alone: peak {partial_peak / param_bytes:.2f} buffers ({partial_peak / 2**20:.1f} MiB) of temporaries "
         f"(its scratch buffer for A = G - T is the size of the largest tensor, the word embeddings: {embedding_share:.2f})"
     )
-    print(f"memory (b): +{buffers / param_bytes + step_extra_b:.2f} parameter-sized buffers (goal <= 1); while partial_sums() "
-          f"runs, T + its temporaries = {buffers / param_bytes + partial_peak / param_bytes:.2f} (the activations are freed by then, "
-          f"so at this batch size the step peak does not move)")
+    print(
+        f"memory (b): +{buffers / param_bytes + step_extra_b:.2f} parameter-sized buffers (goal <= 1); while partial_sums() "
+        f"runs, T + its temporaries = {buffers / param_bytes + partial_peak / param_bytes:.2f} (the activations are freed by then, "
+        f"so at this batch size the step peak does not move)"
+    )
     naive.step()  # records the bytes of gradient tensors alive when it sets .grad
     held = naive.held_gradient_bytes / param_bytes
     step_extra_c = max(0, peaks[c.name] - peaks[d.name]) / param_bytes
@@ -163,8 +186,10 @@ def main() -> None:
         f"(c) naive: g_task + g_align + .grad = g_task + g_align alive together: {held:.2f} buffers, where the plain step "
         f"holds .grad (1.00); step peak above (d) {step_extra_c:.2f}"
     )
-    print(f"memory (c): +{held - 1:.2f} parameter-sized buffers (live gradient tensors counted), "
-          f"+{step_extra_c:.2f} in the step peak at this batch size")
+    print(
+        f"memory (c): +{held - 1:.2f} parameter-sized buffers (live gradient tensors counted), "
+        f"+{step_extra_c:.2f} in the step peak at this batch size"
+    )
 
     # ---- where the time of (b) goes ----
     print(f"\n-- where (b)'s extra time goes: pieces timed alone on real gradients (median / min of {repeats}) --")
@@ -173,10 +198,16 @@ def main() -> None:
     task_buffer = [buf for buf, p in zip(splitter.buffers[TASK], splitter.params) if p.grad is not None]
     sums = splitter.partial_sums()
     timings = {
-        "capture(): foreach_add_(T, grad) after the task backward": time_call(lambda: torch._foreach_add_(task_buffer, grads), repeats),
-        "capture(): T.zero_() at the step's first capture": time_call(lambda: [buf.zero_() for buf in splitter.buffers[TASK]], repeats),
+        "capture(): foreach_add_(T, grad) after the task backward": time_call(
+            lambda: torch._foreach_add_(task_buffer, grads), repeats
+        ),
+        "capture(): T.zero_() at the step's first capture": time_call(
+            lambda: [buf.zero_() for buf in splitter.buffers[TASK]], repeats
+        ),
         "partial_sums(): per tensor A = G - T, 3 BLAS dots, float64 sums": time_call(splitter.partial_sums, repeats),
-        "measurement(sums): small tensor to python floats": time_call(lambda: splitter.measurement(sums, 0, LAMBDA), repeats),
+        "measurement(sums): small tensor to python floats": time_call(
+            lambda: splitter.measurement(sums, 0, LAMBDA), repeats
+        ),
     }
     fill_gradients(trainer_b, batches[0], align[0])  # T matches G again after the adds above
     measurement = splitter.measurement(splitter.partial_sums(), 0, LAMBDA)
@@ -192,7 +223,9 @@ def main() -> None:
         timings["callback on_step_end(): one conflict.jsonl record"] = time_call(write_record, repeats)
     base_step = med[a.name]
     for name, (median, best) in timings.items():
-        print(f"  {name:<70} {1e3 * median:7.1f} / {1e3 * best:6.1f} ms = {median / base_step:6.1%} of (a)'s median step")
+        print(
+            f"  {name:<70} {1e3 * median:7.1f} / {1e3 * best:6.1f} ms = {median / base_step:6.1%} of (a)'s median step"
+        )
     exact = reference_cosine(splitter)
     library = cosine_of(splitter.partial_sums()[: 3 * len(splitter.group_names)])
     print(

@@ -34,7 +34,6 @@ import cProfile
 import statistics
 
 import torch
-
 from _common import (
     ALIGN_PAIRS,
     HandLoop,
@@ -56,10 +55,20 @@ from _common import (
 
 
 def main() -> None:
-    bench = set_up("trainer_overhead: AlignmentTrainer joint step vs a hand-written PyTorch loop", __doc__.splitlines()[0], default_rounds=30, default_steps=3)
+    bench = set_up(
+        "trainer_overhead: AlignmentTrainer joint step vs a hand-written PyTorch loop",
+        __doc__.splitlines()[0],
+        default_rounds=30,
+        default_steps=3,
+    )
     quick, rounds, steps, budget, repeats = bench.quick, bench.rounds, bench.steps, bench.budget, bench.repeats
     wall_start, tokenizer, pairs, task_data, batches, base = (
-        bench.wall_start, bench.tokenizer, bench.pairs, bench.task_data, bench.batches, bench.base
+        bench.wall_start,
+        bench.tokenizer,
+        bench.pairs,
+        bench.task_data,
+        bench.batches,
+        bench.base,
     )
 
     step_trainers = [make_trainer(copy.deepcopy(base), tokenizer, task_data, pairs, conflict_every=c) for c in (0, 1)]
@@ -67,7 +76,9 @@ def main() -> None:
     clocks = [StepClock(), StepClock()]
     for trainer, clock in zip(loop_trainers, clocks):
         trainer.add_callback(clock)
-    align = alignment_batches(step_trainers[0], 8)  # what the trainers collate at steps 0..7 (every step has these shapes)
+    align = alignment_batches(
+        step_trainers[0], 8
+    )  # what the trainers collate at steps 0..7 (every step has these shapes)
     print_setup(base, batches[0], align)
     steppers = [TrainerStepper(trainer, batches) for trainer in step_trainers]
     hand = HandLoop(copy.deepcopy(base), step_trainers[0].args, batches, align)
@@ -95,8 +106,10 @@ def main() -> None:
     print_ratios(variants, h, goal={s0.name: 1.05, t0.name: 1.05})
     med = {v.name: statistics.median(v.times) for v in variants}
     cpu = {v.name: statistics.median(v.cpu_times) for v in variants}
-    print("process CPU time per step (both threads), median: " + ", ".join(
-        f"{v.name.split()[0]} {1e3 * cpu[v.name]:.0f} ms" for v in variants))
+    print(
+        "process CPU time per step (both threads), median: "
+        + ", ".join(f"{v.name.split()[0]} {1e3 * cpu[v.name]:.0f} ms" for v in variants)
+    )
     for variant in (s0, s1, t0, t1):
         print(
             f"{variant.name.split()[0]}/(h) = {med[variant.name] / med[h.name]:.3f}  (CPU-time ratio "
@@ -120,7 +133,9 @@ def main() -> None:
         ),
         "data loader: next task batch (default_data_collator, 16 rows)": time_call(lambda: next(loader_iter), repeats),
         "_record(): 3 running sums of logged scalars": time_call(
-            lambda: [trainer._record(k, torch.ones(()), False) for k in ("task_loss", "align_loss", "align/contrastive")],
+            lambda: [
+                trainer._record(k, torch.ones(()), False) for k in ("task_loss", "align_loss", "align/contrastive")
+            ],
             repeats,
         ),
     }
@@ -129,17 +144,23 @@ def main() -> None:
     trainer._metric_steps.clear()
     base_step = med[h.name]
     for name, (median, best) in pieces.items():
-        print(f"  {name:<72} {1e3 * median:7.2f} / {1e3 * best:7.2f} ms = {median / base_step:6.2%} of (h)'s median step")
+        print(
+            f"  {name:<72} {1e3 * median:7.2f} / {1e3 * best:7.2f} ms = {median / base_step:6.2%} of (h)'s median step"
+        )
 
     n_profiled = 2 if quick else 4
-    for variant_name, run in (("(s0) training_step, conflict_every=0", lambda: timed_steps(steppers[0].step, n_profiled)),
-                              ("(t0) Trainer.train, conflict_every=0", lambda: train_loop_chunk(loop_trainers[0], clocks[0], n_profiled))):
+    for variant_name, run in (
+        ("(s0) training_step, conflict_every=0", lambda: timed_steps(steppers[0].step, n_profiled)),
+        ("(t0) Trainer.train, conflict_every=0", lambda: train_loop_chunk(loop_trainers[0], clocks[0], n_profiled)),
+    ):
         profiler = cProfile.Profile()
         profiler.enable()
         run()
         profiler.disable()
         loop = variant_name.startswith("(t")
-        print_profile_overheads(profiler, n_profiled + loop, variant_name + (" (train() set-up included)" if loop else ""))
+        print_profile_overheads(
+            profiler, n_profiled + loop, variant_name + (" (train() set-up included)" if loop else "")
+        )
     done(wall_start)
 
 

@@ -6,7 +6,6 @@ import os
 from dataclasses import dataclass, field
 
 import torch
-
 from transformers import TrainingArguments
 
 from .losses import get_loss_class
@@ -129,9 +128,7 @@ class AlignmentTrainingArguments(TrainingArguments):
     conflict_split_shared_forward: bool = field(
         default=False, metadata={"help": "Own gradient per loss of the shared forward (one extra backward each)."}
     )
-    gradient_combination: str = field(
-        default="sum", metadata={"help": f"Combining rule: {', '.join(COMBINATIONS)}."}
-    )
+    gradient_combination: str = field(default="sum", metadata={"help": f"Combining rule: {', '.join(COMBINATIONS)}."})
     gradvac_beta: float = field(default=0.01, metadata={"help": "GradVac: EMA rate of the target similarity."})
     balance_ratio: float = field(default=1.0, metadata={"help": "balance: |align grad| = ratio * |task grad|."})
     adaptive_lambda_gain: float = field(default=1.0, metadata={"help": "adaptive: multiplier 1 + gain * cos_ema."})

@@ -23,8 +23,8 @@ import math
 import os
 import re
 import statistics
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import torch
 from transformers import TrainerCallback
@@ -96,7 +96,7 @@ class ConflictMeasurement:
         return logs
 
     @classmethod
-    def from_record(cls, record: dict) -> "ConflictMeasurement":
+    def from_record(cls, record: dict) -> ConflictMeasurement:
         """The inverse of [`to_record`] (`None` back to NaN)."""
         values = _none_to_nan(record)
         return cls(
@@ -111,16 +111,18 @@ class ConflictMeasurement:
 
     def to_record(self) -> dict:
         """A JSON-ready record; undefined values (a cosine with a zero gradient) become `None`."""
-        return json_safe({
-            "step": self.step,
-            "lambda": self.alignment_lambda,
-            "cosine": self.cosine,
-            "task_norm": self.task_norm,
-            "align_norm": self.align_norm,
-            "norm_ratio": self.norm_ratio,
-            "per_group": self.per_group,
-            "per_objective": self.per_objective,
-        })
+        return json_safe(
+            {
+                "step": self.step,
+                "lambda": self.alignment_lambda,
+                "cosine": self.cosine,
+                "task_norm": self.task_norm,
+                "align_norm": self.align_norm,
+                "norm_ratio": self.norm_ratio,
+                "per_group": self.per_group,
+                "per_objective": self.per_objective,
+            }
+        )
 
 
 def json_safe(value):

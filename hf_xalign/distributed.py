@@ -9,7 +9,7 @@ once per optimizer step, loss-owned parameters included (DDP does not know them)
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 import torch.distributed as dist

@@ -13,8 +13,9 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import yaml
 from transformers import HfArgumentParser, PrinterCallback, ProgressCallback, Trainer, TrainerCallback
@@ -50,7 +51,9 @@ def config_errors(values: Mapping[str, Any], dataclass_types: Sequence[type], so
     for key in values:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=3)
-            errors.append(f"{source}: unknown option {key!r}" + (f" (did you mean: {', '.join(close)}?)" if close else ""))
+            errors.append(
+                f"{source}: unknown option {key!r}" + (f" (did you mean: {', '.join(close)}?)" if close else "")
+            )
     for cls in dataclass_types:
         own = {k: v for k, v in values.items() if known.get(k) is cls}
         try:
@@ -177,7 +180,9 @@ class ZeroShotReport:
         return sum(values) / len(values) if values else math.nan
 
     def to_markdown(self) -> str:
-        variants = [v for v in (ALIGNED, BASELINE) if v in self.runs] + [v for v in self.runs if v not in (ALIGNED, BASELINE)]
+        variants = [v for v in (ALIGNED, BASELINE) if v in self.runs] + [
+            v for v in self.runs if v not in (ALIGNED, BASELINE)
+        ]
         compare = ALIGNED in self.runs and BASELINE in self.runs
         header = ["language"] + variants + (["Δ (aligned − baseline)"] if compare else [])
         lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
@@ -218,6 +223,7 @@ class ZeroShotReport:
 
 def conflict_markdown(summary: Mapping[str, Any]) -> str:
     """The gradient-conflict summary as a short Markdown section."""
+
     def number(value: Any) -> str:
         return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
 

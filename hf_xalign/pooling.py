@@ -68,7 +68,9 @@ def word_vectors(hidden: torch.Tensor, word_ids: torch.Tensor, num_words: int) -
     batch, _, dim = hidden.shape
     valid = word_ids >= 0  # (batch, seq)
     index = word_ids.clamp_min(0)  # (batch, seq)
-    sums = hidden.new_zeros(batch, num_words, dim).scatter_add(1, index.unsqueeze(-1).expand(-1, -1, dim), hidden * valid.unsqueeze(-1).to(hidden.dtype))
+    sums = hidden.new_zeros(batch, num_words, dim).scatter_add(
+        1, index.unsqueeze(-1).expand(-1, -1, dim), hidden * valid.unsqueeze(-1).to(hidden.dtype)
+    )
     counts = hidden.new_zeros(batch, num_words).scatter_add(1, index, valid.to(hidden.dtype))  # (batch, num_words)
     return sums / counts.clamp_min(1.0).unsqueeze(-1)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 LAMBDA_SCHEDULES: tuple[str, ...] = ("constant", "linear_warmup", "linear_decay", "step")
 

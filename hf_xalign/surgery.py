@@ -50,7 +50,7 @@ class CombinationState:
         return {"gradvac_targets": self.gradvac_targets, "adaptive_cosine": self.adaptive_cosine}
 
     @classmethod
-    def from_dict(cls, values: dict) -> "CombinationState":
+    def from_dict(cls, values: dict) -> CombinationState:
         return cls(dict(values.get("gradvac_targets", {})), values.get("adaptive_cosine"))
 
 
@@ -86,7 +86,9 @@ def combination_coefficients(
         if task_sq > 0 and align_sq > 0:
             cosine = dot / math.sqrt(task_sq * align_sq)
             previous = state.adaptive_cosine
-            state.adaptive_cosine = cosine if previous is None else (1 - options.adaptive_beta) * previous + options.adaptive_beta * cosine
+            state.adaptive_cosine = (
+                cosine if previous is None else (1 - options.adaptive_beta) * previous + options.adaptive_beta * cosine
+            )
         multiplier = 1.0 if state.adaptive_cosine is None else 1 + options.adaptive_gain * state.adaptive_cosine
         return ones, [min(max(multiplier, 0.0), options.adaptive_max)] * len(sums)
     if rule == "gradvac":

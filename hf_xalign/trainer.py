@@ -6,7 +6,8 @@ import contextlib
 import json
 import os
 from collections import defaultdict
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import datasets
 import torch
@@ -150,7 +151,8 @@ class AlignmentTrainer(Trainer):
         self.alignment_groups = self._backward_groups()
         # A shared forward's graph must survive until the last group that reads it.
         reads_shared = [
-            any(self.alignment_losses[i].reads_shared_forward() for i in members) for _, members in self.alignment_groups
+            any(self.alignment_losses[i].reads_shared_forward() for i in members)
+            for _, members in self.alignment_groups
         ]
         self._retain_graph = [here and any(reads_shared[k + 1 :]) for k, here in enumerate(reads_shared)]
         self.gradient_splitter: GradientSplitter | None = None
@@ -188,7 +190,10 @@ class AlignmentTrainer(Trainer):
         if alignment_loss is None:
             return [get_loss_class(name).from_training_args(self.args) for name in self.args.alignment_loss]
         specs = alignment_loss if isinstance(alignment_loss, (list, tuple)) else [alignment_loss]
-        return [spec if isinstance(spec, AlignmentLoss) else get_loss_class(spec).from_training_args(self.args) for spec in specs]
+        return [
+            spec if isinstance(spec, AlignmentLoss) else get_loss_class(spec).from_training_args(self.args)
+            for spec in specs
+        ]
 
     def _backward_groups(self) -> list[tuple[str, list[int]]]:
         """The alignment backward passes of a step: `(objective name, loss indices)` in order.
@@ -296,7 +301,9 @@ class AlignmentTrainer(Trainer):
                 model.train()
                 with self.compute_loss_context_manager():
                     parts = self.compute_alignment_loss(model, batch)
-                weighted = {name: w * parts[name] for name, w in zip(self.alignment_loss_names, self.alignment_loss_weights)}
+                weighted = {
+                    name: w * parts[name] for name, w in zip(self.alignment_loss_names, self.alignment_loss_weights)
+                }
                 align_loss = sum(weighted.values())
                 self._check_finite(align_loss, parts, step)
                 for (objective, members), retain in zip(self.alignment_groups, self._retain_graph):
@@ -340,8 +347,11 @@ class AlignmentTrainer(Trainer):
         if rule != "sum":
             n_groups = len(splitter.group_names)
             alphas, betas = combination_coefficients(
-                rule, sums[: 3 * n_groups].view(n_groups, 3), splitter.group_names,
-                self.combination_state, self.combination_options,
+                rule,
+                sums[: 3 * n_groups].view(n_groups, 3),
+                splitter.group_names,
+                self.combination_state,
+                self.combination_options,
             )
             apply_combination(splitter.params, splitter.buffers[TASK], splitter.group_of, alphas, betas)
 
@@ -441,7 +451,9 @@ class AlignmentTrainer(Trainer):
         return {
             "losses": [
                 {"name": loss.name, "key": key, "weight": weight, "config": loss.get_config_dict()}
-                for key, weight, loss in zip(self.alignment_loss_names, self.alignment_loss_weights, self.alignment_losses)
+                for key, weight, loss in zip(
+                    self.alignment_loss_names, self.alignment_loss_weights, self.alignment_losses
+                )
             ],
             "lambda": args.alignment_lambda,
             "lambda_schedule": args.alignment_lambda_schedule,

@@ -109,7 +109,9 @@ def main(script_args: PosArguments, training_args: AlignmentTrainingArguments) -
     columns = ["words", "upos", "lang", "sent_id"]
 
     def tokenized(treebank):
-        encoded = tokenize_and_align_labels(treebank, tokenizer, script_args.max_length, script_args.label_all_subtokens)
+        encoded = tokenize_and_align_labels(
+            treebank, tokenizer, script_args.max_length, script_args.label_all_subtokens
+        )
         return encoded.remove_columns(columns)
 
     train = tokenized(read_treebank(script_args.train_treebank, language=script_args.source_language, tag_map=tag_map))
@@ -120,7 +122,9 @@ def main(script_args: PosArguments, training_args: AlignmentTrainingArguments) -
         # Zero-shot test sentences must not be aligned: drop the pairs that contain a target-language
         # test sentence. (Source-language test text is not zero-shot; dropping it would also drop its
         # translations into every other language, which share the English side.)
-        target_words = (words for lang, t in treebanks.items() if lang != script_args.source_language for words in t["words"])
+        target_words = (
+            words for lang, t in treebanks.items() if lang != script_args.source_language for words in t["words"]
+        )
         parallel = drop_pairs_containing(pairs, (" ".join(words) for words in target_words))
         dropped = len(pairs) - len(parallel)
 

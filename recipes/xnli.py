@@ -33,8 +33,15 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Data
 from hf_xalign import AlignmentTrainer, AlignmentTrainingArguments
 from hf_xalign.data import drop_pairs_containing, load_parallel
 from hf_xalign.data.classification import LAYOUTS, load_classification, tokenize_classification
-from hf_xalign.experiment import ALIGNED, BASELINE, ZeroShotReport, evaluate_languages, use_console_log
-from hf_xalign.experiment import parse_config, parse_language_paths
+from hf_xalign.experiment import (
+    ALIGNED,
+    BASELINE,
+    ZeroShotReport,
+    evaluate_languages,
+    parse_config,
+    parse_language_paths,
+    use_console_log,
+)
 from hf_xalign.metrics import metric_path
 
 
@@ -164,7 +171,9 @@ class ClassificationExperiment:
 def main(script_args: ClassificationArguments, training_args: AlignmentTrainingArguments) -> ZeroShotReport:
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())  # as HF's examples do
     experiment = ClassificationExperiment(script_args, training_args)
-    report = ZeroShotReport(metric="accuracy", source_language=script_args.source_language, details=experiment.details())
+    report = ZeroShotReport(
+        metric="accuracy", source_language=script_args.source_language, details=experiment.details()
+    )
     for variant in (ALIGNED, BASELINE) if script_args.compare else (ALIGNED,):
         trainer = experiment.trainer(variant)
         use_console_log(trainer)

@@ -22,9 +22,20 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 # word -> (made-up translation, tag id): 0 determiner, 1 noun, 2 verb, 3 adjective
 LEXICON = {
-    "the": ("lo", 0), "a": ("un", 0), "cat": ("gatu", 1), "dog": ("perru", 1), "bird": ("avis", 1),
-    "house": ("domu", 1), "tree": ("arbo", 1), "sees": ("vidi", 2), "likes": ("amas", 2), "runs": ("kuri", 2),
-    "big": ("granda", 3), "small": ("malgra", 3), "red": ("ruga", 3), "green": ("verda", 3),
+    "the": ("lo", 0),
+    "a": ("un", 0),
+    "cat": ("gatu", 1),
+    "dog": ("perru", 1),
+    "bird": ("avis", 1),
+    "house": ("domu", 1),
+    "tree": ("arbo", 1),
+    "sees": ("vidi", 2),
+    "likes": ("amas", 2),
+    "runs": ("kuri", 2),
+    "big": ("granda", 3),
+    "small": ("malgra", 3),
+    "red": ("ruga", 3),
+    "green": ("verda", 3),
 }
 TAGS = ["DET", "NOUN", "VERB", "ADJ"]
 

@@ -15,9 +15,9 @@ import transformers
 from transformers import DataCollatorForTokenClassification, TrainerCallback
 
 sys.path.insert(0, os.path.dirname(__file__))
+import datasets  # noqa: E402
 from conftest import make_model, synthetic_sentences, tag_dataset, translate  # noqa: E402
 
-import datasets  # noqa: E402
 from hf_xalign import AlignmentTrainer, AlignmentTrainingArguments  # noqa: E402
 from hf_xalign.tiny import train_tokenizer  # noqa: E402
 
@@ -63,16 +63,31 @@ def main(out_dir: str, combination: str) -> None:
 
     model = make_model(tokenizer).double()
     args = AlignmentTrainingArguments(
-        output_dir=os.path.join(out_dir, "run"), max_steps=1, per_device_train_batch_size=4,
-        alignment_batch_size=4, max_grad_norm=0.0, learning_rate=1e-3, save_strategy="no", report_to=[],
-        use_cpu=True, disable_tqdm=True, seed=7, alignment_lambda=LAMBDA,
-        alignment_loss=["contrastive", "mlm"], gradient_combination=combination,
+        output_dir=os.path.join(out_dir, "run"),
+        max_steps=1,
+        per_device_train_batch_size=4,
+        alignment_batch_size=4,
+        max_grad_norm=0.0,
+        learning_rate=1e-3,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=7,
+        alignment_lambda=LAMBDA,
+        alignment_loss=["contrastive", "mlm"],
+        gradient_combination=combination,
     )
     trainer_ref = []
     capture = CaptureGradients(trainer_ref)
     trainer = AlignmentTrainer(
-        model=model, args=args, train_dataset=task, alignment_dataset=build_parallel(),
-        processing_class=tokenizer, data_collator=recording_collator, callbacks=[capture],
+        model=model,
+        args=args,
+        train_dataset=task,
+        alignment_dataset=build_parallel(),
+        processing_class=tokenizer,
+        data_collator=recording_collator,
+        callbacks=[capture],
     )
     trainer_ref.append(trainer)
     initial_head = {k: v.clone() for k, v in trainer.alignment_losses.state_dict().items()}

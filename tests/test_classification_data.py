@@ -36,9 +36,13 @@ def jsonl(tmp_path, name: str, records: list) -> str:
 
 
 def test_tsv_pairs_with_a_header_and_extra_columns(tmp_path):
-    path = write(tmp_path, "en.tsv", "id\tpremise\thypothesis\tlabel\n"
-                                     "1\tA man sleeps.\tSomeone rests.\tentailment\n"
-                                     '2\tShe said "no".\tShe agreed.\tcontradiction\n')
+    path = write(
+        tmp_path,
+        "en.tsv",
+        "id\tpremise\thypothesis\tlabel\n"
+        "1\tA man sleeps.\tSomeone rests.\tentailment\n"
+        '2\tShe said "no".\tShe agreed.\tcontradiction\n',
+    )
     data = load_classification(path, language="en")
     assert data.column_names == ["premise", "hypothesis", "label", "lang"]
     assert data[1] == {"premise": 'She said "no".', "hypothesis": "She agreed.", "label": 0, "lang": "en"}
@@ -46,8 +50,14 @@ def test_tsv_pairs_with_a_header_and_extra_columns(tmp_path):
 
 
 def test_single_sentences_in_the_sib_layout(tmp_path):
-    path = jsonl(tmp_path, "sib.jsonl", [{"index_id": 3, "category": "travel", "text": "Pack light."},
-                                         {"index_id": 9, "category": "health", "text": "Drink water."}])
+    path = jsonl(
+        tmp_path,
+        "sib.jsonl",
+        [
+            {"index_id": 3, "category": "travel", "text": "Pack light."},
+            {"index_id": 9, "category": "health", "text": "Drink water."},
+        ],
+    )
     data = load_classification(path, layout="sib-200", language="de")
     assert data.column_names == ["text", "label", "lang"]
     assert [data.features["label"].int2str(i) for i in data["label"]] == ["travel", "health"]
@@ -63,15 +73,20 @@ def test_csv_with_quoted_commas_and_line_breaks(tmp_path):
 
 def test_integer_labels_are_indices_into_named_labels(tmp_path):
     names = ["entailment", "neutral", "contradiction"]
-    path = jsonl(tmp_path, "fr.jsonl", [{"premise": "a", "hypothesis": "b", "label": 2},
-                                        {"premise": "c", "hypothesis": "d", "label": "neutral"}])
+    path = jsonl(
+        tmp_path,
+        "fr.jsonl",
+        [{"premise": "a", "hypothesis": "b", "label": 2}, {"premise": "c", "hypothesis": "d", "label": "neutral"}],
+    )
     data = load_classification(path, label_names=names)
     assert data["label"] == [2, 1]
     assert data.features["label"].names == names
 
 
 def test_numeric_labels_without_names_sort_as_numbers(tmp_path):
-    path = jsonl(tmp_path, "x.jsonl", [{"text": "a", "label": 10}, {"text": "b", "label": 2}, {"text": "c", "label": "2"}])
+    path = jsonl(
+        tmp_path, "x.jsonl", [{"text": "a", "label": 10}, {"text": "b", "label": 2}, {"text": "c", "label": "2"}]
+    )
     data = load_classification(path, layout="text")
     assert data.features["label"].names == ["2", "10"]
     assert data["label"] == [1, 0, 0]
@@ -87,8 +102,13 @@ def test_several_files_are_one_set(tmp_path):
 def test_a_dataset_keeps_its_class_label_order():
     xnli = datasets.Dataset.from_dict(
         {"premise": ["p1", "p2"], "hypothesis": ["h1", "h2"], "label": [2, 0]},
-        features=datasets.Features({"premise": datasets.Value("string"), "hypothesis": datasets.Value("string"),
-                                    "label": datasets.ClassLabel(names=["entailment", "neutral", "contradiction"])}),
+        features=datasets.Features(
+            {
+                "premise": datasets.Value("string"),
+                "hypothesis": datasets.Value("string"),
+                "label": datasets.ClassLabel(names=["entailment", "neutral", "contradiction"]),
+            }
+        ),
     )
     data = load_classification(xnli)
     assert data.features["label"].names == ["entailment", "neutral", "contradiction"]
@@ -133,7 +153,9 @@ def test_unknown_layout_is_named():
 def test_the_training_labels_are_enforced_on_an_evaluation_file(tmp_path):
     train = load_classification(write(tmp_path, "en.tsv", "text\tlabel\na\tauth\nb\tcore\n"), layout="text")
     test = write(tmp_path, "fr.tsv", "text\tlabel\nc\tcore\nd\tadmin\n")
-    with pytest.raises(ClassificationDataError, match=r"fr\.tsv:3: unknown label 'admin' \(expected one of the label set: auth, core"):
+    with pytest.raises(
+        ClassificationDataError, match=r"fr\.tsv:3: unknown label 'admin' \(expected one of the label set: auth, core"
+    ):
         load_classification(test, layout="text", label_names=train.features["label"].names)
 
 
@@ -155,7 +177,9 @@ def test_an_unlabelled_dataset_row_is_an_error():
 @pytest.mark.parametrize("label", [1.5, True, None, [1]])
 def test_a_label_that_is_neither_name_nor_integer(tmp_path, label):
     path = jsonl(tmp_path, "x.jsonl", [{"text": "a", "label": label}])
-    with pytest.raises(ClassificationDataError, match=r"x\.jsonl:1: label is .*\(expected a label name \(string\) or an integer\)"):
+    with pytest.raises(
+        ClassificationDataError, match=r"x\.jsonl:1: label is .*\(expected a label name \(string\) or an integer\)"
+    ):
         load_classification(path, layout="text")
 
 
@@ -164,23 +188,51 @@ def test_a_label_that_is_neither_name_nor_integer(tmp_path, label):
 PAIR_HEADER = "premise\thypothesis\tlabel\n"
 MALFORMED = {  # kind: (file name, content, layout, expected message)
     "missing column in a TSV header": (
-        "x.tsv", "premise\tlabel\na\tb\n", "xnli", r"x\.tsv:1: header \['premise', 'label'\] lacks column 'hypothesis'"),
+        "x.tsv",
+        "premise\tlabel\na\tb\n",
+        "xnli",
+        r"x\.tsv:1: header \['premise', 'label'\] lacks column 'hypothesis'",
+    ),
     "missing key on a JSONL line": (
-        "x.jsonl", '{"premise": "a", "hypothesis": "b", "label": "e"}\n{"premise": "c", "label": "e"}\n', "xnli",
-        r"x\.jsonl:2: missing column 'hypothesis'"),
-    "missing column in a CSV header": ("x.csv", "text,category\na,b\n", "text", r"x\.csv:1: header .* lacks column 'label'"),
+        "x.jsonl",
+        '{"premise": "a", "hypothesis": "b", "label": "e"}\n{"premise": "c", "label": "e"}\n',
+        "xnli",
+        r"x\.jsonl:2: missing column 'hypothesis'",
+    ),
+    "missing column in a CSV header": (
+        "x.csv",
+        "text,category\na,b\n",
+        "text",
+        r"x\.csv:1: header .* lacks column 'label'",
+    ),
     "empty text": ("x.tsv", PAIR_HEADER + "a\tb\te\nc\t  \te\n", "xnli", r"x\.tsv:3: empty hypothesis text"),
     "text that is not a string": ("x.jsonl", '{"text": 5, "label": "a"}\n', "text", r"x\.jsonl:1: text is of type int"),
     "empty label": ("x.tsv", "text\tlabel\na\t\n", "text", r"x\.tsv:2: empty label"),
-    "bad JSON": ("x.jsonl", '{"text": "a", "label": "b"}\n{"text": "a", "label": \n', "text",
-                 r"x\.jsonl:2: invalid JSON: Expecting value at column 24"),
+    "bad JSON": (
+        "x.jsonl",
+        '{"text": "a", "label": "b"}\n{"text": "a", "label": \n',
+        "text",
+        r"x\.jsonl:2: invalid JSON: Expecting value at column 24",
+    ),
     "JSON that is not an object": ("x.jsonl", '["a", "b"]\n', "text", r"x\.jsonl:1: JSON list is not an object"),
-    "blank line inside a JSONL file": ("x.jsonl", '{"text": "a", "label": "b"}\n\n{"text": "a", "label": "b"}\n', "text",
-                                       r"x\.jsonl:2: blank line"),
-    "wrong column count in a TSV": ("x.tsv", PAIR_HEADER + "a\tb\te\nc\td\n", "xnli",
-                                    r"x\.tsv:3: 2 tab-separated fields \(expected 3 as in the header"),
+    "blank line inside a JSONL file": (
+        "x.jsonl",
+        '{"text": "a", "label": "b"}\n\n{"text": "a", "label": "b"}\n',
+        "text",
+        r"x\.jsonl:2: blank line",
+    ),
+    "wrong column count in a TSV": (
+        "x.tsv",
+        PAIR_HEADER + "a\tb\te\nc\td\n",
+        "xnli",
+        r"x\.tsv:3: 2 tab-separated fields \(expected 3 as in the header",
+    ),
     "wrong column count in a CSV, after a field over two lines": (
-        "x.csv", 'text,label\n"a\nb",x\nc,x,extra\n', "text", r"x\.csv:4: 3 comma-separated fields \(expected 2"),
+        "x.csv",
+        'text,label\n"a\nb",x\nc,x,extra\n',
+        "text",
+        r"x\.csv:4: 3 comma-separated fields \(expected 2",
+    ),
     "a file without examples": ("x.tsv", "text\tlabel\n", "text", r"x\.tsv:1: no examples"),
 }
 
@@ -227,8 +279,9 @@ def test_single_sentences_are_encoded_alone(tokenizer):
 
 
 def test_pairs_are_truncated_as_one_sequence(tokenizer):
-    data = datasets.Dataset.from_dict({"premise": ["the big red cat sees a dog " * 5], "hypothesis": ["a dog runs"],
-                                       "label": [0], "lang": ["en"]})
+    data = datasets.Dataset.from_dict(
+        {"premise": ["the big red cat sees a dog " * 5], "hypothesis": ["a dog runs"], "label": [0], "lang": ["en"]}
+    )
     ids = tokenize_classification(data, tokenizer, max_length=16)[0]["input_ids"]
     assert len(ids) == 16 and ids.count(tokenizer.sep_token_id) == 3  # both parts kept, the longer one cut
 
@@ -247,6 +300,10 @@ def test_the_demo_data_reads_and_is_what_its_builder_writes():
     train = load_classification(os.path.join(NLI_DATA, "same_component", "train", "en.tsv"), layout="paws-x")
     assert train.features["label"].names == ["different", "same"]
     for language in build_nli_data.LANGUAGES:
-        test = load_classification(os.path.join(NLI_DATA, "same_component", "test", f"{language}.tsv"),
-                                   layout="paws-x", label_names=train.features["label"].names, language=language)
+        test = load_classification(
+            os.path.join(NLI_DATA, "same_component", "test", f"{language}.tsv"),
+            layout="paws-x",
+            label_names=train.features["label"].names,
+            language=language,
+        )
         assert len(test) == 200 and test["label"].count(1) == 100

@@ -16,13 +16,13 @@ import re
 
 import pytest
 import torch
-
 from conftest import make_model
+from test_trainer import hand_contrastive, make_args, make_trainer, train_recording_task_batches
+
 from hf_xalign import AlignmentTrainingArguments
 from hf_xalign.conflict import CONFLICT_LOG_NAME, CONFLICT_SUMMARY_NAME, parameter_group
 from hf_xalign.losses import MaskedLMLoss
 from hf_xalign.pooling import ParallelEncoding
-from test_trainer import hand_contrastive, make_args, make_trainer, train_recording_task_batches
 
 LAMBDA = 0.7
 
@@ -47,8 +47,7 @@ def gradients(loss: torch.Tensor, named_params: list[tuple[str, torch.Tensor]]) 
     params = [p for _, p in named_params]
     grads = torch.autograd.grad(loss, params, allow_unused=True, retain_graph=True)
     return {
-        name: (torch.zeros_like(p) if g is None else g).detach().double()
-        for (name, p), g in zip(named_params, grads)
+        name: (torch.zeros_like(p) if g is None else g).detach().double() for (name, p), g in zip(named_params, grads)
     }
 
 
@@ -93,8 +92,13 @@ def test_logged_statistics_equal_autograd_oracle(
     tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator, accumulation
 ):
     args = make_args(
-        tmp_path, max_steps=1, max_grad_norm=0.0, conflict_every=1, alignment_loss=["contrastive"],
-        alignment_lambda=LAMBDA, per_device_train_batch_size=8 // accumulation,
+        tmp_path,
+        max_steps=1,
+        max_grad_norm=0.0,
+        conflict_every=1,
+        alignment_loss=["contrastive"],
+        alignment_lambda=LAMBDA,
+        per_device_train_batch_size=8 // accumulation,
         gradient_accumulation_steps=accumulation,
     )
     model, reference = make_model(tokenizer).double(), make_model(tokenizer).double()  # same seed, same weights
@@ -103,10 +107,14 @@ def test_logged_statistics_equal_autograd_oracle(
     # Oracle: T = ∇ mean_micro task loss, A = ∇ λ mean_micro contrastive loss (hand-written).
     named = list(reference.named_parameters())
     task_loss = sum(reference(**batch).loss for batch in seen[:accumulation]) / accumulation
-    align_loss = LAMBDA * sum(
-        hand_contrastive(reference.base_model, trainer.alignment_stream.batch(0, micro), args.alignment_temperature)
-        for micro in range(accumulation)
-    ) / accumulation
+    align_loss = (
+        LAMBDA
+        * sum(
+            hand_contrastive(reference.base_model, trainer.alignment_stream.batch(0, micro), args.alignment_temperature)
+            for micro in range(accumulation)
+        )
+        / accumulation
+    )
     task, align = gradients(task_loss, named), gradients(align_loss, named)
     names = [n for n, _ in named]
     expected = stats(task, align, names)
@@ -152,7 +160,11 @@ def test_per_objective_cosines_with_mlm_equal_autograd_oracle(
     tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator
 ):
     args = make_args(
-        tmp_path, max_steps=1, max_grad_norm=0.0, conflict_every=1, alignment_loss=["contrastive", "mlm"],
+        tmp_path,
+        max_steps=1,
+        max_grad_norm=0.0,
+        conflict_every=1,
+        alignment_loss=["contrastive", "mlm"],
         alignment_lambda=LAMBDA,
     )
     model, reference = make_model(tokenizer).double(), make_model(tokenizer).double()
@@ -199,8 +211,13 @@ def test_split_shared_forward_gives_each_loss_its_own_cosine(
     tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator
 ):
     args = make_args(
-        tmp_path, max_steps=1, max_grad_norm=0.0, conflict_every=1, alignment_loss=["contrastive", "mse"],
-        alignment_lambda=LAMBDA, conflict_split_shared_forward=True,
+        tmp_path,
+        max_steps=1,
+        max_grad_norm=0.0,
+        conflict_every=1,
+        alignment_loss=["contrastive", "mse"],
+        alignment_lambda=LAMBDA,
+        conflict_split_shared_forward=True,
     )
     model, reference = make_model(tokenizer).double(), make_model(tokenizer).double()
     trainer, seen = train_recording_task_batches(tokenizer, task_dataset, parallel_dataset, task_collator, args, model)
@@ -210,7 +227,9 @@ def test_split_shared_forward_gives_each_loss_its_own_cosine(
     batch = trainer.alignment_stream.batch(0, 0)
     task = gradients(reference(**seen[0]).loss, named)
     oracles = {
-        "contrastive": gradients(LAMBDA * hand_contrastive(reference.base_model, batch, args.alignment_temperature), named),
+        "contrastive": gradients(
+            LAMBDA * hand_contrastive(reference.base_model, batch, args.alignment_temperature), named
+        ),
         "mse": gradients(LAMBDA * hand_mse(reference.base_model, batch), named),
     }
     (measurement,) = trainer.conflict_callback.measurements
@@ -224,8 +243,12 @@ def test_split_shared_forward_changes_no_gradient(tmp_path, tokenizer, task_data
     final = {}
     for split in (False, True):
         args = make_args(
-            tmp_path / str(split), max_steps=2, conflict_every=1, alignment_loss=["contrastive", "mse"],
-            alignment_lambda=LAMBDA, conflict_split_shared_forward=split,
+            tmp_path / str(split),
+            max_steps=2,
+            conflict_every=1,
+            alignment_loss=["contrastive", "mse"],
+            alignment_lambda=LAMBDA,
+            conflict_split_shared_forward=split,
         )
         trainer = make_trainer(
             tokenizer, task_dataset, parallel_dataset, task_collator, args, model=make_model(tokenizer).double()
@@ -243,11 +266,20 @@ def test_measuring_with_sum_leaves_training_bitwise_unchanged(
     final = {}
     for every in (0, 1):
         args = make_args(
-            tmp_path / str(every), max_steps=4, conflict_every=every, gradient_combination="sum",
-            alignment_loss=["contrastive", "mlm"], per_device_train_batch_size=4, alignment_batch_size=4,
+            tmp_path / str(every),
+            max_steps=4,
+            conflict_every=every,
+            gradient_combination="sum",
+            alignment_loss=["contrastive", "mlm"],
+            per_device_train_batch_size=4,
+            alignment_batch_size=4,
         )
         trainer = make_trainer(
-            tokenizer, task_dataset, parallel_dataset, task_collator, args,
+            tokenizer,
+            task_dataset,
+            parallel_dataset,
+            task_collator,
+            args,
             model=make_model(tokenizer, dropout=0.1, seed=3),
         )
         trainer.train()
@@ -275,9 +307,7 @@ def test_jsonl_has_one_line_per_measured_step_and_summary_matches_it(
     assert summary["mean_cosine"] == approx((cosines[0] + cosines[1]) / 2)
     assert summary["negative_cosine_fraction"] == approx(sum(c < 0 for c in cosines) / 2)
     assert summary["median_cosine"] == approx((cosines[0] + cosines[1]) / 2)  # the median of two values
-    assert summary["mean_norm_ratio"] == approx(
-        sum(r["align_norm"] / r["task_norm"] for r in records) / 2
-    )
+    assert summary["mean_norm_ratio"] == approx(sum(r["align_norm"] / r["task_norm"] for r in records) / 2)
     for group in ("embeddings", "layer.0", "layer.1"):
         group_cosines = [r["per_group"][group]["cosine"] for r in records]
         assert summary["per_group"][group]["mean_cosine"] == approx(sum(group_cosines) / 2), group
@@ -294,9 +324,7 @@ def test_resumed_run_keeps_one_jsonl_line_per_step(tmp_path, tokenizer, task_dat
         max_steps=4, save_strategy="steps", save_steps=2, per_device_train_batch_size=4, alignment_batch_size=4
     )
     args = make_args(tmp_path, **common)
-    first = make_trainer(
-        tokenizer, task_dataset, parallel_dataset, task_collator, args, callbacks=[CrashAfterStep3()]
-    )
+    first = make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, args, callbacks=[CrashAfterStep3()])
     first.train()  # measured steps 0, 1, 2; checkpoint-2 holds the state after steps 0 and 1
     resumed = make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, make_args(tmp_path, **common))
     resumed.train(resume_from_checkpoint=os.path.join(args.output_dir, "checkpoint-2"))  # replays steps 2, 3
@@ -342,7 +370,9 @@ def test_unknown_combining_rule_lists_the_known_ones(tmp_path):
         assert name in str(error.value)
 
 
-def test_alternate_mode_measures_the_steps_that_align(tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator):
+def test_alternate_mode_measures_the_steps_that_align(
+    tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator
+):
     args = make_args(tmp_path, max_steps=8, alignment_mode="alternate", alignment_every=2, conflict_every=2)
     trainer = make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, args)
     trainer.train()

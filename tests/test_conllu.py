@@ -131,10 +131,33 @@ def test_hub_layout_maps_tag_names_in_any_order_and_drops_multiword_lines():
     from hf_xalign.data.conllu import treebank_from_dataset
 
     # The Hub's universal_dependencies order (NOUN first), with "_" for a multiword token's line
-    hub_names = ["NOUN", "PUNCT", "ADP", "NUM", "SYM", "SCONJ", "ADJ", "PART", "DET", "CCONJ",
-                 "PROPN", "PRON", "X", "_", "ADV", "INTJ", "VERB", "AUX"]
-    features = datasets.Features({"idx": datasets.Value("string"), "tokens": datasets.Sequence(datasets.Value("string")),
-                                  "upos": datasets.Sequence(datasets.ClassLabel(names=hub_names))})
+    hub_names = [
+        "NOUN",
+        "PUNCT",
+        "ADP",
+        "NUM",
+        "SYM",
+        "SCONJ",
+        "ADJ",
+        "PART",
+        "DET",
+        "CCONJ",
+        "PROPN",
+        "PRON",
+        "X",
+        "_",
+        "ADV",
+        "INTJ",
+        "VERB",
+        "AUX",
+    ]
+    features = datasets.Features(
+        {
+            "idx": datasets.Value("string"),
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            "upos": datasets.Sequence(datasets.ClassLabel(names=hub_names)),
+        }
+    )
     hub = datasets.Dataset.from_dict(
         {"idx": ["s1"], "tokens": [["del", "de", "el", "mar"]], "upos": [[13, 2, 8, 0]]}, features=features
     )

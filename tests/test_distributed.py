@@ -10,11 +10,11 @@ import sys
 
 import pytest
 import torch
-
 from conftest import make_model
 from distributed_worker import LAMBDA, build_tokenizer
-from hf_xalign.losses import MaskedLMLoss
 from test_trainer import hand_contrastive
+
+from hf_xalign.losses import MaskedLMLoss
 
 WORKER = os.path.join(os.path.dirname(__file__), "distributed_worker.py")
 
@@ -44,20 +44,29 @@ def test_two_process_step_equals_average_of_per_process_objectives(tmp_path, com
     named = list(reference.named_parameters()) + [(f"loss.mlm.{n}", p) for n, p in mlm.named_parameters()]
     params = [p for _, p in named]
     task_objective = sum(reference(**r["task_batch"]).loss for r in ranks) / 2
-    align_objective = LAMBDA * sum(
-        hand_contrastive(reference.base_model, r["alignment_batch"], 0.05)
-        + mlm.compute_loss_from_hidden(
-            reference.base_model(
-                input_ids=r["alignment_batch"]["mlm_input_ids"], attention_mask=r["alignment_batch"]["attention_mask"]
-            ).last_hidden_state,
-            r["alignment_batch"]["mlm_labels"],
+    align_objective = (
+        LAMBDA
+        * sum(
+            hand_contrastive(reference.base_model, r["alignment_batch"], 0.05)
+            + mlm.compute_loss_from_hidden(
+                reference.base_model(
+                    input_ids=r["alignment_batch"]["mlm_input_ids"],
+                    attention_mask=r["alignment_batch"]["attention_mask"],
+                ).last_hidden_state,
+                r["alignment_batch"]["mlm_labels"],
+            )
+            for r in ranks
         )
-        for r in ranks
-    ) / 2
-    task = [g if g is not None else torch.zeros_like(p) for g, p in zip(
-        torch.autograd.grad(task_objective, params, allow_unused=True), params)]
-    align = [g if g is not None else torch.zeros_like(p) for g, p in zip(
-        torch.autograd.grad(align_objective, params, allow_unused=True), params)]
+        / 2
+    )
+    task = [
+        g if g is not None else torch.zeros_like(p)
+        for g, p in zip(torch.autograd.grad(task_objective, params, allow_unused=True), params)
+    ]
+    align = [
+        g if g is not None else torch.zeros_like(p)
+        for g, p in zip(torch.autograd.grad(align_objective, params, allow_unused=True), params)
+    ]
     if combination == "balance":  # A' = A * |T| / |A| (balance_ratio 1), from the averaged T and A
         task_norm = torch.sqrt(sum((t * t).sum() for t in task))
         align_norm = torch.sqrt(sum((a * a).sum() for a in align))

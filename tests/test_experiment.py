@@ -31,8 +31,15 @@ def test_every_shipped_config_is_valid(path):
 
 
 def test_config_errors_are_reported_all_at_once(tmp_path):
-    values = {"model_name_or_path": "m", "train_treebank": ["a"], "eval_treebanks": ["en=a"], "alignment_los": ["x"],
-              "tag_map": "nope", "alignment_loss": ["contrastiv"], "output_dir": str(tmp_path)}
+    values = {
+        "model_name_or_path": "m",
+        "train_treebank": ["a"],
+        "eval_treebanks": ["en=a"],
+        "alignment_los": ["x"],
+        "tag_map": "nope",
+        "alignment_loss": ["contrastiv"],
+        "output_dir": str(tmp_path),
+    }
     errors = config_errors(values, (pos.PosArguments, AlignmentTrainingArguments), "c.yaml")
     assert len(errors) == 3
     assert "c.yaml: unknown option 'alignment_los'" in errors[0] and "alignment_loss" in errors[0]
@@ -41,10 +48,18 @@ def test_config_errors_are_reported_all_at_once(tmp_path):
 
 def test_yaml_values_with_command_line_overrides(tmp_path):
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({
-        "model_name_or_path": "m", "train_treebank": ["train.conllu"], "eval_treebanks": ["en=a", "tr=b"],
-        "output_dir": str(tmp_path / "out"), "alignment_loss": ["contrastive", "mlm"], "max_steps": 10,
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model_name_or_path": "m",
+                "train_treebank": ["train.conllu"],
+                "eval_treebanks": ["en=a", "tr=b"],
+                "output_dir": str(tmp_path / "out"),
+                "alignment_loss": ["contrastive", "mlm"],
+                "max_steps": 10,
+            }
+        )
+    )
     script, training = parse_config((pos.PosArguments, AlignmentTrainingArguments), [str(config), "--max_steps", "3"])
     assert script.eval_languages == {"en": "a", "tr": "b"}
     assert training.alignment_loss == ["contrastive", "mlm"]
@@ -67,10 +82,14 @@ def test_language_paths_need_lang_equals_path(entry):
 
 
 def test_table_rows_averages_and_differences(tmp_path):
-    report = ZeroShotReport(metric="accuracy", source_language="en", runs={
-        "aligned": {"en": {"accuracy": 0.9}, "fr": {"accuracy": 0.6}, "tr": {"accuracy": 0.5}},
-        "baseline": {"en": {"accuracy": 0.92}, "fr": {"accuracy": 0.55}, "tr": {"accuracy": 0.51}},
-    })
+    report = ZeroShotReport(
+        metric="accuracy",
+        source_language="en",
+        runs={
+            "aligned": {"en": {"accuracy": 0.9}, "fr": {"accuracy": 0.6}, "tr": {"accuracy": 0.5}},
+            "baseline": {"en": {"accuracy": 0.92}, "fr": {"accuracy": 0.55}, "tr": {"accuracy": 0.51}},
+        },
+    )
     markdown = report.to_markdown()
     assert "| en (source) | 0.9000 | 0.9200 | -0.0200 |" in markdown
     assert "| fr | 0.6000 | 0.5500 | +0.0500 |" in markdown

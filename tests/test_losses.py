@@ -12,8 +12,8 @@ import re
 import pytest
 import torch
 import transformers
-
 from _corpus import corpus_tokenizer, english_spanish_rows
+
 from hf_xalign.data.collator import ParallelCollator
 from hf_xalign.losses import (
     LOSS_REGISTRY,
@@ -95,7 +95,6 @@ def tiny_model(tokenizer, dtype=torch.float32):
     return model
 
 
-
 def perturb(model, scale=0.01):
     generator = torch.Generator().manual_seed(123)
     with torch.no_grad():
@@ -162,7 +161,9 @@ def test_token_loss_with_given_links(distance):
     terms = [d(src_words[b, i].tolist(), tgt_words[b, j].tolist()) for b, pair in enumerate(links) for i, j in pair]
     expected = sum(terms) / len(terms)
 
-    loss = TokenAlignmentLoss(distance=distance).compute_loss_from_words(src_words, tgt_words, src_counts, tgt_counts, links)
+    loss = TokenAlignmentLoss(distance=distance).compute_loss_from_words(
+        src_words, tgt_words, src_counts, tgt_counts, links
+    )
     torch.testing.assert_close(loss, scalar(expected), **TOL)
 
 
@@ -219,7 +220,11 @@ def test_mlm_loss_is_cross_entropy_of_the_tied_head_at_masked_positions(tokenize
     labels[0, 1], labels[0, 3], labels[1, 4] = 7, 12, 30
 
     W, b = loss.head.dense.weight.tolist(), loss.head.dense.bias.tolist()
-    ln_w, ln_b, eps = loss.head.layer_norm.weight.tolist(), loss.head.layer_norm.bias.tolist(), model.config.layer_norm_eps
+    ln_w, ln_b, eps = (
+        loss.head.layer_norm.weight.tolist(),
+        loss.head.layer_norm.bias.tolist(),
+        model.config.layer_norm_eps,
+    )
     E, out_bias = model.get_input_embeddings().weight.tolist(), loss.head.bias.tolist()
     terms = []
     for r, t in [(0, 1), (0, 3), (1, 4)]:
@@ -241,7 +246,11 @@ def test_mlm_head_is_tied_so_the_loss_owns_no_embedding_matrix(tokenizer):
     loss.setup(model)
 
     assert set(loss.state_dict()) == {
-        "head.dense.weight", "head.dense.bias", "head.layer_norm.weight", "head.layer_norm.bias", "head.bias"
+        "head.dense.weight",
+        "head.dense.bias",
+        "head.layer_norm.weight",
+        "head.layer_norm.bias",
+        "head.bias",
     }
     embedding_shape = model.get_input_embeddings().weight.shape
     assert all(tensor.shape != embedding_shape for tensor in loss.state_dict().values())
@@ -282,9 +291,13 @@ def test_drift_representations_is_mean_squared_distance_over_masked_tokens():
     token_mask = torch.tensor([[0, 1, 1, 0], [0, 1, 0, 0]])
 
     tokens = [(r, t) for r in range(2) for t in range(4) if token_mask[r, t] == 1]
-    expected = sum(squared_distance(states[r, t].tolist(), reference[r, t].tolist()) for r, t in tokens) / (len(tokens) * 3)
+    expected = sum(squared_distance(states[r, t].tolist(), reference[r, t].tolist()) for r, t in tokens) / (
+        len(tokens) * 3
+    )
 
-    torch.testing.assert_close(DriftLoss.compute_loss_from_states(states, reference, token_mask), scalar(expected), **TOL)
+    torch.testing.assert_close(
+        DriftLoss.compute_loss_from_states(states, reference, token_mask), scalar(expected), **TOL
+    )
 
 
 def test_drift_weights_is_zero_at_setup_then_sum_of_squared_deltas(tokenizer):
@@ -329,7 +342,9 @@ def test_every_registered_loss_gives_a_finite_scalar_with_encoder_gradients(toke
     loss.setup(model)
     if name in ("distill", "drift"):
         perturb(model)  # drift is exactly 0 (zero gradient) at the start point; distill's source term too
-    batch = ParallelCollator(tokenizer, views=loss.requires)(english_spanish_rows(4), generator=torch.Generator().manual_seed(0))
+    batch = ParallelCollator(tokenizer, views=loss.requires)(
+        english_spanish_rows(4), generator=torch.Generator().manual_seed(0)
+    )
 
     value = loss(ParallelEncoding(model.base_model, batch))
 
@@ -365,8 +380,12 @@ def test_shared_forward_equals_separate_forwards_for_the_contrastive_loss(tokeni
     pairs = len(rows)
     loss = ContrastiveLoss(layer=layer, pooling=pooling, temperature=0.1)
 
-    src = hand_sentence_vectors(model, tokenizer, batch["input_ids"][:pairs], batch["attention_mask"][:pairs], layer, pooling)
-    tgt = hand_sentence_vectors(model, tokenizer, batch["input_ids"][pairs:], batch["attention_mask"][pairs:], layer, pooling)
+    src = hand_sentence_vectors(
+        model, tokenizer, batch["input_ids"][:pairs], batch["attention_mask"][:pairs], layer, pooling
+    )
+    tgt = hand_sentence_vectors(
+        model, tokenizer, batch["input_ids"][pairs:], batch["attention_mask"][pairs:], layer, pooling
+    )
     expected = loss.compute_loss_from_embeddings(src, tgt)
 
     with torch.no_grad():
@@ -384,8 +403,12 @@ def test_distillation_at_the_start_point_is_the_target_to_source_distance(tokeni
     batch = ParallelCollator(tokenizer)(rows)
     pairs = len(rows)
 
-    src = hand_sentence_vectors(model, tokenizer, batch["input_ids"][:pairs], batch["attention_mask"][:pairs], -1, "mean")
-    tgt = hand_sentence_vectors(model, tokenizer, batch["input_ids"][pairs:], batch["attention_mask"][pairs:], -1, "mean")
+    src = hand_sentence_vectors(
+        model, tokenizer, batch["input_ids"][:pairs], batch["attention_mask"][:pairs], -1, "mean"
+    )
+    tgt = hand_sentence_vectors(
+        model, tokenizer, batch["input_ids"][pairs:], batch["attention_mask"][pairs:], -1, "mean"
+    )
     expected = sum(squared_distance(u, t) for u, t in zip(tgt.tolist(), src.tolist())) / (pairs * src.shape[1])
 
     with torch.no_grad():
@@ -410,7 +433,9 @@ def test_token_loss_through_the_encoding_uses_links_or_mutual_argmax_per_pair(to
         row_words = []
         for w in range(max(ids) + 1):
             tokens = [t for t in range(len(ids)) if ids[t] == w]
-            row_words.append([sum(states[r, t, d].item() for t in tokens) / len(tokens) for d in range(states.shape[-1])])
+            row_words.append(
+                [sum(states[r, t, d].item() for t in tokens) / len(tokens) for d in range(states.shape[-1])]
+            )
         words.append(row_words)
     terms = []
     for b, row in enumerate(rows):

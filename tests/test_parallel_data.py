@@ -410,7 +410,10 @@ def test_shipped_django_pairs_load_with_english_source(path):
 def test_drop_pairs_containing_matches_texts_whatever_their_spacing():
     from hf_xalign.data import drop_pairs_containing
 
-    pairs = load_parallel(datasets.Dataset.from_dict({"src": ["Enter a name.", "Save", "Delete"],
-                                                      "tgt": ["Entrez un nom.", "Enregistrer", "Supprimer"]}))
+    pairs = load_parallel(
+        datasets.Dataset.from_dict(
+            {"src": ["Enter a name.", "Save", "Delete"], "tgt": ["Entrez un nom.", "Enregistrer", "Supprimer"]}
+        )
+    )
     kept = drop_pairs_containing(pairs, ["Entrez un nom .", "Delete"])  # a treebank's words, a raw source
     assert kept["src"] == ["Save"]

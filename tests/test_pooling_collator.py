@@ -8,18 +8,16 @@ tokenizer applied word by word), never produced by the code under test.
 
 import pytest
 import torch
-
 from _corpus import corpus_tokenizer, english_spanish_rows
+
 from hf_xalign.data.collator import ParallelCollator, mask_tokens
 from hf_xalign.pooling import cls_pool, mean_pool, word_vectors
-
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
     torch.manual_seed(0)
     return corpus_tokenizer()
-
 
 
 def special_ids(tokenizer):
@@ -141,7 +139,9 @@ def test_collator_drops_alignment_links_beyond_truncation(tokenizer):
 def test_mlm_labels_hold_the_original_id_exactly_where_the_input_may_differ(tokenizer):
     rows = english_spanish_rows(4)
 
-    batch = ParallelCollator(tokenizer, views={"mlm"}, mlm_probability=0.3)(rows, generator=torch.Generator().manual_seed(1))
+    batch = ParallelCollator(tokenizer, views={"mlm"}, mlm_probability=0.3)(
+        rows, generator=torch.Generator().manual_seed(1)
+    )
 
     original, corrupted, labels = batch["input_ids"], batch["mlm_input_ids"], batch["mlm_labels"]
     for r in range(original.shape[0]):
@@ -156,7 +156,9 @@ def test_mlm_labels_hold_the_original_id_exactly_where_the_input_may_differ(toke
 def test_mlm_never_selects_special_or_padding_tokens(tokenizer):
     rows = english_spanish_rows(4)
 
-    batch = ParallelCollator(tokenizer, views={"mlm"}, mlm_probability=0.5)(rows, generator=torch.Generator().manual_seed(2))
+    batch = ParallelCollator(tokenizer, views={"mlm"}, mlm_probability=0.5)(
+        rows, generator=torch.Generator().manual_seed(2)
+    )
 
     for r in range(batch["input_ids"].shape[0]):
         for t in range(batch["input_ids"].shape[1]):
@@ -170,7 +172,9 @@ def test_mlm_every_row_with_content_has_a_label(tokenizer):
 
     for seed in range(5):
         # A tiny probability makes an empty draw likely: the fallback must select a token.
-        batch = ParallelCollator(tokenizer, views={"mlm"}, mlm_probability=0.01)(rows, generator=torch.Generator().manual_seed(seed))
+        batch = ParallelCollator(tokenizer, views={"mlm"}, mlm_probability=0.01)(
+            rows, generator=torch.Generator().manual_seed(seed)
+        )
         for r in range(batch["mlm_labels"].shape[0]):
             assert sum(1 for t in batch["mlm_labels"][r].tolist() if t != -100) >= 1
 
@@ -209,7 +213,9 @@ def test_tlm_view_concatenates_each_pair(tokenizer):
 def test_tlm_labels_only_on_content_tokens(tokenizer):
     rows = english_spanish_rows(3)
 
-    batch = ParallelCollator(tokenizer, views={"tlm"}, mlm_probability=0.5)(rows, generator=torch.Generator().manual_seed(3))
+    batch = ParallelCollator(tokenizer, views={"tlm"}, mlm_probability=0.5)(
+        rows, generator=torch.Generator().manual_seed(3)
+    )
 
     for r in range(batch["tlm_labels"].shape[0]):
         for t in range(batch["tlm_labels"].shape[1]):

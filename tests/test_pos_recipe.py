@@ -28,9 +28,15 @@ EN_TRAIN = os.path.join(POS_DATA, "en_silver", "train.conllu")
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
     """A tiny XLM-R tagger saved like a hub model, its tokenizer trained on the recipe's own text."""
-    texts = [" ".join(words) for path in (EN_TRAIN, os.path.join(POS_DATA, "tr_gold", "test.conllu"),
-                                           os.path.join(POS_DATA, "fr_silver", "test.conllu"))
-             for words in read_conllu(path)["words"]]
+    texts = [
+        " ".join(words)
+        for path in (
+            EN_TRAIN,
+            os.path.join(POS_DATA, "tr_gold", "test.conllu"),
+            os.path.join(POS_DATA, "fr_silver", "test.conllu"),
+        )
+        for words in read_conllu(path)["words"]
+    ]
     tokenizer = train_tokenizer(texts, vocab_size=2000)
     torch.manual_seed(0)
     model = XLMRobertaForTokenClassification(tiny_xlmr_config(tokenizer, hidden_size=64, num_labels=len(UPOS_TAGS)))
@@ -44,16 +50,30 @@ def test_recipe_learns_the_training_set_and_writes_the_table(tmp_path, tiny_mode
     script_args = pos.PosArguments(
         model_name_or_path=tiny_model_dir,
         train_treebank=[EN_TRAIN],
-        eval_treebanks=[f"en={EN_TRAIN}", f"fr={os.path.join(POS_DATA, 'fr_silver', 'test.conllu')}",
-                        f"tr={os.path.join(POS_DATA, 'tr_gold', 'test.conllu')}"],
+        eval_treebanks=[
+            f"en={EN_TRAIN}",
+            f"fr={os.path.join(POS_DATA, 'fr_silver', 'test.conllu')}",
+            f"tr={os.path.join(POS_DATA, 'tr_gold', 'test.conllu')}",
+        ],
         parallel_data=[os.path.join(PARALLEL, "en-fr.tsv"), os.path.join(PARALLEL, "en-tr.tsv")],
         max_length=256,  # no sentence of these treebanks is cut: every word is scored
         compare=True,
     )
     training_args = AlignmentTrainingArguments(
-        output_dir=str(tmp_path / "pos"), max_steps=60, per_device_train_batch_size=32, learning_rate=3e-3,
-        warmup_steps=10, alignment_batch_size=16, alignment_max_length=48, logging_steps=50, save_strategy="no",
-        report_to=[], use_cpu=True, disable_tqdm=True, seed=0, alignment_lambda=0.1,
+        output_dir=str(tmp_path / "pos"),
+        max_steps=60,
+        per_device_train_batch_size=32,
+        learning_rate=3e-3,
+        warmup_steps=10,
+        alignment_batch_size=16,
+        alignment_max_length=48,
+        logging_steps=50,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+        alignment_lambda=0.1,
     )
     report = pos.main(script_args, training_args)
 
@@ -86,10 +106,23 @@ def test_two_processes_complete_and_report_the_same_table(tmp_path, tiny_model_d
     dev = os.path.join(POS_DATA, "en_silver", "dev.conllu")
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
     command = [
-        torchrun, "--nproc_per_node", "2", "--standalone", os.path.join(ROOT, "recipes", "pos.py"),
+        torchrun,
+        "--nproc_per_node",
+        "2",
+        "--standalone",
+        os.path.join(ROOT, "recipes", "pos.py"),
         os.path.join(ROOT, "recipes", "configs", "pos_demo.yaml"),
-        "--model_name_or_path", tiny_model_dir, "--output_dir", str(tmp_path / "pos2"), "--max_steps", "4",
-        "--alignment_layer", "1", "--eval_treebanks", f"en={dev}", f"tr={os.path.join(POS_DATA, 'tr_gold', 'test.conllu')}",
+        "--model_name_or_path",
+        tiny_model_dir,
+        "--output_dir",
+        str(tmp_path / "pos2"),
+        "--max_steps",
+        "4",
+        "--alignment_layer",
+        "1",
+        "--eval_treebanks",
+        f"en={dev}",
+        f"tr={os.path.join(POS_DATA, 'tr_gold', 'test.conllu')}",
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-4000:]

@@ -11,11 +11,11 @@ import math
 
 import pytest
 import torch
-
 from conftest import make_model
-from hf_xalign.surgery import CombinationOptions, CombinationState, apply_combination, combination_coefficients
 from test_conflict import hand_group
 from test_trainer import GradientCapture, hand_contrastive, make_args, train_recording_task_batches
+
+from hf_xalign.surgery import CombinationOptions, CombinationState, apply_combination, combination_coefficients
 
 
 def sums(*groups):
@@ -36,8 +36,11 @@ def combine(rule, pairs, state=None, options=None):
         param.grad = (task + align).clone()
         params.append(param)
     alphas, betas = combination_coefficients(
-        rule, sums(*pairs), [f"g{i}" for i in range(len(pairs))],
-        state if state is not None else CombinationState(), options or CombinationOptions(),
+        rule,
+        sums(*pairs),
+        [f"g{i}" for i in range(len(pairs))],
+        state if state is not None else CombinationState(),
+        options or CombinationOptions(),
     )
     apply_combination(params, [task for task, _ in pairs], list(range(len(pairs))), alphas, betas)
     return [p.grad for p in params]
@@ -180,8 +183,14 @@ def one_step(tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator,
     (autograd on an identical model) per parameter name, plus the trainer."""
     seed = 1  # seed 1: task and alignment gradients conflict at step 0, in every layer
     args = make_args(
-        tmp_path, max_steps=1, max_grad_norm=0.0, alignment_loss=["contrastive"], alignment_lambda=lam,
-        conflict_every=1, gradient_combination=rule, balance_ratio=ratio,
+        tmp_path,
+        max_steps=1,
+        max_grad_norm=0.0,
+        alignment_loss=["contrastive"],
+        alignment_lambda=lam,
+        conflict_every=1,
+        gradient_combination=rule,
+        balance_ratio=ratio,
     )
     model, reference = make_model(tokenizer, seed=seed).double(), make_model(tokenizer, seed=seed).double()
     capture = GradientCapture(model)
@@ -213,7 +222,9 @@ def test_rule_on_a_training_step_equals_hand_rule_on_autograd_gradients(
     tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator, rule
 ):
     ratio = 0.5
-    got, task, align, _ = one_step(tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator, rule, ratio=ratio)
+    got, task, align, _ = one_step(
+        tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator, rule, ratio=ratio
+    )
     names = list(task)  # the whole model is one vector for these rules
     expected = hand_rule(rule, flat(task, names), flat(align, names), ratio)
     torch.testing.assert_close(flat(got, names), expected, atol=1e-6, rtol=0)

@@ -8,9 +8,9 @@ import os
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import make_model
 from transformers import HfArgumentParser, TrainerCallback, XLMRobertaModel
 
-from conftest import make_model
 from hf_xalign import AlignmentTrainer, AlignmentTrainingArguments
 from hf_xalign.trainer import ALIGNMENT_CONFIG_NAME, ALIGNMENT_LOSSES_NAME
 
@@ -93,8 +93,12 @@ def test_joint_step_gradients_equal_autograd_of_task_plus_lambda_align(
 ):
     lam = 0.7
     args = make_args(
-        tmp_path, max_steps=1, max_grad_norm=0.0, alignment_lambda=lam,
-        per_device_train_batch_size=8 // accumulation, gradient_accumulation_steps=accumulation,
+        tmp_path,
+        max_steps=1,
+        max_grad_norm=0.0,
+        alignment_lambda=lam,
+        per_device_train_batch_size=8 // accumulation,
+        gradient_accumulation_steps=accumulation,
     )
     # float64 so that the comparison at 1e-6 tests the algorithm, not float32 summation order
     model, reference = make_model(tokenizer).double(), make_model(tokenizer).double()  # same seed, same weights
@@ -106,13 +110,17 @@ def test_joint_step_gradients_equal_autograd_of_task_plus_lambda_align(
     # Oracle: mean over micro-batches of (task loss + λ * contrastive loss written out by hand on
     # two separate forwards), differentiated by torch.autograd.grad on an identical model.
     used_task_batches = seen_task_batches[:accumulation]  # the loader may prefetch one more
-    objective = sum(
-        reference(**task_batch).loss
-        + lam * hand_contrastive(
-            reference.base_model, trainer.alignment_stream.batch(0, micro), args.alignment_temperature
+    objective = (
+        sum(
+            reference(**task_batch).loss
+            + lam
+            * hand_contrastive(
+                reference.base_model, trainer.alignment_stream.batch(0, micro), args.alignment_temperature
+            )
+            for micro, task_batch in enumerate(used_task_batches)
         )
-        for micro, task_batch in enumerate(used_task_batches)
-    ) / accumulation
+        / accumulation
+    )
     names = [n for n, p in reference.named_parameters()]
     expected = torch.autograd.grad(objective, [p for p in reference.parameters()], allow_unused=True)
     for name, grad in zip(names, expected):
@@ -126,8 +134,12 @@ def test_log_history_has_separate_losses_and_lambda_follows_warmup(
     tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator
 ):
     args = make_args(
-        tmp_path, max_steps=5, alignment_lambda=2.0, alignment_lambda_schedule="linear_warmup",
-        alignment_lambda_warmup_steps=4, alignment_loss=["contrastive", "mse"],
+        tmp_path,
+        max_steps=5,
+        alignment_lambda=2.0,
+        alignment_lambda_schedule="linear_warmup",
+        alignment_lambda_warmup_steps=4,
+        alignment_loss=["contrastive", "mse"],
     )
     trainer = make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, args)
     trainer.train()
@@ -143,8 +155,11 @@ def test_log_history_has_separate_losses_and_lambda_follows_warmup(
 
 def test_step_schedule_of_lambda(tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator):
     args = make_args(
-        tmp_path, max_steps=4, alignment_lambda_schedule="step",
-        alignment_lambda_milestones=[1, 3], alignment_lambda_milestone_values=[0.5, 0.25],
+        tmp_path,
+        max_steps=4,
+        alignment_lambda_schedule="step",
+        alignment_lambda_milestones=[1, 3],
+        alignment_lambda_milestone_values=[0.5, 0.25],
     )
     trainer = make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, args)
     trainer.train()
@@ -164,8 +179,12 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(
     steps = 3
     common = dict(max_steps=2 * steps, alignment_loss=["contrastive", "mlm"], save_strategy="steps", save_steps=steps)
     full = make_trainer(
-        tokenizer, task_dataset, parallel_dataset, task_collator,
-        make_args(tmp_path / "full", **common), model=make_model(tokenizer, dropout=0.0),
+        tokenizer,
+        task_dataset,
+        parallel_dataset,
+        task_collator,
+        make_args(tmp_path / "full", **common),
+        model=make_model(tokenizer, dropout=0.0),
     )
     full.train()
 
@@ -175,16 +194,25 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(
 
     interrupted_args = make_args(tmp_path / "resumed", **common)
     first = make_trainer(
-        tokenizer, task_dataset, parallel_dataset, task_collator, interrupted_args,
-        model=make_model(tokenizer, dropout=0.0), callbacks=[CrashAfterCheckpoint()],
+        tokenizer,
+        task_dataset,
+        parallel_dataset,
+        task_collator,
+        interrupted_args,
+        model=make_model(tokenizer, dropout=0.0),
+        callbacks=[CrashAfterCheckpoint()],
     )
     first.train()
     checkpoint = os.path.join(interrupted_args.output_dir, f"checkpoint-{steps}")
     assert os.path.isfile(os.path.join(checkpoint, ALIGNMENT_LOSSES_NAME))
 
     resumed = make_trainer(
-        tokenizer, task_dataset, parallel_dataset, task_collator,
-        make_args(tmp_path / "resumed", **common), model=make_model(tokenizer, dropout=0.0, seed=123),
+        tokenizer,
+        task_dataset,
+        parallel_dataset,
+        task_collator,
+        make_args(tmp_path / "resumed", **common),
+        model=make_model(tokenizer, dropout=0.0, seed=123),
     )
     resumed.train(resume_from_checkpoint=checkpoint)
     expected, got = _params(full), _params(resumed)
@@ -249,7 +277,9 @@ def test_alignment_only_training_with_a_bare_encoder(tmp_path, tokenizer, parall
     assert logs[-1]["align/contrastive"] < logs[0]["align/contrastive"]
 
 
-def test_save_writes_loss_state_and_alignment_config(tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator):
+def test_save_writes_loss_state_and_alignment_config(
+    tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator
+):
     args = make_args(tmp_path, max_steps=1, alignment_loss=["contrastive", "tlm"], alignment_loss_weights=[1.0, 0.5])
     trainer = make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, args)
     trainer.train()
@@ -261,7 +291,7 @@ def test_save_writes_loss_state_and_alignment_config(tmp_path, tokenizer, task_d
     assert saved.keys() == own.keys() and "1.head.bias" in saved
     assert not any("word_embeddings" in k for k in saved)  # the tied decoder is the model's, not saved twice
     config = json.loads((tmp_path / "final" / ALIGNMENT_CONFIG_NAME).read_text())
-    assert [(l["name"], l["weight"]) for l in config["losses"]] == [("contrastive", 1.0), ("tlm", 0.5)]
+    assert [(loss["name"], loss["weight"]) for loss in config["losses"]] == [("contrastive", 1.0), ("tlm", 0.5)]
 
 
 def test_loss_parameters_are_optimized(tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator):
@@ -317,9 +347,26 @@ def test_arguments_from_yaml_and_command_line(tmp_path):
     parser = HfArgumentParser(AlignmentTrainingArguments)
     (from_yaml,) = parser.parse_yaml_file(str(config))
     (from_cli,) = parser.parse_args_into_dataclasses(
-        ["--output_dir", "out", "--alignment_loss", "contrastive", "token", "--alignment_loss_weights", "1.0", "0.3",
-         "--alignment_layer", "6", "--alignment_lambda_schedule", "linear_warmup",
-         "--alignment_lambda_warmup_steps", "100", "--alignment_mode", "alternate", "--alignment_every", "4"]
+        [
+            "--output_dir",
+            "out",
+            "--alignment_loss",
+            "contrastive",
+            "token",
+            "--alignment_loss_weights",
+            "1.0",
+            "0.3",
+            "--alignment_layer",
+            "6",
+            "--alignment_lambda_schedule",
+            "linear_warmup",
+            "--alignment_lambda_warmup_steps",
+            "100",
+            "--alignment_mode",
+            "alternate",
+            "--alignment_every",
+            "4",
+        ]
     )
     for parsed in (from_yaml, from_cli):
         assert parsed.alignment_loss == ["contrastive", "token"]
@@ -329,12 +376,18 @@ def test_arguments_from_yaml_and_command_line(tmp_path):
 
 def test_resume_restores_gradvac_targets(tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator):
     common = dict(max_steps=4, gradient_combination="gradvac", gradvac_beta=0.5, save_strategy="steps", save_steps=2)
-    full = make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, make_args(tmp_path / "full", **common))
+    full = make_trainer(
+        tokenizer, task_dataset, parallel_dataset, task_collator, make_args(tmp_path / "full", **common)
+    )
     full.train()
     checkpoint = os.path.join(tmp_path / "full" / "run", "checkpoint-2")
     resumed = make_trainer(
-        tokenizer, task_dataset, parallel_dataset, task_collator,
-        make_args(tmp_path / "resumed", **common), model=make_model(tokenizer, seed=3),
+        tokenizer,
+        task_dataset,
+        parallel_dataset,
+        task_collator,
+        make_args(tmp_path / "resumed", **common),
+        model=make_model(tokenizer, seed=3),
     )
     resumed.train(resume_from_checkpoint=checkpoint)
     assert full.combination_state.gradvac_targets  # the EMA moved away from its start
@@ -353,8 +406,10 @@ def test_mode_none_trains_exactly_like_a_plain_trainer(tmp_path, tokenizer, task
     )
     ours.train()
     plain = Trainer(
-        model=make_model(tokenizer, dropout=0.1), args=make_args(tmp_path / "plain", max_steps=3),
-        train_dataset=task_dataset, data_collator=task_collator,
+        model=make_model(tokenizer, dropout=0.1),
+        args=make_args(tmp_path / "plain", max_steps=3),
+        train_dataset=task_dataset,
+        data_collator=task_collator,
     )
     plain.train()
     assert not os.path.exists(os.path.join(args.output_dir, "conflict.jsonl"))
@@ -362,7 +417,11 @@ def test_mode_none_trains_exactly_like_a_plain_trainer(tmp_path, tokenizer, task
         assert torch.equal(got, expected), name
 
 
-def test_a_layer_the_model_does_not_have_is_named_at_construction(tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator):
+def test_a_layer_the_model_does_not_have_is_named_at_construction(
+    tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator
+):
     args = make_args(tmp_path, alignment_layer=6)  # the tiny model has 2 layers
-    with pytest.raises(ValueError, match=r"'contrastive' reads hidden state 6, but the model has 2 layers.*alignment_layer"):
+    with pytest.raises(
+        ValueError, match=r"'contrastive' reads hidden state 6, but the model has 2 layers.*alignment_layer"
+    ):
         make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, args)

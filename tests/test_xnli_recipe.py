@@ -59,25 +59,44 @@ def tiny_model_dir(tmp_path_factory):
 
 def training_arguments(output_dir, max_steps: int, **overrides) -> AlignmentTrainingArguments:
     options = dict(
-        output_dir=str(output_dir), max_steps=max_steps, per_device_train_batch_size=32, learning_rate=3e-3,
-        warmup_steps=10, alignment_batch_size=16, alignment_max_length=48, alignment_lambda=0.1, logging_steps=50,
-        save_strategy="no", report_to=[], use_cpu=True, disable_tqdm=True, seed=0,
+        output_dir=str(output_dir),
+        max_steps=max_steps,
+        per_device_train_batch_size=32,
+        learning_rate=3e-3,
+        warmup_steps=10,
+        alignment_batch_size=16,
+        alignment_max_length=48,
+        alignment_lambda=0.1,
+        logging_steps=50,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
     )
     return AlignmentTrainingArguments(**{**options, **overrides})
 
 
 def pair_arguments(model_dir: str, **overrides) -> xnli.ClassificationArguments:
     options = dict(
-        model_name_or_path=model_dir, layout="paws-x", train_data=[os.path.join(PAIRS, "train", "en.tsv")],
-        eval_data=[f"en={os.path.join(PAIRS, 'train', 'en.tsv')}", f"fr={os.path.join(PAIRS, 'test', 'fr.tsv')}",
-                   f"tr={os.path.join(PAIRS, 'test', 'tr.tsv')}"],
-        parallel_data=[os.path.join(PARALLEL, "en-fr.tsv"), os.path.join(PARALLEL, "en-tr.tsv")], max_length=64,
+        model_name_or_path=model_dir,
+        layout="paws-x",
+        train_data=[os.path.join(PAIRS, "train", "en.tsv")],
+        eval_data=[
+            f"en={os.path.join(PAIRS, 'train', 'en.tsv')}",
+            f"fr={os.path.join(PAIRS, 'test', 'fr.tsv')}",
+            f"tr={os.path.join(PAIRS, 'test', 'tr.tsv')}",
+        ],
+        parallel_data=[os.path.join(PARALLEL, "en-fr.tsv"), os.path.join(PARALLEL, "en-tr.tsv")],
+        max_length=64,
     )
     return xnli.ClassificationArguments(**{**options, **overrides})
 
 
 def test_pair_recipe_learns_the_training_set_and_writes_the_table(tmp_path, tiny_model_dir):
-    report = xnli.main(pair_arguments(tiny_model_dir, compare=True), training_arguments(tmp_path / "pairs", max_steps=150))
+    report = xnli.main(
+        pair_arguments(tiny_model_dir, compare=True), training_arguments(tmp_path / "pairs", max_steps=150)
+    )
 
     # Oracle for "learned": the majority-label share of the training file, counted here.
     labels = Counter(row[2] for row in tsv_rows(os.path.join(PAIRS, "train", "en.tsv")))
@@ -103,9 +122,15 @@ def test_pair_recipe_learns_the_training_set_and_writes_the_table(tmp_path, tiny
 
 
 def test_parallel_pairs_holding_an_evaluation_text_are_left_out(tiny_model_dir, tmp_path):
-    experiment = xnli.ClassificationExperiment(pair_arguments(tiny_model_dir), training_arguments(tmp_path, max_steps=1))
-    eval_texts = {text.strip() for _, path in experiment.script_args.eval_languages.items()
-                  for row in tsv_rows(path) for text in row[:2]}
+    experiment = xnli.ClassificationExperiment(
+        pair_arguments(tiny_model_dir), training_arguments(tmp_path, max_steps=1)
+    )
+    eval_texts = {
+        text.strip()
+        for _, path in experiment.script_args.eval_languages.items()
+        for row in tsv_rows(path)
+        for text in row[:2]
+    }
     pairs = [row for name in ("en-fr.tsv", "en-tr.tsv") for row in tsv_rows(os.path.join(PARALLEL, name))]
     kept = [row for row in pairs if row[2].strip() not in eval_texts and row[3].strip() not in eval_texts]
     assert 0 < len(kept) < len(pairs)
@@ -114,7 +139,9 @@ def test_parallel_pairs_holding_an_evaluation_text_are_left_out(tiny_model_dir, 
 
 
 def test_the_pair_is_encoded_as_one_sequence(tiny_model_dir, tmp_path):
-    experiment = xnli.ClassificationExperiment(pair_arguments(tiny_model_dir), training_arguments(tmp_path, max_steps=1))
+    experiment = xnli.ClassificationExperiment(
+        pair_arguments(tiny_model_dir), training_arguments(tmp_path, max_steps=1)
+    )
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     checked = 0
@@ -136,10 +163,13 @@ def test_the_pair_is_encoded_as_one_sequence(tiny_model_dir, tmp_path):
 def test_single_sentence_recipe_learns_with_a_fixed_label_set(tmp_path, tiny_model_dir):
     names = ["admin", "admindocs", "auth", "core"]
     script_args = xnli.ClassificationArguments(
-        model_name_or_path=tiny_model_dir, layout="text", label_set=names,
+        model_name_or_path=tiny_model_dir,
+        layout="text",
+        label_set=names,
         train_data=[os.path.join(SINGLE, "train", "en.tsv")],
         eval_data=[f"en={os.path.join(SINGLE, 'train', 'en.tsv')}", f"de={os.path.join(SINGLE, 'test', 'de.tsv')}"],
-        compare=False, ignore_mismatched_sizes=True,  # the saved head has 2 classes, this task 4
+        compare=False,
+        ignore_mismatched_sizes=True,  # the saved head has 2 classes, this task 4
     )
     report = xnli.main(script_args, training_arguments(tmp_path / "single", max_steps=60, alignment_mode="none"))
 

@@ -46,9 +46,10 @@ import io
 import json
 import os
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import datasets
 import pyarrow as pa
@@ -202,7 +203,7 @@ def _lines(path: Path) -> list[str]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
-        raise _fail(f"{path}:{line}", f"bytes {data[error.start:error.end]!r} are not UTF-8", "UTF-8 text") from None
+        raise _fail(f"{path}:{line}", f"bytes {data[error.start : error.end]!r} are not UTF-8", "UTF-8 text") from None
     lines = [line.removesuffix("\r") for line in text.removeprefix("\ufeff").split("\n")]
     while lines and not lines[-1].strip():
         lines.pop()

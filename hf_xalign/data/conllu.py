@@ -10,8 +10,8 @@ from __future__ import annotations
 import glob
 import os
 import re
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
 import conllu
 import datasets
@@ -109,7 +109,9 @@ def read_conllu(
     return datasets.Dataset.from_dict(rows, features=CONLLU_FEATURES)
 
 
-def treebank_from_dataset(dataset: datasets.Dataset, *, language: str = "", source: str = "dataset") -> datasets.Dataset:
+def treebank_from_dataset(
+    dataset: datasets.Dataset, *, language: str = "", source: str = "dataset"
+) -> datasets.Dataset:
     """A treebank in a Hub layout (e.g. `universal_dependencies`: `tokens` + `upos`) as [`read_conllu`] returns it.
 
     `upos` may hold tag names or ids of a `ClassLabel` in any order (the Hub's UD dataset puts
@@ -131,7 +133,9 @@ def treebank_from_dataset(dataset: datasets.Dataset, *, language: str = "", sour
             if tag == "_":
                 continue
             if tag not in tag_ids:
-                raise CoNLLUError(f"{source} row {index}: unknown UPOS tag {tag!r} (expected one of {', '.join(UPOS_TAGS)})")
+                raise CoNLLUError(
+                    f"{source} row {index}: unknown UPOS tag {tag!r} (expected one of {', '.join(UPOS_TAGS)})"
+                )
             words.append(word)
             tags.append(tag_ids[tag])
         if not words:
@@ -150,7 +154,9 @@ def read_treebank(source, *, language: str = "", tag_map: Mapping[str, str] | No
     local cache is needed) and goes through [`treebank_from_dataset`].
     """
     if isinstance(source, (list, tuple)):
-        return datasets.concatenate_datasets([read_treebank(item, language=language, tag_map=tag_map) for item in source])
+        return datasets.concatenate_datasets(
+            [read_treebank(item, language=language, tag_map=tag_map) for item in source]
+        )
     if is_hub_spec(source):
         return treebank_from_dataset(load_hub_split(source), language=language, source=source)
     return read_conllu(source, language=language, tag_map=tag_map)
@@ -202,7 +208,9 @@ def _token_columns(path: Path, number: int, line: str) -> list[str]:
     return columns
 
 
-def align_labels_with_tokens(word_ids: Sequence[int | None], word_labels: Sequence[int], label_all_subtokens: bool = False) -> list[int]:
+def align_labels_with_tokens(
+    word_ids: Sequence[int | None], word_labels: Sequence[int], label_all_subtokens: bool = False
+) -> list[int]:
     """Token labels from word labels: the first sub-token of each word gets the word's label,
     the other sub-tokens -100 (or the label too with `label_all_subtokens`), special tokens -100."""
     labels, previous = [], None
@@ -231,7 +239,8 @@ def tokenize_and_align_labels(
     def encode(batch: dict[str, list]) -> dict[str, list]:
         encoded = tokenizer(batch["words"], is_split_into_words=True, truncation=True, max_length=max_length)
         encoded["labels"] = [
-            align_labels_with_tokens(encoded.word_ids(i), tags, label_all_subtokens) for i, tags in enumerate(batch["upos"])
+            align_labels_with_tokens(encoded.word_ids(i), tags, label_all_subtokens)
+            for i, tags in enumerate(batch["upos"])
         ]
         return dict(encoded)
 

@@ -34,12 +34,12 @@ import json
 import numbers
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import datasets
 import pyarrow as pa
-
 
 __all__ = [
     "PARALLEL_COLUMNS",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import copy
 import inspect
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -62,7 +63,7 @@ class AlignmentLoss(nn.Module):
         }
 
     @classmethod
-    def from_training_args(cls, args: Any) -> "AlignmentLoss":
+    def from_training_args(cls, args: Any) -> AlignmentLoss:
         """Build the loss with the shared options (layer, pooling, temperature) taken from `args`."""
         accepted = inspect.signature(cls.__init__).parameters
         options = {option: getattr(args, field) for option, field in SHARED_OPTIONS.items() if option in accepted}
@@ -95,7 +96,9 @@ def register_loss(name: str) -> Callable[[type[AlignmentLoss]], type[AlignmentLo
 
     def decorator(cls: type[AlignmentLoss]) -> type[AlignmentLoss]:
         if name in LOSS_REGISTRY and LOSS_REGISTRY[name] is not cls:
-            raise ValueError(f"An alignment loss named {name!r} is already registered ({LOSS_REGISTRY[name].__name__}).")
+            raise ValueError(
+                f"An alignment loss named {name!r} is already registered ({LOSS_REGISTRY[name].__name__})."
+            )
         cls.name = name
         LOSS_REGISTRY[name] = cls
         return cls

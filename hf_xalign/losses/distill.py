@@ -45,7 +45,8 @@ class DistillationLoss(AlignmentLoss):
         batch = encoding.batch
         with torch.no_grad():
             teacher_states = self.teacher(
-                input_ids=batch["input_ids"][:pairs], attention_mask=batch["attention_mask"][:pairs],
+                input_ids=batch["input_ids"][:pairs],
+                attention_mask=batch["attention_mask"][:pairs],
                 output_hidden_states=True,
             ).hidden_states[self.layer]  # (pairs, seq, dim)
             mask = encoding.content_mask()[:pairs]  # (pairs, seq)

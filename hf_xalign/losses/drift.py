@@ -63,7 +63,9 @@ class DriftLoss(AlignmentLoss):
         return self.compute_loss_from_states(encoding.layer(self.layer), reference_states, encoding.content_mask())
 
     @staticmethod
-    def compute_loss_from_states(states: torch.Tensor, reference: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+    def compute_loss_from_states(
+        states: torch.Tensor, reference: torch.Tensor, token_mask: torch.Tensor
+    ) -> torch.Tensor:
         """Mean squared distance over the tokens where `token_mask` is 1; states `(rows, seq, dim)`."""
         selected = token_mask.bool()  # (rows, seq)
         return (states[selected] - reference[selected]).pow(2).mean()

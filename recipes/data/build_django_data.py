@@ -34,7 +34,6 @@ from pathlib import Path
 
 import polib
 
-
 # Django's catalog code -> the ISO 639-1 code written in the data.
 TARGET_LANGUAGES = {"de": "de", "fr": "fr", "es": "es", "ru": "ru", "tr": "tr", "ar": "ar", "zh_Hans": "zh"}
 # Languages written without spaces between words, where "at least 2 words" becomes "at least 2 characters".
@@ -143,9 +142,7 @@ def build_parallel(translations: dict[str, dict[str, dict[str, str]]], out_dir: 
     return pair_counts
 
 
-def build_components(
-    translations: dict[str, dict[str, dict[str, str]]], out_dir: Path
-) -> tuple[Counter, Counter, int]:
+def build_components(translations: dict[str, dict[str, dict[str, str]]], out_dir: Path) -> tuple[Counter, Counter, int]:
     """Writes `components/<lang>.tsv` for English and every target language.
 
     Returns:
@@ -161,10 +158,7 @@ def build_components(
     ambiguous = {english for english, count in components_per_string.items() if count > 1}
 
     label_of = {
-        english: label
-        for label, strings in fully_translated.items()
-        for english in strings
-        if english not in ambiguous
+        english: label for label, strings in fully_translated.items() for english in strings if english not in ambiguous
     }
     label_counts = Counter(label_of.values())
     small_labels = Counter({label: count for label, count in label_counts.items() if count < MIN_EXAMPLES_PER_LABEL})

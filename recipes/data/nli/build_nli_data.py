@@ -55,7 +55,7 @@ def read_components(path: Path) -> list[tuple[str, str]]:
 
 
 def pair_key(english: list[str], i: int, j: int) -> str:
-    return hashlib.sha1(f"{english[i]}\t{english[j]}".encode("utf-8")).hexdigest()
+    return hashlib.sha1(f"{english[i]}\t{english[j]}".encode()).hexdigest()
 
 
 def pick_pairs(english: list[str], labels: list[str], indices: list[int], per_label: int) -> list[tuple[int, int, str]]:
@@ -156,7 +156,9 @@ def build(components: Path = COMPONENTS) -> dict[str, str]:
     source = per_language[SOURCE_LANGUAGE]
     for lang, rows in per_language.items():
         if len(rows) != len(source) or [label for _, label in rows] != [label for _, label in source]:
-            raise ValueError(f"{components / (lang + '.tsv')}: rows do not match en.tsv (expected translations, line by line)")
+            raise ValueError(
+                f"{components / (lang + '.tsv')}: rows do not match en.tsv (expected translations, line by line)"
+            )
     english = [text for text, _ in source]
     labels = [label for _, label in source]
     train_indices = list(range(TRAIN_STRINGS))
@@ -166,12 +168,18 @@ def build(components: Path = COMPONENTS) -> dict[str, str]:
     train_pairs = pick_pairs(english, labels, train_indices, TRAIN_PAIRS_PER_LABEL)
     test_pairs = pick_pairs(english, labels, test_indices, TEST_PAIRS_PER_LABEL)
     pair_header = ["sentence1", "sentence2", "label"]
-    files["same_component/train/en.tsv"] = tsv(pair_header, [[english[i], english[j], label] for i, j, label in train_pairs])
+    files["same_component/train/en.tsv"] = tsv(
+        pair_header, [[english[i], english[j], label] for i, j, label in train_pairs]
+    )
     files["components_split/train/en.tsv"] = tsv(["text", "label"], [list(source[i]) for i in train_indices])
     for lang in LANGUAGES:
         texts = [text for text, _ in per_language[lang]]
-        files[f"same_component/test/{lang}.tsv"] = tsv(pair_header, [[texts[i], texts[j], label] for i, j, label in test_pairs])
-        files[f"components_split/test/{lang}.tsv"] = tsv(["text", "label"], [list(per_language[lang][i]) for i in test_indices])
+        files[f"same_component/test/{lang}.tsv"] = tsv(
+            pair_header, [[texts[i], texts[j], label] for i, j, label in test_pairs]
+        )
+        files[f"components_split/test/{lang}.tsv"] = tsv(
+            ["text", "label"], [list(per_language[lang][i]) for i in test_indices]
+        )
 
     file_rows = []
     for path, text in sorted(files.items()):
@@ -198,8 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     files = build()
     if args.check:
-        stale = [path for path, text in files.items() if not (args.out / path).is_file()
-                 or (args.out / path).read_text(encoding="utf-8") != text]
+        stale = [
+            path
+            for path, text in files.items()
+            if not (args.out / path).is_file() or (args.out / path).read_text(encoding="utf-8") != text
+        ]
         for path in stale:
             print(f"differs from a rebuild: {args.out / path}", file=sys.stderr)
         return 1 if stale else 0
