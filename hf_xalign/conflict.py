@@ -9,7 +9,9 @@ a forward (one backward for all of them) and each loss with a forward of its own
 TLM); every group but the last gets a buffer of its own, the last is `A` minus the others.
 
 Statistics are partial sums (`T·A`, `|T|²`, `|A|²` per parameter group, in float64) in one
-small tensor: under DDP that tensor is what processes exchange, never the gradients.
+small tensor: under DDP that tensor is what processes exchange, never the gradients. The
+groups are named by [`parameter_group`]: `layer.<k>` follows the layer numbering of
+[`hf_xalign.layers`], so `layer.k` holds the parameters that produce `hidden_states[k]`.
 
 `GradientConflictCallback` writes each measurement to `conflict.jsonl` and a summary at
 the end of training; the trainer merges the values into its logs.
@@ -34,16 +36,19 @@ ALIGN = "align"
 CONFLICT_LOG_NAME = "conflict.jsonl"
 CONFLICT_SUMMARY_NAME = "conflict_summary.json"
 
-_LAYER = re.compile(r"\.layers?\.(\d+)\.")
+_BLOCK = re.compile(r"\.layers?\.(\d+)\.")  # the index of a transformer block (`encoder.layer.3.`)
 
 
 def parameter_group(name: str, encoder_prefix: str) -> str:
-    """The reporting group of a parameter: `embeddings`, `layer.<i>`, `encoder` (other encoder
-    parameters, e.g. a pooler), `head` (the task head), or `loss.<key>` for loss-owned ones.
+    """The reporting group of a parameter, named by the layer it computes ([`hf_xalign.layers`]).
+
+    `layer.0` for the embedding parameters, `layer.<k>` for those of transformer block
+    `encoder.layer[k-1]` (which produces `hidden_states[k]`), `encoder` for other encoder
+    parameters (e.g. a pooler), `head` for the task head, `loss.<key>` for loss-owned ones.
 
     Args:
-        name (`str`): the parameter's name in the model (`roberta.encoder.layer.3.output.dense.weight`),
-            or `loss.<key>.<name>` for a loss-owned parameter.
+        name (`str`): the parameter's name in the model (`roberta.encoder.layer.3.output.dense.weight`,
+            group `layer.4`), or `loss.<key>.<name>` for a loss-owned parameter.
         encoder_prefix (`str`): the model's `base_model_prefix` (`roberta`, `bert`, ...).
     """
     if name.startswith("loss."):
@@ -52,16 +57,16 @@ def parameter_group(name: str, encoder_prefix: str) -> str:
     if not in_encoder:
         return "head"
     if ".embeddings." in f".{name}":
-        return "embeddings"
-    match = _LAYER.search(f".{name}")
-    return f"layer.{match.group(1)}" if match else "encoder"
+        return "layer.0"
+    block = _BLOCK.search(f".{name}")
+    return f"layer.{int(block.group(1)) + 1}" if block else "encoder"
 
 
-def _layer_order(group: str) -> tuple[int, int, str]:
-    rank = {"embeddings": 0, "encoder": 2, "head": 3}
+def _group_order(group: str) -> tuple[int, int, str]:
+    """Layers bottom-up, then the other encoder parameters, the head, and loss-owned groups."""
     if group.startswith("layer."):
-        return (1, int(group.split(".")[1]), group)
-    return (rank.get(group, 4), 0, group)
+        return (0, int(group.split(".")[1]), group)
+    return ({"encoder": 1, "head": 2}.get(group, 3), 0, group)
 
 
 @dataclass
@@ -177,7 +182,7 @@ class GradientSplitter:
         self.names = [name for name, _ in named_parameters]
         self.params = [param for _, param in named_parameters]
         groups = [parameter_group(name, encoder_prefix) for name in self.names]
-        self.group_names = sorted(set(groups), key=_layer_order)
+        self.group_names = sorted(set(groups), key=_group_order)
         index = {name: i for i, name in enumerate(self.group_names)}
         self.group_of = [index[group] for group in groups]
         self.alignment_objectives = list(alignment_objectives)

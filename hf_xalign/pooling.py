@@ -1,8 +1,6 @@
 """Sentence and token representations from chosen encoder layers.
 
-Layer indices follow the `hidden_states` tuple that `transformers` encoders return with
-`output_hidden_states=True`: index 0 is the embedding output, index `i` the output of
-encoder layer `i`, and negative indices count from the last layer (`-1` = last layer).
+Layers are numbered as [`hf_xalign.layers`] states (layer `k` is `hidden_states[k]`).
 """
 
 from __future__ import annotations
@@ -10,6 +8,8 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+
+from .layers import select_layer
 
 Pooling = Literal["mean", "cls"]
 POOLINGS: tuple[str, ...] = ("mean", "cls")
@@ -112,8 +112,8 @@ class ParallelEncoding:
         return self._hidden_states
 
     def layer(self, index: int) -> torch.Tensor:
-        """Token states of layer `index` (see the module docstring), shape `(2 * pairs, seq, dim)`."""
-        return self.hidden_states[index]
+        """Token states of layer `index` (numbered as in [`hf_xalign.layers`]), shape `(2 * pairs, seq, dim)`."""
+        return select_layer(self.hidden_states, index)
 
     def content_mask(self) -> torch.Tensor:
         """1 for non-padding, non-special tokens, shape `(2 * pairs, seq)`."""

@@ -43,7 +43,8 @@ class CombinationOptions:
 class CombinationState:
     """What a rule carries from step to step (saved in checkpoints for an exact resume)."""
 
-    gradvac_targets: dict[str, float] = field(default_factory=dict)  # φ̂ per parameter group
+    # φ̂ per parameter group, keyed by the group's name (`layer.0`, ..., see `conflict.parameter_group`)
+    gradvac_targets: dict[str, float] = field(default_factory=dict)
     adaptive_cosine: float | None = None  # EMA of the global cosine
 
     def to_dict(self) -> dict:
@@ -66,7 +67,8 @@ def combination_coefficients(
     Args:
         rule (`str`): one of `COMBINATIONS`.
         group_sums (`torch.Tensor` of shape `(groups, 3)`): `[T·A, |T|², |A|²]` per group, float64.
-        group_names (`list[str]`): the groups' names, for the per-group GradVac targets.
+        group_names (`list[str]`): the groups' names ([`~hf_xalign.conflict.parameter_group`]), which key
+            the per-group GradVac targets.
         state ([`CombinationState`]): carried between steps.
         options ([`CombinationOptions`]): the rules' hyper-parameters.
     """

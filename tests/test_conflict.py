@@ -20,7 +20,7 @@ from conftest import make_model
 from test_trainer import hand_contrastive, make_args, make_trainer, train_recording_task_batches
 
 from hf_xalign import AlignmentTrainingArguments
-from hf_xalign.conflict import CONFLICT_LOG_NAME, CONFLICT_SUMMARY_NAME, parameter_group
+from hf_xalign.conflict import CONFLICT_LOG_NAME, CONFLICT_SUMMARY_NAME, GradientSplitter, parameter_group
 from hf_xalign.losses import MaskedLMLoss
 from hf_xalign.pooling import ParallelEncoding
 
@@ -31,12 +31,13 @@ LAMBDA = 0.7
 
 
 def hand_group(name: str) -> str:
-    """The reporting group of a parameter of the tiny XLM-R tagger, named by hand."""
+    """The reporting group of a parameter of the tiny XLM-R tagger, named by hand: `layer.k` for the
+    parameters that produce `hidden_states[k]` (the embeddings for k = 0, block `encoder.layer[k-1]` after)."""
     if name.startswith("roberta.embeddings."):
-        return "embeddings"
-    layer = re.fullmatch(r"roberta\.encoder\.layer\.(\d+)\..*", name)
-    if layer:
-        return f"layer.{layer.group(1)}"
+        return "layer.0"
+    block = re.fullmatch(r"roberta\.encoder\.layer\.(\d+)\..*", name)
+    if block:
+        return f"layer.{int(block.group(1)) + 1}"
     if name.startswith("classifier."):
         return "head"
     raise AssertionError(f"unexpected parameter {name}")
@@ -119,7 +120,7 @@ def test_logged_statistics_equal_autograd_oracle(
     names = [n for n, _ in named]
     expected = stats(task, align, names)
     groups = sorted({hand_group(n) for n in names})
-    assert groups == ["embeddings", "head", "layer.0", "layer.1"]
+    assert groups == ["head", "layer.0", "layer.1", "layer.2"]
     assert float(sum((align[n] ** 2).sum() for n in names if hand_group(n) == "head")) == 0.0  # head: task only
     expected_groups = {g: stats(task, align, [n for n in names if hand_group(n) == g]) for g in groups}
 
@@ -308,7 +309,7 @@ def test_jsonl_has_one_line_per_measured_step_and_summary_matches_it(
     assert summary["negative_cosine_fraction"] == approx(sum(c < 0 for c in cosines) / 2)
     assert summary["median_cosine"] == approx((cosines[0] + cosines[1]) / 2)  # the median of two values
     assert summary["mean_norm_ratio"] == approx(sum(r["align_norm"] / r["task_norm"] for r in records) / 2)
-    for group in ("embeddings", "layer.0", "layer.1"):
+    for group in ("layer.0", "layer.1", "layer.2"):
         group_cosines = [r["per_group"][group]["cosine"] for r in records]
         assert summary["per_group"][group]["mean_cosine"] == approx(sum(group_cosines) / 2), group
 
@@ -340,13 +341,13 @@ def test_resumed_run_keeps_one_jsonl_line_per_step(tmp_path, tokenizer, task_dat
 @pytest.mark.parametrize(
     "name, prefix, group",
     [
-        ("bert.embeddings.word_embeddings.weight", "bert", "embeddings"),
-        ("bert.embeddings.LayerNorm.bias", "bert", "embeddings"),
-        ("bert.encoder.layer.0.attention.self.query.weight", "bert", "layer.0"),
-        ("bert.encoder.layer.11.output.dense.bias", "bert", "layer.11"),
+        ("bert.embeddings.word_embeddings.weight", "bert", "layer.0"),
+        ("bert.embeddings.LayerNorm.bias", "bert", "layer.0"),
+        ("bert.encoder.layer.0.attention.self.query.weight", "bert", "layer.1"),
+        ("bert.encoder.layer.11.output.dense.bias", "bert", "layer.12"),
         ("bert.pooler.dense.weight", "bert", "encoder"),
-        ("roberta.encoder.layer.3.intermediate.dense.weight", "roberta", "layer.3"),
-        ("roberta.embeddings.position_embeddings.weight", "roberta", "embeddings"),
+        ("roberta.encoder.layer.3.intermediate.dense.weight", "roberta", "layer.4"),
+        ("roberta.embeddings.position_embeddings.weight", "roberta", "layer.0"),
         ("classifier.weight", "roberta", "head"),
         ("classifier.dense.weight", "roberta", "head"),
         ("lm_head.layer_norm.weight", "roberta", "head"),
@@ -356,6 +357,19 @@ def test_resumed_run_keeps_one_jsonl_line_per_step(tmp_path, tokenizer, task_dat
 )
 def test_parameter_group_of_hand_written_names(name, prefix, group):
     assert parameter_group(name, prefix) == group
+
+
+def test_groups_are_ordered_by_layer_number_then_encoder_head_and_losses():
+    names = [
+        "loss.mlm.head.bias",
+        "classifier.weight",
+        "bert.pooler.dense.weight",
+        "bert.encoder.layer.9.output.dense.bias",  # layer.10: sorted by number, not as text
+        "bert.encoder.layer.1.output.dense.bias",
+        "bert.embeddings.word_embeddings.weight",
+    ]
+    splitter = GradientSplitter([(name, torch.nn.Parameter(torch.zeros(1))) for name in names], "bert", ["shared"])
+    assert splitter.group_names == ["layer.0", "layer.2", "layer.10", "encoder", "head", "loss.mlm"]
 
 
 def test_combining_rule_needs_a_measurement_every_step(tmp_path):

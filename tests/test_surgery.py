@@ -250,6 +250,8 @@ def test_gradvac_on_a_training_step_projects_each_conflicting_group(
             expected = (t - dot / align_sq * a) + (a - dot / task_sq * t)
             observed[group] = dot / math.sqrt(task_sq * align_sq)
         torch.testing.assert_close(flat(got, names), expected, atol=1e-6, rtol=0, msg=group)
-    # and each group's target moved by the EMA from 0: φ̂ = 0.99 * 0 + 0.01 * φ_g (gradvac_beta = 0.01)
+    # and each group's target moved by the EMA from 0: φ̂ = 0.99 * 0 + 0.01 * φ_g (gradvac_beta = 0.01),
+    # kept under the group's name (layer k = hidden_states[k]; the head never gets alignment, so no target)
+    assert set(trainer.combination_state.gradvac_targets) == {"layer.0", "layer.1", "layer.2"}
     for group, value in observed.items():
         assert trainer.combination_state.gradvac_targets[group] == pytest.approx(0.01 * value, abs=1e-9), group

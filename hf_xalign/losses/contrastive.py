@@ -21,7 +21,8 @@ class ContrastiveLoss(AlignmentLoss):
           -\log\frac{e^{s(y_i,x_i)/\tau}}{\sum_j e^{s(y_i,x_j)/\tau}}\Big]$$
 
     Args:
-        layer (`int`, *optional*, defaults to `-1`): hidden-state index to pool (0 = embeddings).
+        layer (`int`, *optional*, defaults to `-1`): the layer to pool
+            ([`hf_xalign.layers`]: 0 = embedding output, `-1` = last block).
         pooling (`str`, *optional*, defaults to `"mean"`): `"mean"` over non-special tokens or `"cls"`.
         temperature (`float`, *optional*, defaults to `0.05`): $\tau$; smaller = sharper, harder negatives.
         gather_across_devices (`bool`, *optional*, defaults to `False`): under torch.distributed, use the

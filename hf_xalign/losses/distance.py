@@ -33,7 +33,8 @@ class MSELoss(_PairedSentenceLoss):
     for $B$ pairs of $d$-dimensional source/target vectors $x_i$, $y_i$.
 
     Args:
-        layer (`int`, *optional*, defaults to `-1`): hidden-state index to pool.
+        layer (`int`, *optional*, defaults to `-1`): the layer to pool
+            ([`hf_xalign.layers`]: 0 = embedding output, `-1` = last block).
         pooling (`str`, *optional*, defaults to `"mean"`): `"mean"` or `"cls"`.
 
     Relations: scale-sensitive (it can shrink all vectors); see [`CosineLoss`] for the
@@ -55,7 +56,8 @@ class CosineLoss(_PairedSentenceLoss):
     $$L = \frac{1}{B}\sum_{i=1}^{B}\Big(1 - \frac{x_i\cdot y_i}{\lVert x_i\rVert\,\lVert y_i\rVert}\Big)$$
 
     Args:
-        layer (`int`, *optional*, defaults to `-1`): hidden-state index to pool.
+        layer (`int`, *optional*, defaults to `-1`): the layer to pool
+            ([`hf_xalign.layers`]: 0 = embedding output, `-1` = last block).
         pooling (`str`, *optional*, defaults to `"mean"`): `"mean"` or `"cls"`.
 
     Relations: like [`MSELoss`] without the scale; no negatives (see [`ContrastiveLoss`]).

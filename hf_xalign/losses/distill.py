@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers import select_layer
 from ..pooling import ParallelEncoding, Pooling, pool
 from .base import AlignmentLoss, frozen_copy, hold_unregistered, register_loss
 
@@ -20,7 +21,8 @@ class DistillationLoss(AlignmentLoss):
     $$L = \frac{1}{B\,d}\sum_{i=1}^{B}\Big(\lVert S(s_i) - T(s_i)\rVert_2^2 + \lVert S(t_i) - T(s_i)\rVert_2^2\Big)$$
 
     Args:
-        layer (`int`, *optional*, defaults to `-1`): hidden-state index to pool, for student and teacher.
+        layer (`int`, *optional*, defaults to `-1`): the layer to pool, for student and teacher
+            ([`hf_xalign.layers`]: 0 = embedding output, `-1` = last block).
         pooling (`str`, *optional*, defaults to `"mean"`): `"mean"` or `"cls"`.
         teacher (`nn.Module`, *optional*): a bare encoder with the same tokenizer; defaults to a
             frozen copy of the model's encoder taken at [`setup`]. It is never trained nor saved.
@@ -44,11 +46,12 @@ class DistillationLoss(AlignmentLoss):
         pairs = encoding.num_pairs
         batch = encoding.batch
         with torch.no_grad():
-            teacher_states = self.teacher(
+            teacher_outputs = self.teacher(
                 input_ids=batch["input_ids"][:pairs],
                 attention_mask=batch["attention_mask"][:pairs],
                 output_hidden_states=True,
-            ).hidden_states[self.layer]  # (pairs, seq, dim)
+            )
+            teacher_states = select_layer(teacher_outputs.hidden_states, self.layer)  # (pairs, seq, dim)
             mask = encoding.content_mask()[:pairs]  # (pairs, seq)
             teacher_src = pool(teacher_states, mask, self.pooling)  # (pairs, dim)
         student_src, student_tgt = encoding.sentence_embeddings(self.layer, self.pooling)

@@ -7,6 +7,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ..layers import select_layer
 from ..pooling import ParallelEncoding
 from .base import AlignmentLoss, frozen_copy, hold_unregistered, register_loss
 
@@ -29,7 +30,8 @@ class DriftLoss(AlignmentLoss):
     representation form as their regulariser).
 
     Args:
-        layer (`int`, *optional*, defaults to `-1`): hidden-state index (representations only).
+        layer (`int`, *optional*, defaults to `-1`): the layer compared, for `"representations"`
+            ([`hf_xalign.layers`]: 0 = embedding output, `-1` = last block).
         target (`str`, *optional*, defaults to `"representations"`): `"representations"` or `"weights"`.
 
     References:
@@ -57,9 +59,10 @@ class DriftLoss(AlignmentLoss):
             return self.weight_drift()
         batch = encoding.batch
         with torch.no_grad():
-            reference_states = self.reference(
+            reference_outputs = self.reference(
                 input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True
-            ).hidden_states[self.layer]  # (rows, seq, dim)
+            )
+            reference_states = select_layer(reference_outputs.hidden_states, self.layer)  # (rows, seq, dim)
         return self.compute_loss_from_states(encoding.layer(self.layer), reference_states, encoding.content_mask())
 
     @staticmethod

@@ -28,7 +28,8 @@ class TokenAlignmentLoss(AlignmentLoss):
     as SimAlign's "ArgMax" method.
 
     Args:
-        layer (`int`, *optional*, defaults to `-1`): hidden-state index of the word vectors.
+        layer (`int`, *optional*, defaults to `-1`): the layer of the word vectors
+            ([`hf_xalign.layers`]: 0 = embedding output, `-1` = last block).
         distance (`str`, *optional*, defaults to `"l2"`): `"l2"` (squared Euclidean, as Cao et al.) or `"cosine"`.
 
     Inputs:
