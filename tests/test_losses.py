@@ -17,6 +17,7 @@ from _corpus import corpus_tokenizer, english_spanish_rows
 from hf_xalign.data.collator import ParallelCollator
 from hf_xalign.losses import (
     LOSS_REGISTRY,
+    AlignmentLoss,
     ContrastiveLoss,
     CosineLoss,
     DistillationLoss,
@@ -465,3 +466,65 @@ def test_token_loss_through_the_encoding_uses_links_or_mutual_argmax_per_pair(to
 def test_invalid_options_raise_value_error(cls, options, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         cls(**options)
+
+
+# --------------------------------------------------------------------------- citations
+
+# The paper each loss comes from, written down from the papers themselves: (title, year).
+PAPERS = {
+    "contrastive": ("Representation Learning with Contrastive Predictive Coding", "2018"),
+    "mse": ("Making Monolingual Sentence Embeddings Multilingual using Knowledge Distillation", "2020"),
+    "cosine": ("Making Monolingual Sentence Embeddings Multilingual using Knowledge Distillation", "2020"),
+    "distill": ("Making Monolingual Sentence Embeddings Multilingual using Knowledge Distillation", "2020"),
+    "token": ("Multilingual Alignment of Contextual Word Representations", "2020"),
+    "mlm": ("BERT: Pre-training of Deep Bidirectional Transformers for Language Understanding", "2019"),
+    "tlm": ("Cross-lingual Language Model Pretraining", "2019"),
+    "drift": ("Explicit Inductive Bias for Transfer Learning with Convolutional Networks", "2018"),
+}
+
+
+def bibtex_entry(text):
+    """`(type, key, {field: value})` of a text holding exactly one BibTeX entry (braces removed from values)."""
+    match = re.fullmatch(r"\s*@(\w+)\{([^,\s{}]+),(.*)\}\s*", text, flags=re.DOTALL)
+    assert match, f"not one @type{{key, ...}} entry:\n{text}"
+    kind, key, body = match.groups()
+    depth = 0
+    for char in body:
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        assert depth >= 0, f"a brace closes the entry before its end:\n{text}"
+    assert depth == 0, f"unbalanced braces:\n{text}"
+    fields = {
+        name.lower(): value.replace("{", "").replace("}", "").strip()
+        for name, value in re.findall(r"^\s*(\w+)\s*=\s*(.+?),?\s*$", body, flags=re.MULTILINE)
+    }
+    return kind, key, fields
+
+
+def test_every_registered_loss_has_a_written_down_paper():
+    assert sorted(PAPERS) == sorted(LOSS_REGISTRY)
+
+
+@pytest.mark.parametrize("name", sorted(PAPERS))
+def test_citation_is_one_bibtex_entry_of_the_losss_paper(name):
+    kind, _, fields = bibtex_entry(get_loss(name).citation)
+    title, year = PAPERS[name]
+    assert kind in ("article", "inproceedings", "misc")
+    assert {"title", "author", "year"} <= fields.keys()
+    assert (fields["title"], fields["year"]) == (title, year)
+
+
+def test_citation_keys_differ_exactly_where_the_papers_differ():
+    papers_by_key = {}
+    for name in PAPERS:
+        _, key, fields = bibtex_entry(get_loss(name).citation)
+        papers_by_key.setdefault(key, set()).add(fields["title"])
+    assert all(len(titles) == 1 for titles in papers_by_key.values()), papers_by_key  # one paper per key
+    assert len(papers_by_key) == len(set(PAPERS.values()))  # one key per paper
+
+
+def test_a_custom_loss_cites_nothing():
+    class Custom(AlignmentLoss):
+        def forward(self, encoding):
+            return torch.zeros(())
+
+    assert Custom().citation is None

@@ -33,7 +33,8 @@ class AlignmentLoss(nn.Module):
           `"word_ids"` (word index per token), `"mlm"` (masked copies of both sides),
           `"tlm"` (masked concatenated pairs).
     and implement `forward(encoding) -> torch.Tensor`. Losses that need the model itself
-    (to tie a head to its embeddings, or to keep a frozen copy) override [`setup`].
+    (to tie a head to its embeddings, or to keep a frozen copy) override [`setup`]; a loss
+    from a paper overrides the `citation` property with its BibTeX entry.
     """
 
     name: ClassVar[str] = ""
@@ -52,6 +53,11 @@ class AlignmentLoss(nn.Module):
 
     def forward(self, encoding: ParallelEncoding) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    @property
+    def citation(self) -> str | None:
+        """BibTeX of the paper the loss comes from, one entry, for model cards; `None` when there is none."""
+        return None
 
     def get_config_dict(self) -> dict[str, Any]:
         """The loss's hyper-parameters, for logs and model cards."""

@@ -9,6 +9,17 @@ import torch.nn.functional as F
 from ..pooling import ParallelEncoding, Pooling
 from .base import AlignmentLoss, register_loss
 
+INFO_NCE_CITATION = """\
+@misc{oord2018representation,
+    title = {Representation Learning with Contrastive Predictive Coding},
+    author = {van den Oord, Aaron and Li, Yazhe and Vinyals, Oriol},
+    year = {2018},
+    eprint = {1807.03748},
+    archivePrefix = {arXiv},
+    url = {https://arxiv.org/abs/1807.03748},
+}
+"""
+
 
 @register_loss("contrastive")
 class ContrastiveLoss(AlignmentLoss):
@@ -59,6 +70,10 @@ class ContrastiveLoss(AlignmentLoss):
         self.pooling = pooling
         self.temperature = temperature
         self.gather_across_devices = gather_across_devices
+
+    @property
+    def citation(self) -> str:
+        return INFO_NCE_CITATION
 
     def forward(self, encoding: ParallelEncoding) -> torch.Tensor:
         src, tgt = encoding.sentence_embeddings(self.layer, self.pooling)

@@ -8,6 +8,18 @@ import torch.nn.functional as F
 from ..pooling import ParallelEncoding, Pooling
 from .base import AlignmentLoss, register_loss
 
+# The paper of the MSE between paired sentence embeddings (and of the `distill` loss).
+MULTILINGUAL_DISTILLATION_CITATION = """\
+@inproceedings{reimers-2020-multilingual-sentence-bert,
+    title = {Making Monolingual Sentence Embeddings Multilingual using Knowledge Distillation},
+    author = {Reimers, Nils and Gurevych, Iryna},
+    booktitle = {Proceedings of the 2020 Conference on Empirical Methods in Natural Language Processing (EMNLP)},
+    year = {2020},
+    publisher = {Association for Computational Linguistics},
+    url = {https://arxiv.org/abs/2004.09813},
+}
+"""
+
 
 class _PairedSentenceLoss(AlignmentLoss):
     """Shared part of the losses that compare each source sentence vector with its translation's."""
@@ -16,6 +28,10 @@ class _PairedSentenceLoss(AlignmentLoss):
         super().__init__()
         self.layer = layer
         self.pooling = pooling
+
+    @property
+    def citation(self) -> str:
+        return MULTILINGUAL_DISTILLATION_CITATION
 
     def forward(self, encoding: ParallelEncoding) -> torch.Tensor:
         src, tgt = encoding.sentence_embeddings(self.layer, self.pooling)

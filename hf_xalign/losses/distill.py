@@ -9,6 +9,7 @@ from torch import nn
 from ..layers import select_layer
 from ..pooling import ParallelEncoding, Pooling, pool
 from .base import AlignmentLoss, frozen_copy, hold_unregistered, register_loss
+from .distance import MULTILINGUAL_DISTILLATION_CITATION
 
 
 @register_loss("distill")
@@ -37,6 +38,10 @@ class DistillationLoss(AlignmentLoss):
         self.pooling = pooling
         if teacher is not None:
             hold_unregistered(self, "teacher", frozen_copy(teacher))
+
+    @property
+    def citation(self) -> str:
+        return MULTILINGUAL_DISTILLATION_CITATION
 
     def setup(self, model: nn.Module) -> None:
         if getattr(self, "teacher", None) is None:

@@ -11,6 +11,18 @@ from ..layers import select_layer
 from ..pooling import ParallelEncoding
 from .base import AlignmentLoss, frozen_copy, hold_unregistered, register_loss
 
+L2_SP_CITATION = """\
+@inproceedings{li2018explicit,
+    title = {Explicit Inductive Bias for Transfer Learning with Convolutional Networks},
+    author = {Li, Xuhong and Grandvalet, Yves and Davoine, Franck},
+    booktitle = {Proceedings of the 35th International Conference on Machine Learning (ICML)},
+    series = {Proceedings of Machine Learning Research},
+    volume = {80},
+    year = {2018},
+    url = {https://proceedings.mlr.press/v80/li18a.html},
+}
+"""
+
 
 @register_loss("drift")
 class DriftLoss(AlignmentLoss):
@@ -45,6 +57,10 @@ class DriftLoss(AlignmentLoss):
             raise ValueError(f"target must be 'representations' or 'weights', got {target!r}.")
         self.layer = layer
         self.target = target
+
+    @property
+    def citation(self) -> str:
+        return L2_SP_CITATION
 
     def setup(self, model: nn.Module) -> None:
         encoder = model.base_model

@@ -9,6 +9,30 @@ from torch import nn
 from ..pooling import ParallelEncoding
 from .base import AlignmentLoss, hold_unregistered, register_loss
 
+MLM_CITATION = """\
+@inproceedings{devlin-etal-2019-bert,
+    title = {{BERT}: Pre-training of Deep Bidirectional Transformers for Language Understanding},
+    author = {Devlin, Jacob and Chang, Ming-Wei and Lee, Kenton and Toutanova, Kristina},
+    booktitle = {Proceedings of the 2019 Conference of the North {A}merican Chapter of the Association for Computational Linguistics: Human Language Technologies, Volume 1 (Long and Short Papers)},
+    year = {2019},
+    publisher = {Association for Computational Linguistics},
+    pages = {4171--4186},
+    doi = {10.18653/v1/N19-1423},
+    url = {https://aclanthology.org/N19-1423},
+}
+"""
+
+TLM_CITATION = """\
+@inproceedings{conneau2019cross,
+    title = {Cross-lingual Language Model Pretraining},
+    author = {Conneau, Alexis and Lample, Guillaume},
+    booktitle = {Advances in Neural Information Processing Systems},
+    volume = {32},
+    year = {2019},
+    url = {https://arxiv.org/abs/1901.07291},
+}
+"""
+
 
 class MaskedLMHead(nn.Module):
     """Transform + LayerNorm + decoder tied to the input embeddings (the BERT/XLM-R LM head).
@@ -96,6 +120,10 @@ class MaskedLMLoss(_MaskedLMBase):
     requires = frozenset({"mlm"})
     input_key, mask_key, labels_key = "mlm_input_ids", "attention_mask", "mlm_labels"
 
+    @property
+    def citation(self) -> str:
+        return MLM_CITATION
+
 
 @register_loss("tlm")
 class TranslationLMLoss(_MaskedLMBase):
@@ -115,3 +143,7 @@ class TranslationLMLoss(_MaskedLMBase):
 
     requires = frozenset({"tlm"})
     input_key, mask_key, labels_key = "tlm_input_ids", "tlm_attention_mask", "tlm_labels"
+
+    @property
+    def citation(self) -> str:
+        return TLM_CITATION

@@ -11,6 +11,16 @@ import torch.nn.functional as F
 from ..pooling import ParallelEncoding
 from .base import AlignmentLoss, register_loss
 
+WORD_ALIGNMENT_CITATION = """\
+@inproceedings{cao2020multilingual,
+    title = {Multilingual Alignment of Contextual Word Representations},
+    author = {Cao, Steven and Kitaev, Nikita and Klein, Dan},
+    booktitle = {International Conference on Learning Representations (ICLR)},
+    year = {2020},
+    url = {https://openreview.net/forum?id=r1xCMyBtPS},
+}
+"""
+
 
 @register_loss("token")
 class TokenAlignmentLoss(AlignmentLoss):
@@ -50,6 +60,10 @@ class TokenAlignmentLoss(AlignmentLoss):
             raise ValueError(f"distance must be 'l2' or 'cosine', got {distance!r}.")
         self.layer = layer
         self.distance = distance
+
+    @property
+    def citation(self) -> str:
+        return WORD_ALIGNMENT_CITATION
 
     def forward(self, encoding: ParallelEncoding) -> torch.Tensor:
         src_words, tgt_words = encoding.word_embeddings(self.layer)  # (pairs, words, dim) each
