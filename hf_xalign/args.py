@@ -56,9 +56,10 @@ class AlignmentTrainingArguments(TrainingArguments):
         alignment_mode (`str`, *optional*, defaults to `"joint"`):
             `joint`: task + λ·alignment at every step. `sequential`: `alignment_steps` alignment-only
             steps first (a stage of its own, with its own optimizer, checkpoints under
-            `output_dir/alignment_stage`), then task-only training. `alternate`: task loss every step,
-            alignment added on every `alignment_every`-th step only. `none`: task fine-tuning alone
-            (the baseline of a comparison: same trainer, same loss scaling, no parallel data needed).
+            `output_dir/_alignment_stage`, never pushed to the Hub), then task-only training.
+            `alternate`: task loss every step, alignment added on every `alignment_every`-th step
+            only. `none`: task fine-tuning alone (the baseline of a comparison: same trainer, same
+            loss scaling, no parallel data needed).
         alignment_steps (`int`, *optional*, defaults to `0`):
             Length of the alignment stage in `sequential` mode.
         alignment_every (`int`, *optional*, defaults to `2`):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 from collections import defaultdict
@@ -13,7 +14,8 @@ import datasets
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import PreTrainedTokenizerBase, Trainer
+from transformers import PreTrainedTokenizerBase, Trainer, TrainerState
+from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import get_last_checkpoint
 
 from .args import AlignmentTrainingArguments
@@ -29,7 +31,10 @@ from .surgery import CombinationOptions, CombinationState, apply_combination, co
 
 ALIGNMENT_LOSSES_NAME = "alignment_losses.safetensors"
 ALIGNMENT_CONFIG_NAME = "alignment_config.json"
-ALIGNMENT_STAGE_DIR = "alignment_stage"
+# The sequential mode's alignment stage writes its checkpoints (optimizer state included) here, inside
+# output_dir. Trainer's pushes upload output_dir with `ignore_patterns=["_*", "checkpoint-*"]`: the
+# leading underscore keeps the stage out of every push, as "checkpoint-*" does for the task's own.
+ALIGNMENT_STAGE_DIR = "_alignment_stage"
 COMBINATION_STATE_NAME = "gradient_combination_state.json"
 SHARED_FORWARD = "shared"
 
@@ -481,27 +486,52 @@ class AlignmentTrainer(Trainer):
     # ---- sequential mode: an alignment stage, then the task stage ----
 
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any):
+        """Trains as [`~transformers.Trainer.train`]; in `sequential` mode, the alignment stage first.
+
+        `resume_from_checkpoint` may point into either stage: a checkpoint under
+        `output_dir/_alignment_stage` finishes the stage, then trains the task; a checkpoint of the
+        task stage skips the finished alignment stage. `True` resumes from the task stage's last
+        checkpoint if there is one, else from the alignment stage's. The stage's log history is
+        kept in `alignment_stage_log_history`.
+        """
         if not self.alignment_stage:
             return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
-        stage_dir = os.path.join(self.args.output_dir, ALIGNMENT_STAGE_DIR)
-        resume_stage, resume_task = _split_resume(resume_from_checkpoint, self.args.output_dir, stage_dir)
+        stage_args = self._alignment_stage_args()
+        resume_stage, resume_task = _split_resume(resume_from_checkpoint, self.args.output_dir, stage_args.output_dir)
         if resume_task is None:
-            self._run_alignment_stage(stage_dir, resume_stage, **kwargs)
+            self._run_alignment_stage(stage_args, resume_stage, **kwargs)
+        else:
+            self.alignment_stage_log_history = _saved_log_history(stage_args.output_dir)
         self.alignment_stage = False
         self.optimizer, self.lr_scheduler = None, None  # the task stage starts with a fresh optimizer
         return super().train(resume_from_checkpoint=resume_task, **kwargs)
 
-    def _run_alignment_stage(self, stage_dir: str, resume: str | None, **kwargs: Any) -> None:
-        args = self.args
-        task_settings = (args.output_dir, args.max_steps, self.train_dataset, self.data_collator)
-        # Fields are switched in place: rebuilding the arguments would reset the accelerator state.
-        args.output_dir, args.max_steps = stage_dir, args.alignment_steps
-        self.train_dataset, self.data_collator = self._alignment_only_data(args, args.alignment_steps)
+    def _alignment_stage_args(self) -> AlignmentTrainingArguments:
+        """The alignment stage's own arguments: its folder, its length, and no Hub push.
+
+        A shallow copy, not `dataclasses.replace`: rebuilding the arguments runs `__post_init__`,
+        whose device setup resets accelerate's shared `AcceleratorState`, which this trainer's
+        accelerator reads. The copy keeps the resolved device and distributed state, and the
+        user's arguments stay as they were.
+        """
+        stage_args = copy.copy(self.args)
+        stage_args.output_dir = os.path.join(self.args.output_dir, ALIGNMENT_STAGE_DIR)
+        stage_args.max_steps = self.args.alignment_steps
+        # A push from inside the stage would upload the stage's folder as the model repository.
+        stage_args.push_to_hub = False
+        return stage_args
+
+    def _run_alignment_stage(self, stage_args: AlignmentTrainingArguments, resume: str | None, **kwargs: Any) -> None:
+        """Trains the stage on its own arguments and alignment-only steps, then puts back the task's."""
+        task_settings = (self.args, self.train_dataset, self.data_collator)
+        self.args = stage_args
+        self.train_dataset, self.data_collator = self._alignment_only_data(stage_args, stage_args.max_steps)
         try:
             super().train(resume_from_checkpoint=resume, **kwargs)
+            self.save_state()  # the stage's log history, for a run later resumed in the task stage
             self.alignment_stage_log_history = list(self.state.log_history)
         finally:
-            args.output_dir, args.max_steps, self.train_dataset, self.data_collator = task_settings
+            self.args, self.train_dataset, self.data_collator = task_settings
 
 
 @contextlib.contextmanager
@@ -512,6 +542,12 @@ def _no_capture(objective: str):
 def _unique_names(names: list[str]) -> list[str]:
     """Loss keys for logs: the name, suffixed with its position when a name repeats."""
     return [name if names.count(name) == 1 else f"{name}_{i}" for i, name in enumerate(names)]
+
+
+def _saved_log_history(output_dir: str) -> list[dict[str, Any]]:
+    """The log history a finished run saved in `output_dir` (`Trainer.save_state`); empty if none."""
+    path = os.path.join(output_dir, TRAINER_STATE_NAME)
+    return TrainerState.load_from_json(path).log_history if os.path.isfile(path) else []
 
 
 def _split_resume(resume: str | bool | None, output_dir: str, stage_dir: str) -> tuple[str | None, str | None]:

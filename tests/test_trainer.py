@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import Future
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
+import transformers.trainer
 from conftest import make_model
+from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 from transformers import HfArgumentParser, TrainerCallback, XLMRobertaModel
 
 from hf_xalign import AlignmentTrainer, AlignmentTrainingArguments
-from hf_xalign.trainer import ALIGNMENT_CONFIG_NAME, ALIGNMENT_LOSSES_NAME
+from hf_xalign.trainer import ALIGNMENT_CONFIG_NAME, ALIGNMENT_LOSSES_NAME, ALIGNMENT_STAGE_DIR
 
 
 def make_args(tmp_path, **overrides) -> AlignmentTrainingArguments:
@@ -173,52 +178,62 @@ def _params(trainer):
     return state
 
 
-def test_resume_from_checkpoint_matches_uninterrupted_run(
-    tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator
-):
-    steps = 3
-    common = dict(max_steps=2 * steps, alignment_loss=["contrastive", "mlm"], save_strategy="steps", save_steps=steps)
-    full = make_trainer(
-        tokenizer,
-        task_dataset,
-        parallel_dataset,
-        task_collator,
-        make_args(tmp_path / "full", **common),
-        model=make_model(tokenizer, dropout=0.0),
-    )
+class SimulatedCrash(Exception):
+    """Raised by `CrashAfterSaving`: the run ends there, as a killed process would."""
+
+
+class CrashAfterSaving(TrainerCallback):
+    """Raises as soon as `checkpoint` has been written, whichever stage writes it."""
+
+    def __init__(self, checkpoint):
+        self.checkpoint = checkpoint
+
+    def on_save(self, args, state, control, **kwargs):
+        if os.path.join(args.output_dir, f"checkpoint-{state.global_step}") == self.checkpoint:
+            raise SimulatedCrash(self.checkpoint)
+
+
+def train_uninterrupted_and_resumed(data, tmp_path, options, checkpoint, resume_from_last=False):
+    """Two runs with the same `options`: one uninterrupted; one that crashes right after writing
+    `checkpoint` (relative to `output_dir`), then resumes in a new trainer whose model starts from
+    other weights, from that path or (`resume_from_last`) with `resume_from_checkpoint=True`.
+
+    Returns `(uninterrupted trainer, resumed trainer, absolute checkpoint path)`.
+    """
+    tokenizer = data[0]
+    full = make_trainer(*data, make_args(tmp_path / "full", **options), model=make_model(tokenizer))
     full.train()
 
-    class CrashAfterCheckpoint(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            control.should_training_stop = state.global_step == steps
+    interrupted_args = make_args(tmp_path / "resumed", **options)
+    checkpoint = os.path.join(interrupted_args.output_dir, checkpoint)
+    first = make_trainer(*data, interrupted_args, model=make_model(tokenizer), callbacks=[CrashAfterSaving(checkpoint)])
+    with pytest.raises(SimulatedCrash):
+        first.train()
 
-    interrupted_args = make_args(tmp_path / "resumed", **common)
-    first = make_trainer(
-        tokenizer,
-        task_dataset,
-        parallel_dataset,
-        task_collator,
-        interrupted_args,
-        model=make_model(tokenizer, dropout=0.0),
-        callbacks=[CrashAfterCheckpoint()],
-    )
-    first.train()
-    checkpoint = os.path.join(interrupted_args.output_dir, f"checkpoint-{steps}")
-    assert os.path.isfile(os.path.join(checkpoint, ALIGNMENT_LOSSES_NAME))
+    resumed = make_trainer(*data, make_args(tmp_path / "resumed", **options), model=make_model(tokenizer, seed=123))
+    resumed.train(resume_from_checkpoint=True if resume_from_last else checkpoint)
+    return full, resumed, checkpoint
 
-    resumed = make_trainer(
-        tokenizer,
-        task_dataset,
-        parallel_dataset,
-        task_collator,
-        make_args(tmp_path / "resumed", **common),
-        model=make_model(tokenizer, dropout=0.0, seed=123),
-    )
-    resumed.train(resume_from_checkpoint=checkpoint)
-    expected, got = _params(full), _params(resumed)
-    assert any(k.startswith("losses.") for k in expected)  # the MLM head is part of the comparison
+
+def assert_same_parameters(expected_trainer, got_trainer):
+    expected, got = _params(expected_trainer), _params(got_trainer)
+    assert any(k.startswith("losses.") for k in expected)  # a loss-owned head is part of the comparison
     for name in expected:
         torch.testing.assert_close(got[name], expected[name], atol=1e-6, rtol=0, msg=name)
+
+
+@pytest.fixture
+def data(tokenizer, task_dataset, parallel_dataset, task_collator):
+    """The leading arguments of `make_trainer`."""
+    return tokenizer, task_dataset, parallel_dataset, task_collator
+
+
+def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, data):
+    steps = 3
+    options = dict(max_steps=2 * steps, alignment_loss=["contrastive", "mlm"], save_strategy="steps", save_steps=steps)
+    full, resumed, checkpoint = train_uninterrupted_and_resumed(data, tmp_path, options, f"checkpoint-{steps}")
+    assert os.path.isfile(os.path.join(checkpoint, ALIGNMENT_LOSSES_NAME))
+    assert_same_parameters(full, resumed)
 
 
 def test_alternate_mode_aligns_only_every_kth_step(tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator):
@@ -239,6 +254,7 @@ def test_sequential_mode_aligns_first_then_trains_the_task(
     args = make_args(
         tmp_path, max_steps=3, alignment_mode="sequential", alignment_steps=2, save_strategy="steps", save_steps=2
     )
+    task_settings = (args.output_dir, args.max_steps)
     model = make_model(tokenizer)
     head_before = model.classifier.weight.detach().clone()
     trainer = make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, args, model=model)
@@ -260,8 +276,85 @@ def test_sequential_mode_aligns_first_then_trains_the_task(
     # the task head is untouched by the alignment stage, then trained
     torch.testing.assert_close(probe.head, head_before, atol=0, rtol=0)
     assert not torch.equal(model.classifier.weight, head_before)
-    assert os.path.isdir(os.path.join(args.output_dir, "alignment_stage", "checkpoint-2"))
+    assert os.path.isdir(os.path.join(args.output_dir, ALIGNMENT_STAGE_DIR, "checkpoint-2"))
     assert os.path.isdir(os.path.join(args.output_dir, "checkpoint-2"))  # the task stage's own
+    # the stage ran on arguments of its own: the user's are as they were
+    assert trainer.args is args and (args.output_dir, args.max_steps) == task_settings
+
+
+@pytest.mark.parametrize(
+    ("checkpoint", "resume_from_last"),
+    [(os.path.join(ALIGNMENT_STAGE_DIR, "checkpoint-2"), True), ("checkpoint-2", False)],
+    ids=["in-alignment-stage", "in-task-stage"],
+)
+def test_sequential_resume_from_either_stage_matches_uninterrupted_run(tmp_path, data, checkpoint, resume_from_last):
+    options = dict(
+        alignment_mode="sequential",
+        alignment_steps=4,
+        max_steps=4,
+        alignment_loss=["contrastive", "mlm"],
+        save_strategy="steps",
+        save_steps=2,
+    )
+    full, resumed, _ = train_uninterrupted_and_resumed(data, tmp_path, options, checkpoint, resume_from_last)
+    assert_same_parameters(full, resumed)
+    # the alignment stage's logs, also when the resumed run skipped the finished stage
+    stage_steps = [h["step"] for h in resumed.alignment_stage_log_history if "loss" in h]
+    assert stage_steps == [h["step"] for h in full.alignment_stage_log_history if "loss" in h] == [1, 2, 3, 4]
+
+
+class RecordingHub:
+    """Stands in for `HfApi` in `transformers.trainer`: keeps, for each upload, the files it would send.
+
+    The files are chosen as `HfApi.upload_folder` chooses them: every file under the folder,
+    filtered by `huggingface_hub.utils.filter_repo_objects` with the caller's `ignore_patterns`
+    plus huggingface_hub's defaults.
+    """
+
+    def __init__(self):
+        self.uploads = []  # (folder uploaded, paths in the repository)
+
+    def create_repo(self, repo_id, **kwargs):
+        return SimpleNamespace(repo_id=repo_id)
+
+    def upload_folder(self, *, folder_path, path_in_repo=None, ignore_patterns=None, **kwargs):
+        folder = Path(folder_path)
+        files = [path.relative_to(folder).as_posix() for path in sorted(folder.glob("**/*")) if path.is_file()]
+        kept = filter_repo_objects(files, ignore_patterns=list(ignore_patterns or []) + DEFAULT_IGNORE_PATTERNS)
+        prefix = f"{path_in_repo}/" if path_in_repo else ""
+        self.uploads.append((str(folder), [prefix + path for path in kept]))
+        done = Future()
+        done.set_result(None)
+        return done
+
+
+@pytest.mark.parametrize("hub_strategy", ["every_save", "checkpoint"])
+def test_sequential_alignment_stage_is_never_pushed(tmp_path, data, monkeypatch, hub_strategy):
+    hub = RecordingHub()
+    monkeypatch.setattr(transformers.trainer, "hf_api", lambda: hub)
+    args = make_args(
+        tmp_path,
+        alignment_mode="sequential",
+        alignment_steps=2,
+        max_steps=2,
+        save_strategy="steps",
+        save_steps=1,
+        push_to_hub=True,
+        hub_model_id="user/aligned",
+        hub_strategy=hub_strategy,
+    )
+    trainer = make_trainer(*data, args)
+    trainer.train()
+    trainer.push_to_hub()
+
+    stage_dir = os.path.join(args.output_dir, ALIGNMENT_STAGE_DIR)
+    assert os.path.isfile(os.path.join(stage_dir, "checkpoint-2", "optimizer.pt"))  # there was something to leak
+    assert hub.uploads and all(
+        not folder.startswith(stage_dir) for folder, _ in hub.uploads
+    )  # the stage pushed nothing
+    pushed = [path for _, paths in hub.uploads for path in paths]
+    assert "model.safetensors" in pushed
+    assert not [path for path in pushed if ALIGNMENT_STAGE_DIR in path]
 
 
 def test_alignment_only_training_with_a_bare_encoder(tmp_path, tokenizer, parallel_dataset):
