@@ -29,7 +29,8 @@ class AlignmentTrainingArguments(TrainingArguments):
             `tlm`, `distill`, `drift`, or a name added with `register_loss`). Several are summed with
             `alignment_loss_weights`.
         alignment_loss_weights (`list[float]`, *optional*):
-            One weight per loss; defaults to 1 for each.
+            One weight per loss, in order; defaults to 1 for each. They also weigh losses passed to
+            [`AlignmentTrainer`] as `alignment_loss=`, which must then be as many.
         alignment_layer (`int`, *optional*, defaults to `-1`):
             Hidden-state index the sentence/word losses read: 0 = embeddings, `i` = layer `i`, -1 = last.
         alignment_pooling (`str`, *optional*, defaults to `"mean"`):
@@ -144,9 +145,9 @@ class AlignmentTrainingArguments(TrainingArguments):
             self.alignment_loss = [name.strip() for name in self.alignment_loss.split(",") if name.strip()]
         for name in self.alignment_loss:
             get_loss_class(name)  # raises with the list of known names
-        if self.alignment_loss_weights is None:
-            self.alignment_loss_weights = [1.0] * len(self.alignment_loss)
-        if len(self.alignment_loss_weights) != len(self.alignment_loss):
+        # Left None when unset (1 each, resolved by the trainer), so that weights the user gave can be
+        # told apart and also applied to losses passed to AlignmentTrainer by name.
+        if self.alignment_loss_weights is not None and len(self.alignment_loss_weights) != len(self.alignment_loss):
             raise ValueError(
                 f"alignment_loss_weights: got {len(self.alignment_loss_weights)} weights for "
                 f"{len(self.alignment_loss)} losses ({', '.join(self.alignment_loss)})."

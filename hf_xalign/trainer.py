@@ -76,7 +76,8 @@ class AlignmentTrainer(Trainer):
         alignment_dataset: parallel text: a `datasets.Dataset` with `src`/`tgt`, or anything
             [`~hf_xalign.data.load_parallel`] reads (a TSV/JSONL path, a pair of text files).
         alignment_loss (`str`, [`AlignmentLoss`] or a list of them, *optional*): overrides
-            `args.alignment_loss`; instances are used as given (their own options).
+            `args.alignment_loss`; instances are used as given (their own options). Weighed by
+            `args.alignment_loss_weights` if set (one weight per loss given here), else 1 each.
         processing_class: the tokenizer, used for the parallel text (and saved with the model).
         **kwargs: passed on to [`~transformers.Trainer`].
 
@@ -125,9 +126,7 @@ class AlignmentTrainer(Trainer):
         self.model_accepts_loss_kwargs = False
         losses = self._build_losses(alignment_loss) if aligning else []
         self.alignment_loss_names = _unique_names([loss.name for loss in losses])
-        self.alignment_loss_weights = (
-            list(args.alignment_loss_weights) if alignment_loss is None and aligning else [1.0] * len(losses)
-        )
+        self.alignment_loss_weights = self._loss_weights(losses) if aligning else []
         self.alignment_losses = nn.ModuleList(losses)
         unwrapped = self.accelerator.unwrap_model(self.model)
         for loss in self.alignment_losses:
@@ -199,6 +198,24 @@ class AlignmentTrainer(Trainer):
             spec if isinstance(spec, AlignmentLoss) else get_loss_class(spec).from_training_args(self.args)
             for spec in specs
         ]
+
+    def _loss_weights(self, losses: list[AlignmentLoss]) -> list[float]:
+        """One weight per loss: `args.alignment_loss_weights` when set, else 1 each.
+
+        The arguments checked their weights against `args.alignment_loss`; losses given to the
+        trainer as `alignment_loss=` take the same weights only if they are as many.
+        """
+        weights = self.args.alignment_loss_weights
+        if weights is None:
+            return [1.0] * len(losses)
+        if len(weights) != len(losses):
+            raise ValueError(
+                f"args.alignment_loss_weights has {len(weights)} weights, but AlignmentTrainer(alignment_loss=...) "
+                f"was given {len(losses)} losses ({', '.join(loss.name for loss in losses)}). Either give one weight "
+                "per loss passed to the trainer, or set the losses with their weights in args.alignment_loss and "
+                "args.alignment_loss_weights and leave the trainer's alignment_loss unset."
+            )
+        return list(weights)
 
     def _backward_groups(self) -> list[tuple[str, list[int]]]:
         """The alignment backward passes of a step: `(objective name, loss indices)` in order.

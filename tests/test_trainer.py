@@ -430,6 +430,32 @@ def test_weights_must_match_losses(tmp_path):
         make_args(tmp_path, alignment_loss=["contrastive", "mlm"], alignment_loss_weights=[1.0])
 
 
+def test_weights_apply_to_losses_passed_to_the_trainer_by_name(tmp_path, data):
+    args = make_args(tmp_path, max_steps=2, alignment_loss=["contrastive", "mse"], alignment_loss_weights=[0.3, 2.0])
+    trainer = make_trainer(*data, args, alignment_loss=["mse", "cosine"])
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert [h["step"] for h in logs] == [1, 2]
+    for h in logs:  # the weights, in order, on the losses the trainer was given
+        assert h["align_loss"] == pytest.approx(0.3 * h["align/mse"] + 2.0 * h["align/cosine"], rel=1e-5)
+        assert h["loss"] == pytest.approx(h["task_loss"] + h["align_lambda"] * h["align_loss"], rel=1e-5)
+
+
+def test_losses_passed_by_name_weigh_1_each_when_no_weights_are_set(tmp_path, data):
+    trainer = make_trainer(*data, make_args(tmp_path), alignment_loss=["contrastive", "mse"])
+    assert trainer.alignment_loss_weights == [1.0, 1.0]
+
+
+def test_weights_that_do_not_fit_the_losses_passed_by_name_are_refused(tmp_path, data):
+    args = make_args(tmp_path, alignment_loss_weights=[0.5])  # for args.alignment_loss = ["contrastive"]
+    with pytest.raises(
+        ValueError,
+        match=r"alignment_loss_weights has 1 weights, but AlignmentTrainer\(alignment_loss=...\) was given 2 losses "
+        r"\(contrastive, mse\).*one weight per loss passed to the trainer.*args.alignment_loss",
+    ):
+        make_trainer(*data, args, alignment_loss=["contrastive", "mse"])
+
+
 def test_arguments_from_yaml_and_command_line(tmp_path):
     config = tmp_path / "align.yaml"
     config.write_text(
