@@ -12,6 +12,7 @@ from typing import Any
 
 import datasets
 import torch
+from accelerate.utils import DistributedType, parse_flag_from_env
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import PreTrainedTokenizerBase, Trainer, TrainerState
@@ -37,6 +38,8 @@ ALIGNMENT_CONFIG_NAME = "alignment_config.json"
 ALIGNMENT_STAGE_DIR = "_alignment_stage"
 COMBINATION_STATE_NAME = "gradient_combination_state.json"
 SHARED_FORWARD = "shared"
+# Engines that shard or reduce gradients their own way, which the gradient split does not follow yet.
+UNSUPPORTED_ENGINES = {DistributedType.FSDP: "FSDP", DistributedType.DEEPSPEED: "DeepSpeed"}
 
 
 class AlignmentOnlySteps(torch.utils.data.Dataset):
@@ -184,6 +187,20 @@ class AlignmentTrainer(Trainer):
         self._measurements_since_log: list[ConflictMeasurement] = []
 
     # ---- construction helpers ----
+
+    def create_accelerator_and_postprocess(self) -> None:
+        """Builds the accelerator as the Trainer does, refusing the engines not supported yet.
+
+        FSDP and DeepSpeed asked for in the arguments or by the launcher are refused before any
+        plugin is built; an accelerator that ends up with either anyway is refused right after.
+        """
+        requested = _requested_unsupported_engine(self.args)
+        if requested is not None:
+            raise NotImplementedError(_unsupported_engine_message(requested))
+        super().create_accelerator_and_postprocess()
+        engine = UNSUPPORTED_ENGINES.get(self.accelerator.distributed_type)
+        if engine is not None:
+            raise NotImplementedError(_unsupported_engine_message(f"{engine} (the accelerator's distributed type)"))
 
     @staticmethod
     def _alignment_only_data(args: AlignmentTrainingArguments, steps: int) -> tuple[AlignmentOnlySteps, Any]:
@@ -559,6 +576,33 @@ def _no_capture(objective: str):
 def _unique_names(names: list[str]) -> list[str]:
     """Loss keys for logs: the name, suffixed with its position when a name repeats."""
     return [name if names.count(name) == 1 else f"{name}_{i}" for i, name in enumerate(names)]
+
+
+def _requested_unsupported_engine(args: AlignmentTrainingArguments) -> str | None:
+    """FSDP or DeepSpeed, and what asked for it, if the arguments or the launcher do; else `None`.
+
+    `accelerate launch --use_fsdp` / `--use_deepspeed` (and an `Accelerator` built with such a
+    plugin) set `ACCELERATE_USE_FSDP` / `ACCELERATE_USE_DEEPSPEED`.
+    """
+    if args.fsdp or args.fsdp_config:
+        return "FSDP (the `fsdp` / `fsdp_config` training arguments)"
+    if parse_flag_from_env("ACCELERATE_USE_FSDP"):
+        return "FSDP (`accelerate launch --use_fsdp`, or ACCELERATE_USE_FSDP set)"
+    if args.deepspeed:
+        return "DeepSpeed (the `deepspeed` training argument)"
+    if parse_flag_from_env("ACCELERATE_USE_DEEPSPEED"):
+        return "DeepSpeed (`accelerate launch --use_deepspeed`, or ACCELERATE_USE_DEEPSPEED set)"
+    return None
+
+
+def _unsupported_engine_message(engine: str) -> str:
+    return (
+        f"AlignmentTrainer does not support {engine} yet: the split of task and alignment gradients, its "
+        "statistics and the gradient averaging assume every process holds full, unsharded gradients, so training "
+        "would run but be wrong. Launch with DDP instead (`accelerate launch --multi_gpu ...` or `torchrun "
+        "--nproc_per_node N ...`) or on one process; to save memory, lower per_device_train_batch_size and raise "
+        "gradient_accumulation_steps, or set activation_checkpointing=True."
+    )
 
 
 def _saved_log_history(output_dir: str) -> list[dict[str, Any]]:

@@ -12,6 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 import transformers.trainer
+from accelerate import Accelerator
+from accelerate.utils import DistributedType
 from conftest import make_model
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 from transformers import HfArgumentParser, TrainerCallback, XLMRobertaModel
@@ -544,3 +546,27 @@ def test_a_layer_the_model_does_not_have_is_named_at_construction(
         ValueError, match=r"'contrastive' reads hidden state 6, but the model has 2 layers.*alignment_layer"
     ):
         make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, args)
+
+
+@pytest.mark.parametrize(
+    ("options", "environment", "engine"),
+    [
+        (dict(fsdp=True), {}, r"FSDP \(the `fsdp` / `fsdp_config` training arguments\)"),
+        ({}, {"ACCELERATE_USE_FSDP": "true"}, r"FSDP \(`accelerate launch --use_fsdp`"),
+        ({}, {"ACCELERATE_USE_DEEPSPEED": "true"}, r"DeepSpeed \(`accelerate launch --use_deepspeed`"),
+    ],
+    ids=["fsdp-argument", "accelerate-launch-use-fsdp", "accelerate-launch-use-deepspeed"],
+)
+def test_fsdp_and_deepspeed_are_refused_at_construction(tmp_path, data, monkeypatch, options, environment, engine):
+    args = make_args(tmp_path, **options)
+    for name, value in environment.items():  # as `accelerate launch` sets them for the launched processes
+        monkeypatch.setenv(name, value)
+    with pytest.raises(NotImplementedError, match=rf"does not support {engine}.* yet: .*Launch with DDP instead"):
+        make_trainer(*data, args)
+
+
+def test_an_accelerator_that_shards_is_refused_at_construction(tmp_path, data, monkeypatch):
+    # However it came to be configured (a state prepared by hand, context parallelism), the accelerator decides.
+    monkeypatch.setattr(Accelerator, "distributed_type", property(lambda self: DistributedType.FSDP))
+    with pytest.raises(NotImplementedError, match=r"does not support FSDP \(the accelerator's distributed type\) yet"):
+        make_trainer(*data, make_args(tmp_path))
