@@ -32,7 +32,8 @@ class AlignmentTrainingArguments(TrainingArguments):
             One weight per loss, in order; defaults to 1 for each. They also weigh losses passed to
             [`AlignmentTrainer`] as `alignment_loss=`, which must then be as many.
         alignment_layer (`int`, *optional*, defaults to `-1`):
-            Hidden-state index the sentence/word losses read: 0 = embeddings, `i` = layer `i`, -1 = last.
+            Layer the sentence/word losses read, numbered as in [`hf_xalign.layers`]: 0 = embedding
+            output, `k` = output of the k-th transformer block, -1 = last.
         alignment_pooling (`str`, *optional*, defaults to `"mean"`):
             Sentence vector: `"mean"` over non-special tokens, or `"cls"`.
         alignment_temperature (`float`, *optional*, defaults to `0.05`):
@@ -103,7 +104,10 @@ class AlignmentTrainingArguments(TrainingArguments):
         default=None, metadata={"help": "One weight per alignment loss (default: 1 each)."}
     )
     alignment_layer: int = field(
-        default=-1, metadata={"help": "Hidden-state index for sentence/word losses (0 = embeddings, -1 = last)."}
+        default=-1,
+        metadata={
+            "help": "Layer for sentence/word losses (hf_xalign.layers: 0 = embedding output, k = k-th block's output, -1 = last)."
+        },
     )
     alignment_pooling: str = field(default="mean", metadata={"help": "Sentence pooling: mean or cls."})
     alignment_temperature: float = field(

@@ -25,6 +25,7 @@ from .data.collator import ParallelCollator
 from .data.parallel import load_parallel
 from .data.stream import AlignmentStream
 from .distributed import all_reduce_gradients, all_reduce_tensors
+from .layers import resolve_layer
 from .losses import AlignmentLoss, get_loss_class
 from .pooling import ParallelEncoding
 from .schedules import alignment_lambda_at
@@ -258,11 +259,11 @@ class AlignmentTrainer(Trainer):
             return
         for key, loss in zip(self.alignment_loss_names, self.alignment_losses):
             layer = getattr(loss, "layer", None)
-            if layer is not None and not -(layers + 1) <= layer <= layers:
-                raise ValueError(
-                    f"Alignment loss {key!r} reads hidden state {layer}, but the model has {layers} layers "
-                    f"(hidden states 0..{layers}, or -1..-{layers + 1}): set alignment_layer."
-                )
+            if layer is not None:
+                try:
+                    resolve_layer(layer, layers)
+                except ValueError as error:
+                    raise ValueError(f"Alignment loss {key!r}: {error} Set alignment_layer.") from None
 
     # ---- the schedule: which objectives, which λ ----
 

@@ -543,7 +543,7 @@ def test_a_layer_the_model_does_not_have_is_named_at_construction(
 ):
     args = make_args(tmp_path, alignment_layer=6)  # the tiny model has 2 layers
     with pytest.raises(
-        ValueError, match=r"'contrastive' reads hidden state 6, but the model has 2 layers.*alignment_layer"
+        ValueError, match=r"'contrastive': There is no layer 6 in a model with 2 transformer blocks.*alignment_layer"
     ):
         make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, args)
 
