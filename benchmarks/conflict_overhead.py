@@ -8,7 +8,7 @@ every step costs at most 1.05x the same step without measurement, and at most on
 parameter-sized buffer of memory.
 
 Variants, each on its own copy of the same randomly initialised model, with the same batches
-at the same step (shapes are fixed, see `_common.py`):
+at the same step (shapes are fixed, see `_fixtures.py`):
 
 (a) `AlignmentTrainer` joint step, `conflict_every=0`   (the baseline)
 (b) `AlignmentTrainer` joint step, `conflict_every=1`   (the split method: one buffer T)
@@ -28,34 +28,21 @@ to (a), the memory each method adds, and where the time of (b) goes.
 from __future__ import annotations
 
 import copy
-import cProfile
 import math
-import statistics
 import tempfile
 
 import torch
-from _common import (
-    ALIGN_PAIRS,
-    HandLoop,
-    TrainerStepper,
-    Variant,
-    alignment_batches,
-    done,
-    hand_contrastive,
-    interleave,
-    make_trainer,
-    parameter_bytes,
-    peak_allocated,
-    print_profile_overheads,
-    print_ratios,
-    print_setup,
-    set_up,
-    time_call,
-    timed_steps,
-)
+from _environment import done
+from _fixtures import ALIGN_PAIRS, alignment_batches, parameter_bytes, print_setup
+from _hand_loop import HandLoop, hand_contrastive
+from _profiling import peak_allocated, print_profile_overheads, profile_calls
+from _setup import set_up
+from _timing import Variant, interleave, measure, print_pieces, print_ratios, timed_steps
+from _trainer_driving import TrainerStepper
 
 from hf_xalign.conflict import TASK
 
+TITLE = "conflict_overhead: cost of measuring task vs alignment gradients at every step"
 LAMBDA = 1.0
 
 
@@ -91,24 +78,11 @@ def cosine_of(sums: torch.Tensor) -> float:
 
 
 def main() -> None:
-    bench = set_up(
-        "conflict_overhead: cost of measuring task vs alignment gradients at every step",
-        __doc__.splitlines()[0],
-        default_rounds=40,
-        default_steps=2,
-    )
-    quick, rounds, steps, budget, repeats = bench.quick, bench.rounds, bench.steps, bench.budget, bench.repeats
-    wall_start, tokenizer, pairs, task_data, batches, base = (
-        bench.wall_start,
-        bench.tokenizer,
-        bench.pairs,
-        bench.task_data,
-        bench.batches,
-        bench.base,
-    )
+    bench = set_up(TITLE, __doc__.splitlines()[0], default_rounds=40, default_steps=2)
+    batches, base = bench.batches, bench.base
 
-    trainer_a = make_trainer(copy.deepcopy(base), tokenizer, task_data, pairs, conflict_every=0)
-    trainer_b = make_trainer(copy.deepcopy(base), tokenizer, task_data, pairs, conflict_every=1)
+    trainer_a = bench.new_trainer(conflict_every=0)
+    trainer_b = bench.new_trainer(conflict_every=1)
     align = alignment_batches(trainer_a, 8)  # what the trainers collate at steps 0..7 (every step has these shapes)
     print_setup(base, batches[0], align)
     stepper_a, stepper_b = TrainerStepper(trainer_a, batches), TrainerStepper(trainer_b, batches)
@@ -119,7 +93,8 @@ def main() -> None:
         f"weight decay 0, no clipping; alignment: contrastive, lambda={LAMBDA}, {ALIGN_PAIRS} pairs"
     )
     print(
-        f"timing: {steps} steps per variant per round, up to {rounds} rounds or {budget:.0f} s, order a b c d / d c b a"
+        f"timing: {bench.steps} steps per variant per round, up to {bench.rounds} rounds or {bench.budget:.0f} s, "
+        "order a b c d / d c b a"
     )
 
     variants = [
@@ -128,13 +103,13 @@ def main() -> None:
         Variant("(c) naive 2x autograd.grad", lambda n: timed_steps(naive.step, n)),
         Variant("(d) hand loop, no measurement", lambda n: timed_steps(plain.step, n)),
     ]
-    interleave(variants, rounds=rounds, steps=steps, warmup=1 if quick else 2, budget_s=budget)
+    interleave(variants, bench.rounds, bench.steps, warmup=1 if bench.quick else 2, budget_s=bench.budget)
     a, b, c, d = variants
 
     print("\n-- per-step time (wall clock); ratio = median / median of (a) --")
     print_ratios(variants, a, goal={b.name: 1.05})
-    med = {v.name: statistics.median(v.times) for v in variants}
-    cpu = {v.name: statistics.median(v.cpu_times) for v in variants}
+    med = {v.name: v.wall.median for v in variants}
+    cpu = {v.name: v.cpu.median for v in variants}
     print(
         "process CPU time per step (both threads), median: "
         + ", ".join(f"{v.name[:3]} {1e3 * cpu[v.name]:.0f} ms" for v in variants)
@@ -192,21 +167,23 @@ def main() -> None:
     )
 
     # ---- where the time of (b) goes ----
-    print(f"\n-- where (b)'s extra time goes: pieces timed alone on real gradients (median / min of {repeats}) --")
+    print("\n-- where (b)'s extra time goes: pieces timed alone on real gradients (torch.utils.benchmark) --")
     fill_gradients(trainer_b, batches[0], align[0])
     grads = [p.grad for p in splitter.params if p.grad is not None]
     task_buffer = [buf for buf, p in zip(splitter.buffers[TASK], splitter.params) if p.grad is not None]
     sums = splitter.partial_sums()
     timings = {
-        "capture(): foreach_add_(T, grad) after the task backward": time_call(
-            lambda: torch._foreach_add_(task_buffer, grads), repeats
+        "capture(): foreach_add_(T, grad) after the task backward": measure(
+            lambda: torch._foreach_add_(task_buffer, grads), bench.min_run_time
         ),
-        "capture(): T.zero_() at the step's first capture": time_call(
-            lambda: [buf.zero_() for buf in splitter.buffers[TASK]], repeats
+        "capture(): T.zero_() at the step's first capture": measure(
+            lambda: [buf.zero_() for buf in splitter.buffers[TASK]], bench.min_run_time
         ),
-        "partial_sums(): per tensor A = G - T, 3 BLAS dots, float64 sums": time_call(splitter.partial_sums, repeats),
-        "measurement(sums): small tensor to python floats": time_call(
-            lambda: splitter.measurement(sums, 0, LAMBDA), repeats
+        "partial_sums(): per tensor A = G - T, 3 BLAS dots, float64 sums": measure(
+            splitter.partial_sums, bench.min_run_time
+        ),
+        "measurement(sums): small tensor to python floats": measure(
+            lambda: splitter.measurement(sums, 0, LAMBDA), bench.min_run_time
         ),
     }
     fill_gradients(trainer_b, batches[0], align[0])  # T matches G again after the adds above
@@ -220,12 +197,8 @@ def main() -> None:
             callback._pending = [measurement]
             callback.on_step_end(args, trainer_b.state, trainer_b.control)
 
-        timings["callback on_step_end(): one conflict.jsonl record"] = time_call(write_record, repeats)
-    base_step = med[a.name]
-    for name, (median, best) in timings.items():
-        print(
-            f"  {name:<70} {1e3 * median:7.1f} / {1e3 * best:6.1f} ms = {median / base_step:6.1%} of (a)'s median step"
-        )
+        timings["callback on_step_end(): one conflict.jsonl record"] = measure(write_record, bench.min_run_time)
+    print_pieces(timings, med[a.name], "(a)")
     exact = reference_cosine(splitter)
     library = cosine_of(splitter.partial_sums()[: 3 * len(splitter.group_names)])
     print(
@@ -233,14 +206,10 @@ def main() -> None:
         f"(rel. error {abs(library - exact) / abs(exact):.1e})"
     )
 
-    profiler = cProfile.Profile()
-    n_profiled = 2 if quick else 4
-    profiler.enable()
-    for _ in range(n_profiled):
-        stepper_b.step()
-    profiler.disable()
+    n_profiled = 2 if bench.quick else 4
+    profiler = profile_calls(lambda: timed_steps(stepper_b.step, n_profiled))
     print_profile_overheads(profiler, n_profiled, "(b) trainer conflict_every=1")
-    done(wall_start)
+    done(bench.wall_start)
 
 
 if __name__ == "__main__":

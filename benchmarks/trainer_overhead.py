@@ -23,62 +23,38 @@ Trainer variants, each on its own copy of the same model:
             accelerate optimizer wrapper), timed between consecutive `on_step_end` events so
             that `train()`'s set-up is not counted.
 
-All variants see the same shapes at every step (see `_common.py`). The script prints the
+All variants see the same shapes at every step (see `_fixtures.py`). The script prints the
 median per-step times, their ratios to (h), and the pieces of the trainer's overhead.
 """
 
 from __future__ import annotations
 
 import copy
-import cProfile
-import statistics
+import itertools
 
 import torch
-from _common import (
-    ALIGN_PAIRS,
-    HandLoop,
-    StepClock,
-    TrainerStepper,
-    Variant,
-    alignment_batches,
-    done,
-    interleave,
-    make_trainer,
-    print_profile_overheads,
-    print_ratios,
-    print_setup,
-    set_up,
-    time_call,
-    timed_steps,
-    train_loop_chunk,
-)
+from _environment import done
+from _fixtures import ALIGN_PAIRS, alignment_batches, print_setup
+from _hand_loop import HandLoop
+from _profiling import print_profile_overheads, profile_calls
+from _setup import set_up
+from _timing import Variant, interleave, measure, print_pieces, print_ratios, timed_steps
+from _trainer_driving import StepClock, TrainerStepper, train_loop_chunk
+
+TITLE = "trainer_overhead: AlignmentTrainer joint step vs a hand-written PyTorch loop"
 
 
 def main() -> None:
-    bench = set_up(
-        "trainer_overhead: AlignmentTrainer joint step vs a hand-written PyTorch loop",
-        __doc__.splitlines()[0],
-        default_rounds=30,
-        default_steps=3,
-    )
-    quick, rounds, steps, budget, repeats = bench.quick, bench.rounds, bench.steps, bench.budget, bench.repeats
-    wall_start, tokenizer, pairs, task_data, batches, base = (
-        bench.wall_start,
-        bench.tokenizer,
-        bench.pairs,
-        bench.task_data,
-        bench.batches,
-        bench.base,
-    )
+    bench = set_up(TITLE, __doc__.splitlines()[0], default_rounds=30, default_steps=3)
+    batches, base = bench.batches, bench.base
 
-    step_trainers = [make_trainer(copy.deepcopy(base), tokenizer, task_data, pairs, conflict_every=c) for c in (0, 1)]
-    loop_trainers = [make_trainer(copy.deepcopy(base), tokenizer, task_data, pairs, conflict_every=c) for c in (0, 1)]
+    step_trainers = [bench.new_trainer(conflict_every=c) for c in (0, 1)]
+    loop_trainers = [bench.new_trainer(conflict_every=c) for c in (0, 1)]
     clocks = [StepClock(), StepClock()]
     for trainer, clock in zip(loop_trainers, clocks):
         trainer.add_callback(clock)
-    align = alignment_batches(
-        step_trainers[0], 8
-    )  # what the trainers collate at steps 0..7 (every step has these shapes)
+    # What the trainers collate at steps 0..7 (every step has these shapes).
+    align = alignment_batches(step_trainers[0], 8)
     print_setup(base, batches[0], align)
     steppers = [TrainerStepper(trainer, batches) for trainer in step_trainers]
     hand = HandLoop(copy.deepcopy(base), step_trainers[0].args, batches, align)
@@ -88,8 +64,8 @@ def main() -> None:
         f"no clipping (max_grad_norm=0), constant lr; alignment: contrastive, lambda=1, {ALIGN_PAIRS} pairs"
     )
     print(
-        f"timing: {steps} steps per variant per round, up to {rounds} rounds or {budget:.0f} s, order alternating; "
-        f"Trainer.train() chunks run {steps + 1} steps and time the last {steps}"
+        f"timing: {bench.steps} steps per variant per round, up to {bench.rounds} rounds or {bench.budget:.0f} s, "
+        f"order alternating; Trainer.train() chunks run {bench.steps + 1} steps and time the last {bench.steps}"
     )
 
     variants = [
@@ -99,13 +75,13 @@ def main() -> None:
         Variant("(t0) Trainer.train, conflict_every=0", lambda n: train_loop_chunk(loop_trainers[0], clocks[0], n)),
         Variant("(t1) Trainer.train, conflict_every=1", lambda n: train_loop_chunk(loop_trainers[1], clocks[1], n)),
     ]
-    interleave(variants, rounds=rounds, steps=steps, warmup=1 if quick else 2, budget_s=budget)
+    interleave(variants, bench.rounds, bench.steps, warmup=1 if bench.quick else 2, budget_s=bench.budget)
     h, s0, s1, t0, t1 = variants
 
     print("\n-- per-step time (wall clock); ratio = median / median of (h) --")
     print_ratios(variants, h, goal={s0.name: 1.05, t0.name: 1.05})
-    med = {v.name: statistics.median(v.times) for v in variants}
-    cpu = {v.name: statistics.median(v.cpu_times) for v in variants}
+    med = {v.name: v.wall.median for v in variants}
+    cpu = {v.name: v.cpu.median for v in variants}
     print(
         "process CPU time per step (both threads), median: "
         + ", ".join(f"{v.name.split()[0]} {1e3 * cpu[v.name]:.0f} ms" for v in variants)
@@ -117,51 +93,46 @@ def main() -> None:
         )
 
     # ---- pieces of the trainer's overhead, timed alone ----
-    print(f"\n-- trainer work the hand loop does not do, timed alone (median / min of {repeats}) --")
+    print("\n-- trainer work the hand loop does not do, timed alone (torch.utils.benchmark) --")
     trainer = step_trainers[0]
     model = trainer.model
     model.zero_grad()
     model(**batches[0]).loss.backward()
     params = [p for p in model.parameters() if p.grad is not None]
-    loader_iter = iter(trainer.get_train_dataloader())
+    # blocked_autorange calls it more often than one epoch has batches: a fresh pass after each epoch, as in training.
+    loader_iter = itertools.chain.from_iterable(itertools.repeat(trainer.get_train_dataloader()))
     pieces = {
-        "alignment_stream.batch(step): dataset rows + tokenize + pad, per step": time_call(
-            lambda: trainer.alignment_stream.batch(3, 0), repeats
+        "alignment_stream.batch(step): dataset rows + tokenize + pad, per step": measure(
+            lambda: trainer.alignment_stream.batch(3, 0), bench.min_run_time
         ),
-        "Trainer._get_grad_norm: clip_grad_norm_(params, inf) every step": time_call(
-            lambda: trainer.accelerator.clip_grad_norm_(params, float("inf")), repeats
+        "Trainer._get_grad_norm: clip_grad_norm_(params, inf) every step": measure(
+            lambda: trainer.accelerator.clip_grad_norm_(params, float("inf")), bench.min_run_time
         ),
-        "data loader: next task batch (default_data_collator, 16 rows)": time_call(lambda: next(loader_iter), repeats),
-        "_record(): 3 running sums of logged scalars": time_call(
+        "data loader: next task batch (default_data_collator, 16 rows)": measure(
+            lambda: next(loader_iter), bench.min_run_time
+        ),
+        "_record(): 3 running sums of logged scalars": measure(
             lambda: [
                 trainer._record(k, torch.ones(()), False) for k in ("task_loss", "align_loss", "align/contrastive")
             ],
-            repeats,
+            bench.min_run_time,
         ),
     }
     model.zero_grad()
     trainer._metric_sums.clear()
     trainer._metric_steps.clear()
-    base_step = med[h.name]
-    for name, (median, best) in pieces.items():
-        print(
-            f"  {name:<72} {1e3 * median:7.2f} / {1e3 * best:7.2f} ms = {median / base_step:6.2%} of (h)'s median step"
-        )
+    print_pieces(pieces, med[h.name], "(h)")
 
-    n_profiled = 2 if quick else 4
+    n_profiled = 2 if bench.quick else 4
     for variant_name, run in (
         ("(s0) training_step, conflict_every=0", lambda: timed_steps(steppers[0].step, n_profiled)),
         ("(t0) Trainer.train, conflict_every=0", lambda: train_loop_chunk(loop_trainers[0], clocks[0], n_profiled)),
     ):
-        profiler = cProfile.Profile()
-        profiler.enable()
-        run()
-        profiler.disable()
         loop = variant_name.startswith("(t")
         print_profile_overheads(
-            profiler, n_profiled + loop, variant_name + (" (train() set-up included)" if loop else "")
+            profile_calls(run), n_profiled + loop, variant_name + (" (train() set-up included)" if loop else "")
         )
-    done(wall_start)
+    done(bench.wall_start)
 
 
 if __name__ == "__main__":
