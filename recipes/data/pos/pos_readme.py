@@ -84,7 +84,7 @@ README_TEMPLATE = """\
 Small CoNLL-U files tagged with the 17 UD UPOS tags (ADJ ADP ADV AUX CCONJ DET INTJ NOUN NUM PART PRON PROPN
 PUNCT SCONJ SYM VERB X), for the POS recipe: train on English, evaluate on each language.
 **Only `tr_gold` is gold (human) annotation. `en_silver` and `fr_silver` are silver: tagged by spaCy models,
-with the models' errors.** This file is written by `build_pos_data.py`; edit the template there.
+with the models' errors.** This file is written by `build_pos_data.py`; edit the template in `pos_readme.py`.
 
 | file | annotation | sentences | words |
 |------|------------|----------:|------:|
@@ -233,6 +233,6 @@ So AUX never occurs in `tr_gold`; copulas, *mı* and *değil* are VERB or PART i
   text is programming documentation. Neither is like TWT's web and Wikipedia Turkish.
 - TWT follows Google's conventions, not UD Turkish's (table above): participles ADJ, converbs ADV, verbal
   nouns NOUN, nominal predicates VERB, no AUX. A tagger trained on UD-style English is scored against those.
-- `tr_gold/train` is 3/8 of the official train part; add positions 3-7 to `TWT_SPLIT_OF_REMAINDER` in the
-  script to rebuild it with all of it (about 1.7 MB more).
+- `tr_gold/train` is 3/8 of the official train part; add positions 3-7 to `TWT_SPLIT_OF_REMAINDER` in
+  `turkish_gold.py` to rebuild it with all of it (about 1.7 MB more).
 """
