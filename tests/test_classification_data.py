@@ -197,7 +197,7 @@ MALFORMED = {  # kind: (file name, content, layout, expected message)
         "x.jsonl",
         '{"premise": "a", "hypothesis": "b", "label": "e"}\n{"premise": "c", "label": "e"}\n',
         "xnli",
-        r"x\.jsonl:2: missing column 'hypothesis'",
+        r"x\.jsonl:2: missing key 'hypothesis'",
     ),
     "missing column in a CSV header": (
         "x.csv",
@@ -233,7 +233,7 @@ MALFORMED = {  # kind: (file name, content, layout, expected message)
         "text",
         r"x\.csv:4: 3 comma-separated fields \(expected 2",
     ),
-    "a file without examples": ("x.tsv", "text\tlabel\n", "text", r"x\.tsv:1: no examples"),
+    "a file without examples": ("x.tsv", "text\tlabel\n", "text", r"x\.tsv:2: file has no examples"),
 }
 
 

@@ -87,7 +87,7 @@ def test_sentence_without_words_names_its_first_line(tmp_path):
 def test_undecodable_bytes_name_the_file(tmp_path):
     path = tmp_path / "t.conllu"
     path.write_bytes(b"1\tca\xff\t_\tNOUN\t_\t_\t0\troot\t_\t_\n")
-    with pytest.raises(CoNLLUError, match=r"t\.conllu: not UTF-8"):
+    with pytest.raises(CoNLLUError, match=r"t\.conllu:1: bytes b'\\xff' are not UTF-8"):
         read_conllu(path)
 
 
@@ -174,3 +174,21 @@ def test_read_treebank_reads_lists_and_checks_hub_specs(tmp_path):
     assert len(read_treebank([str(path), str(path)])) == 4
     with pytest.raises(ValueError, match="expected hub:PATH\\[:CONFIG\\]:SPLIT"):
         read_treebank("hub:universal_dependencies")
+
+
+def test_read_treebank_loads_hub_specs_with_load_hub_split(monkeypatch):
+    import datasets
+
+    from hf_xalign.data import hub
+    from hf_xalign.data.conllu import read_treebank
+
+    specs = []
+
+    def fake_load_hub_split(spec):
+        specs.append(spec)
+        return datasets.Dataset.from_dict({"idx": ["h1"], "tokens": [["Hola"]], "upos": [["INTJ"]]})
+
+    monkeypatch.setattr(hub, "load_hub_split", fake_load_hub_split)
+    data = read_treebank("hub:universal_dependencies:es_ancora:test", language="es")
+    assert specs == ["hub:universal_dependencies:es_ancora:test"]
+    assert (data[0]["words"], tag_names(data[0]["upos"]), data[0]["sent_id"]) == (["Hola"], ["INTJ"], "h1")

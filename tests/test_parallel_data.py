@@ -132,11 +132,11 @@ def test_plain_text_pair_takes_languages_from_suffixes(tmp_path):
     ]
 
 
-def test_plain_text_pair_accepts_a_list_of_str_paths_and_explicit_languages(tmp_path):
+def test_plain_text_pair_accepts_str_paths_and_explicit_languages(tmp_path):
     src_path = write_text(tmp_path / "train.src", "Hello world\n")
     tgt_path = write_text(tmp_path / "train.tgt", "Hallo Welt\n")
 
-    pairs = load_parallel([str(src_path), str(tgt_path)], src_lang="en", tgt_lang="de")
+    pairs = load_parallel((str(src_path), str(tgt_path)), src_lang="en", tgt_lang="de")
 
     assert rows(pairs) == [
         {"src": "Hello world", "tgt": "Hallo Welt", "src_lang": "en", "tgt_lang": "de", "alignment": []}
@@ -189,6 +189,83 @@ def test_every_reader_returns_the_same_features(tmp_path):
         assert pairs.features == PARALLEL_FEATURES
 
 
+# --------------------------------------------------------------------------- lists of sources
+
+
+def test_a_list_of_sources_is_the_concatenation_of_each_source(tmp_path):
+    tsv_path = write_text(tmp_path / "a.tsv", "Hello world\tHallo Welt\nGood morning\tGuten Morgen\n")
+    jsonl_path = write_jsonl(tmp_path / "b.jsonl", [{"src": "yes", "tgt": "oui", "src_lang": "en", "tgt_lang": "fr"}])
+    text_pair = (write_text(tmp_path / "x.en", "Good night\n"), write_text(tmp_path / "x.tr", "İyi geceler\n"))
+
+    combined = load_parallel([tsv_path, jsonl_path, text_pair])
+
+    separately = [load_parallel(source) for source in (tsv_path, jsonl_path, text_pair)]
+    assert rows(combined) == rows(datasets.concatenate_datasets(separately))
+    assert combined.features == PARALLEL_FEATURES
+    assert combined["tgt"] == ["Hallo Welt", "Guten Morgen", "oui", "İyi geceler"]
+    assert combined["tgt_lang"] == ["", "", "fr", "tr"]
+
+
+def test_keyword_languages_fill_the_gaps_of_every_source_in_a_list(tmp_path):
+    tsv_path = write_text(tmp_path / "a.tsv", "Hello world\tHallo Welt\n")
+    text_pair = (write_text(tmp_path / "x.en", "yes\n"), write_text(tmp_path / "x.de", "ja\n"))
+
+    pairs = load_parallel([tsv_path, text_pair], src_lang="en", tgt_lang="de")
+
+    assert pairs["src_lang"] == ["en", "en"] and pairs["tgt_lang"] == ["de", "de"]
+
+
+def test_a_two_element_list_inside_a_list_is_a_text_pair(tmp_path):
+    # YAML configs have no tuples: [[train.en, train.de]] names one pair.
+    src_path, tgt_path = write_text(tmp_path / "t.en", "yes\n"), write_text(tmp_path / "t.de", "ja\n")
+
+    assert rows(load_parallel([[str(src_path), str(tgt_path)]])) == rows(load_parallel((src_path, tgt_path)))
+
+
+def test_a_top_level_list_of_two_text_files_is_two_sources_not_a_pair(tmp_path):
+    src_path, tgt_path = write_text(tmp_path / "t.en", "yes\n"), write_text(tmp_path / "t.de", "ja\n")
+
+    with pytest.raises(ValueError, match=r"t\.en: unsupported file type '\.en' .*a tuple of two line-aligned"):
+        load_parallel([src_path, tgt_path])
+
+
+def test_an_empty_list_is_an_error():
+    with pytest.raises(ValueError, match="no source given"):
+        load_parallel([])
+
+
+def test_hub_specs_in_a_list_go_to_load_hub_split(tmp_path, monkeypatch):
+    from hf_xalign.data import hub
+
+    specs = []
+
+    def fake_load_hub_split(spec):
+        specs.append(spec)
+        return datasets.Dataset.from_dict({"src": ["Thank you"], "tgt": ["Danke"], "tgt_lang": ["de"]})
+
+    monkeypatch.setattr(hub, "load_hub_split", fake_load_hub_split)
+    tsv_path = write_text(tmp_path / "a.tsv", "Hello world\tHallo Welt\n")
+
+    pairs = load_parallel([tsv_path, "hub:my/pairs:en-de:train"])
+
+    assert specs == ["hub:my/pairs:en-de:train"]
+    assert rows(pairs) == [
+        {"src": "Hello world", "tgt": "Hallo Welt", "src_lang": "", "tgt_lang": "", "alignment": []},
+        {"src": "Thank you", "tgt": "Danke", "src_lang": "", "tgt_lang": "de", "alignment": []},
+    ]
+
+
+def test_an_error_in_a_hub_dataset_names_the_spec_and_row(monkeypatch):
+    from hf_xalign.data import hub
+
+    bad = datasets.Dataset.from_dict({"src": ["Thank you", "Bye"], "tgt": ["Danke", ""]})
+    monkeypatch.setattr(hub, "load_hub_split", lambda spec: bad)
+
+    with pytest.raises(ParallelDataError, match=r"^hub:my/pairs:train row 1: empty tgt text") as error:
+        load_parallel(["hub:my/pairs:train"])
+    assert (error.value.path, error.value.row) == ("hub:my/pairs:train", 1)
+
+
 # --------------------------------------------------------------------------- parse_alignment
 
 
@@ -229,14 +306,14 @@ def test_empty_tgt_is_an_error(tmp_path):
 def test_blank_line_in_the_middle_is_an_empty_pair(tmp_path):
     path = write_text(tmp_path / "pairs.tsv", "Hello world\tHallo Welt\n\nGood morning\tGuten Morgen\n")
 
-    with pytest.raises(ParallelDataError, match=place(path, 2) + r" blank line \(empty pair\)"):
+    with pytest.raises(ParallelDataError, match=place(path, 2) + r" blank line \(expected one pair per line\)"):
         load_parallel(path)
 
 
 def test_wrong_column_count_is_an_error(tmp_path):
     path = write_text(tmp_path / "pairs.tsv", "Hello world\tHallo Welt\nGood morning\tGuten Morgen\t0-0\textra\n")
 
-    with pytest.raises(ParallelDataError, match=place(path, 2) + r" found 4 tab-separated fields \(expected 2 or 3"):
+    with pytest.raises(ParallelDataError, match=place(path, 2) + r" 4 tab-separated fields \(expected 2 or 3"):
         load_parallel(path)
 
 
@@ -245,7 +322,7 @@ def test_wrong_column_count_under_a_header_is_an_error(tmp_path):
         tmp_path / "pairs.tsv", "src_lang\ttgt_lang\tsrc\ttgt\nen\tde\tHello world\tHallo Welt\nHello\tHallo\n"
     )
 
-    with pytest.raises(ParallelDataError, match=place(path, 3) + r" found 2 tab-separated fields \(expected 4"):
+    with pytest.raises(ParallelDataError, match=place(path, 3) + r" 2 tab-separated fields \(expected 4"):
         load_parallel(path)
 
 
@@ -253,7 +330,9 @@ def test_undecodable_bytes_are_an_error(tmp_path):
     path = tmp_path / "pairs.tsv"
     path.write_bytes(b"Hello world\tHallo Welt\n" + b"Caf\xe9 latte\tMilchkaffee\n")
 
-    with pytest.raises(ParallelDataError, match=place(path, 2) + r" undecodable bytes .*\(expected UTF-8 text\)"):
+    with pytest.raises(
+        ParallelDataError, match=place(path, 2) + r" bytes b'\\xe9' are not UTF-8 \(expected UTF-8 text\)"
+    ):
         load_parallel(path)
 
 
@@ -375,7 +454,7 @@ def test_plain_text_pair_of_empty_files_is_an_error(tmp_path):
 def test_dataset_missing_tgt_column_is_an_error():
     dataset = datasets.Dataset.from_dict({"src": ["Hello world"], "target": ["Hallo Welt"]})
 
-    with pytest.raises(ParallelDataError, match=r"^dataset: missing column tgt \(expected columns src and tgt"):
+    with pytest.raises(ParallelDataError, match=r"^dataset: missing column 'tgt' \(expected columns src, tgt"):
         load_parallel(dataset)
 
 

@@ -1,4 +1,7 @@
-"""Data: parallel text for alignment (readers, the collator, the seeded alignment stream) and classification examples."""
+"""Data: parallel text for alignment (readers, the collator, the seeded alignment stream) and classification examples.
+
+Every reader raises a subclass of [`DataFileError`] (from the shared reading core, `hf_xalign.data.reading`).
+"""
 
 from .classification import ClassificationDataError, load_classification, tokenize_classification
 from .collator import ParallelCollator, mask_tokens
@@ -10,6 +13,7 @@ from .parallel import (
     load_parallel,
     parse_alignment,
 )
+from .reading import DataFileError
 from .stream import AlignmentStream
 
 __all__ = [
@@ -17,6 +21,7 @@ __all__ = [
     "PARALLEL_FEATURES",
     "AlignmentStream",
     "ClassificationDataError",
+    "DataFileError",
     "ParallelCollator",
     "ParallelDataError",
     "drop_pairs_containing",

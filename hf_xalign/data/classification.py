@@ -24,9 +24,9 @@ Which source columns hold what is the *layout* ([`LAYOUTS`], or your own [`Colum
 | `text`    | `text`      |              | `label`    | recipes/data/django/components       |
 | `sib-200` | `text`      |              | `category` | Davlan/sib200 (`index_id` ignored)   |
 
-Problems raise [`ClassificationDataError`] (a `ValueError`) whose message starts with the place,
-`"{path}:{line}: ..."` (1-based) for files, `"{dataset} row {k}: ..."` (0-based) for datasets, and ends with
-what was expected.
+Problems raise [`ClassificationDataError`] (a [`~hf_xalign.data.reading.DataFileError`], so a `ValueError`)
+whose message starts with the place, `"{path}:{line}: ..."` (1-based) for files, `"{dataset} row {k}: ..."`
+(0-based) for datasets, and ends with what was expected; its `path`, `line` and `row` attributes hold the same.
 
 Example:
 
@@ -41,9 +41,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -52,9 +49,8 @@ from pathlib import Path
 from typing import Any
 
 import datasets
-import pyarrow as pa
 
-from .hub import HUB_PREFIX, load_hub_split
+from . import reading
 
 __all__ = [
     "LAYOUTS",
@@ -67,8 +63,9 @@ __all__ = [
 _INTEGER = re.compile(r"-?[0-9]+\Z", re.ASCII)
 
 
-class ClassificationDataError(ValueError):
-    """Malformed classification data; the message starts with `path:line:` (or `dataset row k:`)."""
+class ClassificationDataError(reading.DataFileError):
+    """Malformed classification data; the message starts with `path:line:` (or `dataset row k:`), and the
+    attributes `path`, `line` and `row` hold the same (see [`~hf_xalign.data.reading.DataFileError`])."""
 
 
 @dataclass(frozen=True)
@@ -106,14 +103,6 @@ LAYOUTS: dict[str, ColumnLayout] = {
 }
 
 
-def _fail(where: str, problem: str, expected: str) -> ClassificationDataError:
-    return ClassificationDataError(f"{where}: {problem} (expected {expected})")
-
-
-def _shown(value: Any) -> str:
-    return "null" if value is None else f"of type {type(value).__name__} ({value!r:.40})"
-
-
 class _Labels:
     """Turns raw label values into ids of a fixed label set, or collects them to make the set."""
 
@@ -129,12 +118,14 @@ class _Labels:
         self.indices_allowed = self.fixed and not any(_INTEGER.match(name) for name in self.names)
         self.preferred_order: list[str] = []  # a ClassLabel's own order, when the set is taken from a dataset
 
-    def key(self, value: Any, where: str) -> str:
+    def key(self, value: Any, place: reading.Place) -> str:
         if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise _fail(where, f"label is {_shown(value)}", "a label name (string) or an integer")
+            raise ClassificationDataError(
+                place, f"label is {reading.describe(value)}", "a label name (string) or an integer"
+            )
         key = str(value).strip()
         if not key:
-            raise _fail(where, "empty label", "a label in every row")
+            raise ClassificationDataError(place, "empty label", "a label in every row")
         if not self.fixed:
             return key
         if key in self.ids:
@@ -142,7 +133,8 @@ class _Labels:
         if self.indices_allowed and _INTEGER.match(key) and 0 <= int(key) < len(self.names):
             return self.names[int(key)]
         indices = f", or an index 0-{len(self.names) - 1}" if self.indices_allowed else ""
-        raise _fail(where, f"unknown label {key!r}", f"one of the label set: {', '.join(self.names)}{indices}")
+        expected = f"one of the label set: {', '.join(self.names)}{indices}"
+        raise ClassificationDataError(place, f"unknown label {key!r}", expected)
 
     def finish(self, keys: list[str]) -> list[str]:
         """The label names: the fixed set, or a dataset's whole ClassLabel set followed by any other labels seen
@@ -163,22 +155,16 @@ class _Rows:
         self.pairs: list[str] = []
         self.keys: list[str] = []
 
-    def add(self, where: str, record: dict[str, Any]) -> None:
-        for column in self.layout.columns:
-            if column not in record:
-                raise _fail(where, f"missing column {column!r}", f"columns {', '.join(self.layout.columns)}")
-        for column in (self.layout.text, self.layout.text_pair):
-            if column is None:
-                continue
-            value = record[column]
-            if not isinstance(value, str):
-                raise _fail(where, f"{column} is {_shown(value)}", f"a non-empty string in {column}")
-            if not value.strip():
-                raise _fail(where, f"empty {column} text", f"a non-empty {column} in every row")
-        self.texts.append(record[self.layout.text])
+    def add(self, place: reading.Place, record: dict[str, Any]) -> None:
+        self.texts.append(
+            reading.check_text(record[self.layout.text], self.layout.text, place, ClassificationDataError)
+        )
         if self.layout.is_pair:
-            self.pairs.append(record[self.layout.text_pair])
-        self.keys.append(self.labels.key(record[self.layout.label], where))
+            pair = reading.check_text(
+                record[self.layout.text_pair], self.layout.text_pair, place, ClassificationDataError
+            )
+            self.pairs.append(pair)
+        self.keys.append(self.labels.key(record[self.layout.label], place))
 
     def to_dataset(self, language: str) -> datasets.Dataset:
         names = self.labels.finish(self.keys)
@@ -190,136 +176,53 @@ class _Rows:
         features = datasets.Features(
             {**{name: datasets.Value("string") for name in columns}, "label": label, "lang": datasets.Value("string")}
         )
-        arrays = {name: pa.array(values, type=pa.string()) for name, values in columns.items()}
-        arrays["label"] = pa.array([ids[key] for key in self.keys], type=pa.int64())
-        arrays["lang"] = pa.array([language] * len(self.keys), type=pa.string())
-        return datasets.Dataset.from_dict(arrays, features=features)
+        columns.update(label=[ids[key] for key in self.keys], lang=[language] * len(self.keys))
+        return reading.dataset_from_columns(columns, features)
 
 
-def _lines(path: Path) -> list[str]:
-    """The lines of a UTF-8 file, without line ends and trailing blank lines; a BOM is dropped."""
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise _fail(f"{path}:{line}", f"bytes {data[error.start : error.end]!r} are not UTF-8", "UTF-8 text") from None
-    lines = [line.removesuffix("\r") for line in text.removeprefix("\ufeff").split("\n")]
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return lines
+class _LayoutReader:
+    """The records of one layout from files and datasets."""
+
+    def __init__(self, layout: ColumnLayout, labels: _Labels):
+        self.layout, self.labels = layout, labels
+        self.file_readers = {".tsv": self.tsv, ".csv": self.csv, ".jsonl": self.jsonl}
+
+    def records(self, source: Any) -> Iterator[reading.Record]:
+        return reading.records_of(source, self.file_readers, self.dataset, accepts=_ACCEPTS)
+
+    def tsv(self, path: Path) -> Iterator[reading.Record]:
+        lines = reading.read_lines(path, ClassificationDataError)
+        first = lines[0].split("\t") if lines else []
+        header = reading.check_header(first, self.layout.columns, reading.Place(str(path), 1), ClassificationDataError)
+        return reading.tsv_records(path, lines, header, start=1, unit="example", error=ClassificationDataError)
+
+    def csv(self, path: Path) -> Iterator[reading.Record]:
+        lines = reading.read_lines(path, ClassificationDataError)
+        return reading.csv_records(path, lines, self.layout.columns, unit="example", error=ClassificationDataError)
+
+    def jsonl(self, path: Path) -> Iterator[reading.Record]:
+        lines = reading.read_lines(path, ClassificationDataError)
+        return reading.jsonl_records(path, lines, self.layout.columns, unit="example", error=ClassificationDataError)
+
+    def dataset(self, dataset: datasets.Dataset, name: str) -> Iterator[reading.Record]:
+        layout, labels = self.layout, self.labels
+        feature = dataset.features.get(layout.label)
+        class_names = feature.names if isinstance(feature, datasets.ClassLabel) else None
+        if class_names and not labels.fixed and not labels.preferred_order:
+            labels.preferred_order = list(class_names)  # the set taken from a dataset keeps its ClassLabel order
+        for place, record in reading.dataset_records(
+            dataset, layout.columns, name=name, unit="example", error=ClassificationDataError
+        ):
+            if class_names is not None:  # ids -> the dataset's own names; -1 is "no label" in datasets
+                class_id = record[layout.label]
+                if not (isinstance(class_id, int) and 0 <= class_id < len(class_names)):
+                    expected = f"a labelled example, id 0-{len(class_names) - 1}"
+                    raise ClassificationDataError(place, f"class id {class_id} of {layout.label!r}", expected)
+                record[layout.label] = class_names[class_id]
+            yield place, record
 
 
-def _header(names: list[str], layout: ColumnLayout, where: str) -> list[str]:
-    names = [name.strip() for name in names]
-    missing = [column for column in layout.columns if column not in names]
-    if missing:
-        raise _fail(
-            where,
-            f"header {names} lacks column {', '.join(repr(c) for c in missing)}",
-            f"a first line naming the columns {', '.join(layout.columns)} (other columns are ignored)",
-        )
-    return names
-
-
-def _tsv_records(path: Path, layout: ColumnLayout) -> Iterator[tuple[str, dict]]:
-    lines = _lines(path)
-    if not lines:
-        raise _fail(f"{path}:1", "empty file", f"a header line naming {', '.join(layout.columns)}, then examples")
-    header = _header(lines[0].split("\t"), layout, f"{path}:1")
-    expected = f"{len(header)} as in the header: {', '.join(header)}"
-    for number, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            raise _fail(f"{path}:{number}", "blank line", "one example per line")
-        fields = line.split("\t")  # raw text between tabs: quotes are part of the text
-        if len(fields) != len(header):
-            raise _fail(f"{path}:{number}", f"{len(fields)} tab-separated fields", expected)
-        yield f"{path}:{number}", dict(zip(header, fields))
-
-
-def _csv_records(path: Path, layout: ColumnLayout) -> Iterator[tuple[str, dict]]:
-    reader = csv.reader(io.StringIO("\n".join(_lines(path))))
-    first = 1
-    try:
-        rows = iter(reader)
-        header = _header(next(rows, []), layout, f"{path}:1")
-        expected = f"{len(header)} as in the header: {', '.join(header)}"
-        while True:
-            first = reader.line_num + 1  # a quoted field may span lines: the row starts here
-            row = next(rows, None)
-            if row is None:
-                return
-            if not row:
-                raise _fail(f"{path}:{first}", "blank line", "one example per row")
-            if len(row) != len(header):
-                raise _fail(f"{path}:{first}", f"{len(row)} comma-separated fields", expected)
-            yield f"{path}:{first}", dict(zip(header, row))
-    except csv.Error as error:
-        raise _fail(f"{path}:{first}", f"malformed CSV: {error}", "RFC 4180 CSV with a header line") from None
-
-
-def _jsonl_records(path: Path, layout: ColumnLayout) -> Iterator[tuple[str, dict]]:
-    for number, line in enumerate(_lines(path), start=1):
-        where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            problem = f"invalid JSON: {error.msg} at column {error.colno}" if line.strip() else "blank line"
-            raise _fail(where, problem, "one JSON object per line") from None
-        if not isinstance(record, dict):
-            expected = f"an object with keys {', '.join(layout.columns)}"
-            raise _fail(where, f"JSON {type(record).__name__} is not an object", expected)
-        yield where, record
-
-
-_FILE_READERS = {".tsv": _tsv_records, ".csv": _csv_records, ".jsonl": _jsonl_records}
-
-
-def _dataset_records(
-    dataset: datasets.Dataset, layout: ColumnLayout, labels: _Labels, name: str
-) -> Iterator[tuple[str, dict]]:
-    missing = [column for column in layout.columns if column not in dataset.column_names]
-    if missing:
-        raise ClassificationDataError(
-            f"{name}: missing column {', '.join(repr(c) for c in missing)} "
-            f"(expected columns {', '.join(layout.columns)}; found {', '.join(dataset.column_names) or 'none'})"
-        )
-    values = {column: list(dataset[column]) for column in layout.columns}  # whole columns: one Arrow read each
-    feature = dataset.features[layout.label]
-    class_names = feature.names if isinstance(feature, datasets.ClassLabel) else None
-    if class_names and not labels.fixed and not labels.preferred_order:
-        labels.preferred_order = list(class_names)  # the set taken from a dataset keeps its ClassLabel order
-    for index in range(len(dataset)):
-        where = f"{name} row {index}"
-        record = {column: values[column][index] for column in layout.columns}
-        if class_names is not None:  # ids -> the dataset's own names; -1 is "no label" in datasets
-            class_id = record[layout.label]
-            if not (isinstance(class_id, int) and 0 <= class_id < len(class_names)):
-                expected = f"a labelled example, id 0-{len(class_names) - 1}"
-                raise _fail(where, f"class id {class_id} of {layout.label!r}", expected)
-            record[layout.label] = class_names[class_id]
-        yield where, record
-
-
-def _records(source: Any, layout: ColumnLayout, labels: _Labels) -> Iterator[tuple[str, dict]]:
-    if isinstance(source, datasets.Dataset):
-        return _dataset_records(source, layout, labels, "dataset")
-    if isinstance(source, str) and source.startswith(HUB_PREFIX):
-        return _dataset_records(load_hub_split(source), layout, labels, source)
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        reader = _FILE_READERS.get(path.suffix.lower())
-        if reader is None:
-            raise ValueError(
-                f"{path}: unsupported file type {path.suffix!r} "
-                "(expected .tsv, .csv or .jsonl, a datasets.Dataset or hub:PATH[:CONFIG]:SPLIT)"
-            )
-        if not path.is_file():
-            raise FileNotFoundError(f"No such classification file: {path}")
-        return reader(path, layout)
-    raise TypeError(
-        f"source is a {type(source).__name__}; expected a file path, hub:PATH[:CONFIG]:SPLIT or a datasets.Dataset"
-    )
+_ACCEPTS = "a .tsv, .csv or .jsonl file, a datasets.Dataset or hub:PATH[:CONFIG]:SPLIT"
 
 
 def load_classification(
@@ -362,15 +265,11 @@ def load_classification(
     rows = _Rows(layout, labels)
     sources = list(source) if isinstance(source, (list, tuple)) else [source]
     if not sources:
-        raise ValueError("no source given (expected a file, a dataset or hub:PATH[:CONFIG]:SPLIT)")
+        raise ValueError(f"no source given (expected {_ACCEPTS})")
+    reader = _LayoutReader(layout, labels)
     for item in sources:
-        before = len(rows.keys)
-        for where, record in _records(item, layout, labels):
-            rows.add(where, record)
-        if len(rows.keys) == before:
-            place = "dataset" if isinstance(item, datasets.Dataset) else str(item)
-            place = place if place == "dataset" or place.startswith(HUB_PREFIX) else f"{place}:1"
-            raise _fail(place, "no examples", "at least one example")
+        for place, record in reader.records(item):
+            rows.add(place, record)
     return rows.to_dataset(language)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import conllu
 import datasets
 
-from .hub import is_hub_spec, load_hub_split
+from . import hub, reading
 
 UPOS_TAGS: tuple[str, ...] = (
     "ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM",
@@ -41,8 +41,9 @@ _RANGE_ID = re.compile(r"[1-9][0-9]*-[1-9][0-9]*\Z")
 _EMPTY_ID = re.compile(r"[0-9]+\.[1-9][0-9]*\Z")
 
 
-class CoNLLUError(ValueError):
-    """Malformed CoNLL-U; the message starts with `path:line:`."""
+class CoNLLUError(reading.DataFileError):
+    """Malformed CoNLL-U; the message starts with `path:line:` (or `dataset row k:`), and the attributes `path`,
+    `line` and `row` hold the same (see [`~hf_xalign.data.reading.DataFileError`])."""
 
 
 def conllu_files(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
@@ -95,18 +96,22 @@ def read_conllu(
                 if tag not in tag_ids:
                     hint = "" if tag_map else " (pass tag_map= for treebanks with another tag set)"
                     raise CoNLLUError(
-                        f"{path}:{number}: unknown UPOS tag {columns[3]!r}{hint} (expected one of {', '.join(UPOS_TAGS)})"
+                        reading.Place(str(path), number),
+                        f"unknown UPOS tag {columns[3]!r}{hint}",
+                        f"one of {', '.join(UPOS_TAGS)}",
                     )
                 words.append(columns[1])
                 tags.append(tag_ids[tag])
             if not words:
-                raise CoNLLUError(f"{path}:{start_line}: sentence without words (expected at least one word line)")
+                raise CoNLLUError(
+                    reading.Place(str(path), start_line), "sentence without words", "at least one word line"
+                )
             metadata = dict(pair for line in comments for pair in conllu.parser.parse_comment_line(line))
             rows["words"].append(words)
             rows["upos"].append(tags)
             rows["lang"].append(language)
             rows["sent_id"].append(str(metadata.get("sent_id") or f"{path.name}:{start_line}"))
-    return datasets.Dataset.from_dict(rows, features=CONLLU_FEATURES)
+    return reading.dataset_from_columns(rows, CONLLU_FEATURES)
 
 
 def treebank_from_dataset(
@@ -119,32 +124,29 @@ def treebank_from_dataset(
     surface line) is not a word and is dropped with its token.
     """
     words_column = "tokens" if "tokens" in dataset.column_names else "words"
-    for column in (words_column, "upos"):
-        if column not in dataset.column_names:
-            raise CoNLLUError(f"{source}: no {column!r} column (columns: {', '.join(dataset.column_names)})")
-    feature = dataset.features["upos"]
-    names = getattr(getattr(feature, "feature", None), "names", None)
+    records = reading.dataset_records(
+        dataset, (words_column, "upos"), name=source, unit="sentence", error=CoNLLUError, optional=("idx",)
+    )
+    names = getattr(getattr(dataset.features.get("upos"), "feature", None), "names", None)
     tag_ids = {tag: i for i, tag in enumerate(UPOS_TAGS)}
     rows: dict[str, list] = {"words": [], "upos": [], "lang": [], "sent_id": []}
-    for index, example in enumerate(dataset):
+    for place, example in records:
         words, tags = [], []
         for word, tag in zip(example[words_column], example["upos"]):
             tag = names[tag] if names is not None else tag
             if tag == "_":
                 continue
             if tag not in tag_ids:
-                raise CoNLLUError(
-                    f"{source} row {index}: unknown UPOS tag {tag!r} (expected one of {', '.join(UPOS_TAGS)})"
-                )
+                raise CoNLLUError(place, f"unknown UPOS tag {tag!r}", f"one of {', '.join(UPOS_TAGS)}")
             words.append(word)
             tags.append(tag_ids[tag])
         if not words:
-            raise CoNLLUError(f"{source} row {index}: sentence without words")
+            raise CoNLLUError(place, "sentence without words", "at least one word")
         rows["words"].append(words)
         rows["upos"].append(tags)
         rows["lang"].append(language)
-        rows["sent_id"].append(str(example.get("idx", index)))
-    return datasets.Dataset.from_dict(rows, features=CONLLU_FEATURES)
+        rows["sent_id"].append(str(example.get("idx", place.row)))
+    return reading.dataset_from_columns(rows, CONLLU_FEATURES)
 
 
 def read_treebank(source, *, language: str = "", tag_map: Mapping[str, str] | None = None) -> datasets.Dataset:
@@ -157,8 +159,8 @@ def read_treebank(source, *, language: str = "", tag_map: Mapping[str, str] | No
         return datasets.concatenate_datasets(
             [read_treebank(item, language=language, tag_map=tag_map) for item in source]
         )
-    if is_hub_spec(source):
-        return treebank_from_dataset(load_hub_split(source), language=language, source=source)
+    if hub.is_hub_spec(source):
+        return treebank_from_dataset(hub.load_hub_split(source), language=language, source=source)
     return read_conllu(source, language=language, tag_map=tag_map)
 
 
@@ -169,10 +171,7 @@ def _sentences(path: Path) -> Iterator[tuple[int, list[str], list[tuple[int, lis
     of two spaces (a FORM such as "a  b" would shift the columns) and parses every column,
     which made reading ~2x slower; `conllu` still reads the comments (`# sent_id = ...`).
     """
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as error:
-        raise CoNLLUError(f"{path}: not UTF-8 ({error.reason} at byte {error.start})") from None
+    lines = reading.read_lines(path, CoNLLUError)
     comments: list[str] = []
     tokens: list[tuple[int, list[str]]] = []
     start = 0
@@ -196,14 +195,16 @@ def _token_columns(path: Path, number: int, line: str) -> list[str]:
     columns = line.split("\t")
     if len(columns) != 10:
         raise CoNLLUError(
-            f"{path}:{number}: {len(columns)} tab-separated columns (expected 10: ID FORM LEMMA UPOS XPOS "
-            "FEATS HEAD DEPREL DEPS MISC)"
+            reading.Place(str(path), number),
+            f"{len(columns)} tab-separated columns",
+            "10: ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL DEPS MISC",
         )
     token_id = columns[0]
     if not (_WORD_ID.match(token_id) or _RANGE_ID.match(token_id) or _EMPTY_ID.match(token_id)):
         raise CoNLLUError(
-            f"{path}:{number}: ID {token_id!r} is not an integer (expected 1, 2, ..., a range like 1-2, "
-            "or an empty node like 8.1)"
+            reading.Place(str(path), number),
+            f"ID {token_id!r} is not an integer",
+            "1, 2, ..., a range like 1-2, or an empty node like 8.1",
         )
     return columns
 
