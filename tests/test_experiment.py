@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import configparser
+import dataclasses
 import glob
 import json
 import math
@@ -12,7 +14,18 @@ import pytest
 import yaml
 
 from hf_xalign import AlignmentTrainingArguments
-from hf_xalign.experiment import ZeroShotReport, config_errors, parse_config, parse_language_paths
+from hf_xalign.experiment import (
+    CellResult,
+    ConfigError,
+    config_errors,
+    parse_config,
+    parse_language_paths,
+    read_results,
+    resolved_config,
+    run_recipe,
+    save_config,
+    write_results,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "recipes"))
@@ -28,6 +41,18 @@ def test_every_shipped_config_is_valid(path):
     with open(path, encoding="utf-8") as f:
         values = yaml.safe_load(f)
     assert config_errors(values, (RECIPE_ARGUMENTS[recipe], AlignmentTrainingArguments), path) == []
+
+
+def test_configs_that_log_to_tensorboard_name_the_extra_that_installs_it():
+    setup = configparser.ConfigParser()
+    setup.read(os.path.join(ROOT, "setup.cfg"))
+    extras = setup["options.extras_require"]
+    assert "tensorboard" in extras["tensorboard"]
+    for path in glob.glob(os.path.join(ROOT, "recipes", "configs", "*.yaml")):
+        with open(path, encoding="utf-8") as f:
+            lines = [line for line in f if line.startswith("report_to:")]
+        if "tensorboard" in yaml.safe_load("".join(lines))["report_to"]:
+            assert 'pip install "hf-xalign[tensorboard]"' in lines[0], path
 
 
 def test_config_errors_are_reported_all_at_once(tmp_path):
@@ -81,25 +106,145 @@ def test_language_paths_need_lang_equals_path(entry):
         parse_language_paths([entry], "eval_treebanks")
 
 
-def test_table_rows_averages_and_differences(tmp_path):
-    report = ZeroShotReport(
+def cell(name: str, scores: dict[str, float], **fields) -> CellResult:
+    return CellResult(
+        name=name,
+        task="pos",
         metric="accuracy",
         source_language="en",
-        runs={
-            "aligned": {"en": {"accuracy": 0.9}, "fr": {"accuracy": 0.6}, "tr": {"accuracy": 0.5}},
-            "baseline": {"en": {"accuracy": 0.92}, "fr": {"accuracy": 0.55}, "tr": {"accuracy": 0.51}},
-        },
+        scores={language: {"accuracy": value} for language, value in scores.items()},
+        **fields,
     )
-    markdown = report.to_markdown()
+
+
+def test_table_rows_averages_and_differences(tmp_path):
+    aligned = cell("aligned", {"en": 0.9, "fr": 0.6, "tr": 0.5})
+    baseline = cell("baseline", {"en": 0.92, "fr": 0.55, "tr": 0.51})
+    write_results([aligned, baseline], str(tmp_path), reference="baseline")
+    markdown = (tmp_path / "results.md").read_text()
     assert "| en (source) | 0.9000 | 0.9200 | -0.0200 |" in markdown
     assert "| fr | 0.6000 | 0.5500 | +0.0500 |" in markdown
     # macro average over the targets only: (0.6 + 0.5) / 2 and (0.55 + 0.51) / 2
     assert "| **macro avg (targets)** | 0.5500 | 0.5300 | +0.0200 |" in markdown
-    report.conflict_summary = {"measured_steps": 2, "mean_cosine": float("nan"), "per_group": {}}
-    report.save(str(tmp_path))
-    saved = json.loads((tmp_path / "results.json").read_text())  # strict JSON: NaN became null
-    assert saved["conflict_summary"]["mean_cosine"] is None
-    assert math.isclose(saved["macro_average_targets"]["baseline"], 0.53)
+    aligned.conflict_summary = {"measured_steps": 2, "mean_cosine": float("nan"), "per_group": {}}
+    write_results([aligned, baseline], str(tmp_path), reference="baseline")
+    saved = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert saved[0]["conflict_summary"]["mean_cosine"] is None  # strict JSON: NaN became null
+    assert math.isclose(saved[1]["target_average"], 0.53)
+
+
+def test_a_grid_shows_every_cell_against_the_named_reference(tmp_path):
+    cells = [
+        cell("mse", {"en": 0.9, "fr": 0.7}),
+        cell("base", {"en": 0.8, "fr": 0.5}),
+        cell("contrastive", {"en": 0.7, "fr": 0.4}),
+    ]
+    write_results(cells, str(tmp_path), reference="base")
+    lines = (tmp_path / "results.md").read_text().splitlines()
+    assert "| language | mse | base | contrastive | Δ (mse − base) | Δ (contrastive − base) |" in lines
+    assert "| fr | 0.7000 | 0.5000 | 0.4000 | +0.2000 | -0.1000 |" in lines
+
+
+def test_results_jsonl_round_trip(tmp_path):
+    summary = {"measured_steps": 3, "mean_cosine": -0.01, "per_group": {"layer.1": {"mean_cosine": 0.02}}}
+    written = [
+        cell(
+            "aligned",
+            {"en": 0.9, "fr": 0.6},
+            config={"alignment_loss": ["mse"], "seed": 3},
+            conflict_summary=summary,
+            model_path="out/aligned",
+            train_metrics={"train_loss": 1.5},
+            details={"parallel_pairs": 7},
+        ),
+        cell("baseline", {"en": 0.92, "fr": float("nan")}, config={"alignment_mode": "none"}),
+    ]
+    write_results(written, str(tmp_path), reference="baseline")
+    read = read_results(str(tmp_path))
+    assert [r.name for r in read] == ["aligned", "baseline"]
+    assert read[0] == written[0]
+    assert '"fr": {"accuracy": null}' in (tmp_path / "results.jsonl").read_text()  # strict JSON: no NaN
+    assert math.isnan(read[1].score("fr")) and read[1].score("en") == 0.92  # null reads as NaN again
+    assert read_results(str(tmp_path / "results.jsonl"))[0].config == {"alignment_loss": ["mse"], "seed": 3}
+
+
+def test_config_yaml_reruns_the_same_arguments(tmp_path):
+    argv = [
+        "--model_name_or_path",
+        "m",
+        "--train_treebank",
+        "a.conllu",
+        "--eval_treebanks",
+        "en=a",
+        "tr=b",
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--alignment_loss",
+        "mse",
+        "tlm",
+        "--alignment_loss_weights",
+        "1",
+        "0.5",
+        "--max_steps",
+        "7",
+        "--seed",
+        "3",
+        "--lr_scheduler_type",
+        "cosine",
+        "--hub_token",
+        "hf_SECRET",
+    ]
+    first = parse_config((pos.PosArguments, AlignmentTrainingArguments), argv)
+    path = save_config(resolved_config(*first), str(tmp_path), recipe="recipes/pos.py")
+    text = open(path, encoding="utf-8").read()
+    assert "hf_SECRET" not in text and "hub_token" not in text  # secrets never reach a saved config
+    again = parse_config((pos.PosArguments, AlignmentTrainingArguments), [path])
+    for before, after in zip(first, again):
+        hidden = {k for k in dataclasses.asdict(before) if k.endswith("_token")}
+        assert {k: v for k, v in dataclasses.asdict(after).items() if k not in hidden} == {
+            k: v for k, v in dataclasses.asdict(before).items() if k not in hidden
+        }
+    values = yaml.safe_load(text)
+    assert values["alignment_loss_weights"] == [1.0, 0.5] and values["lr_scheduler_type"] == "cosine"
+    assert "learning_rate" not in values  # a default stays out: the file says what this run chose
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--max_stepz", "3"], "unknown option '--max_stepz' (did you mean: max_steps"),
+        (["--alignment_loss", "contrastiv"], "Unknown alignment loss 'contrastiv'. Did you mean 'contrastive'?"),
+        (["--tag_map", "nope"], "tag_map must be one of"),
+    ],
+)
+def test_a_mistyped_option_exits_with_one_clear_message(tmp_path, capsys, argv, expected):
+    base = [
+        "--model_name_or_path",
+        "m",
+        "--train_treebank",
+        "a",
+        "--eval_treebanks",
+        "en=a",
+        "--output_dir",
+        str(tmp_path),
+    ]
+    ran = []
+    with pytest.raises(SystemExit) as stop:
+        run_recipe(
+            lambda *arguments: ran.append(arguments), (pos.PosArguments, AlignmentTrainingArguments), base + argv
+        )
+    assert stop.value.code == 2 and not ran
+    error = capsys.readouterr().err
+    assert expected in error and "Traceback" not in error
+    assert len(error.strip().splitlines()) == 1
+
+
+def test_unknown_flag_is_a_config_error():
+    with pytest.raises(ConfigError, match="unknown option '--learning_rte'.*learning_rate"):
+        parse_config(
+            (pos.PosArguments, AlignmentTrainingArguments),
+            ["--model_name_or_path", "m", "--train_treebank", "a", "--eval_treebanks", "en=a", "--learning_rte", "0.1"],
+        )
 
 
 def test_an_option_defined_by_two_dataclasses_is_an_error():

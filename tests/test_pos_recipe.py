@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 import torch
+import yaml
 from transformers import XLMRobertaForTokenClassification
 
 from hf_xalign import AlignmentTrainingArguments
@@ -23,6 +24,10 @@ import pos  # noqa: E402
 POS_DATA = os.path.join(ROOT, "recipes", "data", "pos")
 PARALLEL = os.path.join(ROOT, "recipes", "data", "django", "parallel")
 EN_TRAIN = os.path.join(POS_DATA, "en_silver", "train.conllu")
+
+
+def read_jsonl(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -75,27 +80,38 @@ def test_recipe_learns_the_training_set_and_writes_the_table(tmp_path, tiny_mode
         seed=0,
         alignment_lambda=0.1,
     )
-    report = pos.main(script_args, training_args)
+    cells = {result.name: result for result in pos.main(script_args, training_args)}
 
     # Oracle for "learned": the majority-tag share of the training treebank, counted here.
     tags = Counter(tag for sentence in read_conllu(EN_TRAIN)["upos"] for tag in sentence)
     majority = max(tags.values()) / sum(tags.values())
     for variant in ("aligned", "baseline"):
-        assert report.runs[variant]["en"]["accuracy"] > majority + 0.2, (variant, majority)
-        assert report.runs[variant]["en"]["tokens"] == sum(tags.values())  # every word scored once
+        assert cells[variant].scores["en"]["accuracy"] > majority + 0.2, (variant, majority)
+        assert cells[variant].scores["en"]["tokens"] == sum(tags.values())  # every word scored once
 
-    saved = json.loads((tmp_path / "pos" / "results.json").read_text())
-    assert set(saved["runs"]) == {"aligned", "baseline"}
-    assert set(saved["runs"]["aligned"]) == {"en", "fr", "tr"}
+    saved = {cell["name"]: cell for cell in read_jsonl(tmp_path / "pos" / "results.jsonl")}
+    assert set(saved) == {"aligned", "baseline"}
+    assert set(saved["aligned"]["scores"]) == {"en", "fr", "tr"}
     markdown = (tmp_path / "pos" / "results.md").read_text()
     for row in ("| en (source) |", "| fr |", "| tr |", "macro avg (targets)", "Δ (aligned − baseline)"):
         assert row in markdown
-    assert saved["conflict_summary"]["measured_steps"] == 60
+    assert saved["aligned"]["conflict_summary"]["measured_steps"] == 60
+    for name, result in cells.items():
+        # Scores come from Trainer.evaluate: the same numbers are in the cell's log_history (and so
+        # reached every report_to target), one eval_<lang>_* entry per language.
+        state = json.loads((tmp_path / "pos" / name / "trainer_state.json").read_text())
+        logged = {key: value for entry in state["log_history"] for key, value in entry.items()}
+        for language in ("en", "fr", "tr"):
+            assert logged[f"eval_{language}_accuracy"] == result.scores[language]["accuracy"]
+            assert logged[f"eval_{language}_tokens"] == result.scores[language]["tokens"]
+        assert json.loads((tmp_path / "pos" / name / "cell_result.json").read_text()) == saved[name]
+    rerun = yaml.safe_load((tmp_path / "pos" / "config.yaml").read_text())
+    assert rerun["max_steps"] == 60 and rerun["eval_treebanks"] == script_args.eval_treebanks
     # The French test treebank is the French side of en-fr.tsv (recipes/data/pos/README.md): all of
     # those pairs must be kept out of the alignment stream, and the en-tr pairs kept in.
     english_french = len(load_parallel(os.path.join(PARALLEL, "en-fr.tsv")))
-    assert saved["details"]["parallel_pairs_dropped_as_test_text"] == english_french
-    assert saved["details"]["parallel_pairs"] == len(load_parallel(os.path.join(PARALLEL, "en-tr.tsv")))
+    assert saved["aligned"]["details"]["parallel_pairs_dropped_as_test_text"] == english_french
+    assert saved["aligned"]["details"]["parallel_pairs"] == len(load_parallel(os.path.join(PARALLEL, "en-tr.tsv")))
 
 
 def test_two_processes_complete_and_report_the_same_table(tmp_path, tiny_model_dir):
@@ -127,12 +143,12 @@ def test_two_processes_complete_and_report_the_same_table(tmp_path, tiny_model_d
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-4000:]
     assert result.stdout.count("accuracy per language, trained on en only") == 1  # printed by rank 0 only
-    saved = json.loads((tmp_path / "pos2" / "results.json").read_text())
-    assert set(saved["runs"]) == {"aligned", "baseline"} and set(saved["runs"]["aligned"]) == {"en", "tr"}
+    saved = {cell["name"]: cell for cell in read_jsonl(tmp_path / "pos2" / "results.jsonl")}
+    assert set(saved) == {"aligned", "baseline"} and set(saved["aligned"]["scores"]) == {"en", "tr"}
     words = sum(len(sentence) for sentence in read_conllu(dev)["words"])
-    assert saved["runs"]["aligned"]["en"]["tokens"] == words  # gathered predictions, no duplicates
+    assert saved["aligned"]["scores"]["en"]["tokens"] == words  # gathered predictions, no duplicates
     # en dev is the English side of Django's catalogs, but source-language text is not zero-shot
     # test text: no pair is dropped for it (the Turkish test sentences are not in the catalogs).
-    assert saved["details"]["parallel_pairs_dropped_as_test_text"] == 0
+    assert saved["aligned"]["details"]["parallel_pairs_dropped_as_test_text"] == 0
     markdown = (tmp_path / "pos2" / "results.md").read_text()
     assert "| en (source) |" in markdown and "| tr |" in markdown and "macro avg (targets)" in markdown

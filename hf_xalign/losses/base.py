@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import difflib
 import inspect
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -113,10 +114,12 @@ def register_loss(name: str) -> Callable[[type[AlignmentLoss]], type[AlignmentLo
 
 
 def get_loss_class(name: str) -> type[AlignmentLoss]:
-    """The registered loss class called `name`; an unknown name lists the known ones."""
+    """The registered loss class called `name`; an unknown name suggests the closest and lists the known ones."""
     if name not in LOSS_REGISTRY:
         known = ", ".join(sorted(LOSS_REGISTRY))
-        raise ValueError(f"Unknown alignment loss {name!r}. Known losses: {known}.")
+        close = difflib.get_close_matches(name, LOSS_REGISTRY, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"Unknown alignment loss {name!r}.{hint} Known losses: {known}.")
     return LOSS_REGISTRY[name]
 
 

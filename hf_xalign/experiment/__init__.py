@@ -1,0 +1,59 @@
+"""What every recipe shares: configs, cells and their results, the per-language table.
+
+A recipe (recipes/pos.py, recipes/xnli.py) tells the story of one experiment: it reads the data
+into a [`ZeroShotTask`] and runs a grid of cells on it; the pieces it reuses live here.
+"""
+
+from .cells import (
+    ALIGNED,
+    BASELINE,
+    CELL_RESULT_NAME,
+    CellResult,
+    compare_cells,
+    evaluate_languages,
+    run_cell,
+)
+from .config import (
+    CONFIG_NAME,
+    ConfigError,
+    config_errors,
+    parse_config,
+    parse_language_paths,
+    resolved_config,
+    run_recipe,
+    save_config,
+)
+from .console import ConsoleLogCallback, use_console_log
+from .report import RESULTS_JSONL, RESULTS_MARKDOWN, conflict_markdown, read_results, results_markdown, write_results
+from .runner import run_experiment
+from .task import ZeroShotArguments, ZeroShotTask, predicted_ids
+
+__all__ = [
+    "ALIGNED",
+    "BASELINE",
+    "CELL_RESULT_NAME",
+    "CONFIG_NAME",
+    "RESULTS_JSONL",
+    "RESULTS_MARKDOWN",
+    "CellResult",
+    "ConfigError",
+    "ConsoleLogCallback",
+    "ZeroShotArguments",
+    "ZeroShotTask",
+    "compare_cells",
+    "config_errors",
+    "conflict_markdown",
+    "evaluate_languages",
+    "parse_config",
+    "parse_language_paths",
+    "predicted_ids",
+    "read_results",
+    "resolved_config",
+    "results_markdown",
+    "run_cell",
+    "run_experiment",
+    "run_recipe",
+    "save_config",
+    "use_console_log",
+    "write_results",
+]

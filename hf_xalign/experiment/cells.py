@@ -1,0 +1,184 @@
+"""An experiment is a list of cells: one cell trains one model and scores it on every language.
+
+A cell is (task, model source, alignment settings, seed): [`run_cell`] builds a fresh model,
+trains it with [`~hf_xalign.AlignmentTrainer`], evaluates it per language through
+`Trainer.evaluate(eval_dataset={lang: dataset})` (so `eval_<lang>_accuracy` and friends reach
+`state.log_history` and every `report_to` target) and returns a [`CellResult`]. "Compare" is a
+grid of two cells, the aligned model and its baseline (`alignment_mode: none`); the study is a
+grid of many. Reports and model cards read `CellResult`s, never recipe internals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import transformers
+from transformers import set_seed
+
+from .. import __version__
+from ..conflict import json_safe
+from ..trainer import AlignmentTrainer
+from .config import resolved_config
+from .console import use_console_log
+from .task import ZeroShotTask, predicted_ids
+
+CELL_RESULT_NAME = "cell_result.json"  # written last into the cell's folder: the cell is complete
+ALIGNED, BASELINE = "aligned", "baseline"
+# `Trainer.evaluate` adds these to the metric module's scores: the loss (it stays in `log_history`) and speed.
+_NOT_SCORES = ("loss", "runtime", "samples_per_second", "steps_per_second")
+
+
+@dataclass
+class CellResult:
+    """What one cell of an experiment did and scored; one line of `results.jsonl`.
+
+    Args:
+        name (`str`): the cell's name in its experiment (`aligned`, `baseline`, a grid coordinate).
+        task (`str`): the recipe's task (`pos`, `classification`).
+        metric (`str`): the main score of each language (e.g. `accuracy`).
+        source_language (`str`): the training language; the others are zero-shot targets.
+        scores (`dict[str, dict[str, float]]`): language -> score name -> value, from `Trainer.evaluate`.
+        config (`dict`): the resolved options of the cell (recipe and training arguments that differ
+            from their defaults, secrets left out), enough to rerun it.
+        conflict_summary (`dict`, *optional*): the gradient-conflict summary (`None` without measurement).
+        model_path (`str`, *optional*): where the trained model was saved.
+        train_metrics (`dict`): what `Trainer.train` returned (loss, runtime, ...).
+        details (`dict`): facts about the data (sizes, pairs dropped as test text, labels, ...).
+        versions (`dict`): package versions the cell ran with.
+    """
+
+    name: str
+    task: str
+    metric: str
+    source_language: str
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    conflict_summary: dict | None = None
+    model_path: str | None = None
+    train_metrics: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self.scores)
+
+    @property
+    def target_languages(self) -> list[str]:
+        return [language for language in self.scores if language != self.source_language]
+
+    def score(self, language: str, metric: str | None = None) -> float:
+        """A language's score (`metric`, defaults to the cell's main one); NaN when missing."""
+        return self.scores.get(language, {}).get(metric or self.metric, math.nan)
+
+    def target_average(self, metric: str | None = None) -> float:
+        """Macro average over the target languages (all but the source language), NaNs left out."""
+        values = [self.score(language, metric) for language in self.target_languages]
+        values = [value for value in values if not math.isnan(value)]
+        return sum(values) / len(values) if values else math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as strict JSON can hold it (NaN as `null`), with the target average."""
+        values = dataclasses.asdict(self)
+        values["target_average"] = self.target_average()
+        return json_safe(values)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> CellResult:
+        """The result of [`to_dict`] (a `results.jsonl` line); scores stored as `null` read as NaN again."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        result = cls(**{key: value for key, value in values.items() if key in names})
+        result.scores = {
+            language: {name: math.nan if value is None else value for name, value in scores.items()}
+            for language, scores in result.scores.items()
+        }
+        return result
+
+    def save(self, folder: str) -> str:
+        """Write `cell_result.json` into `folder` (the cell's completion marker); returns its path."""
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, CELL_RESULT_NAME)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, indent=2)
+        return path
+
+
+def evaluate_languages(trainer: AlignmentTrainer, eval_datasets: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """Zero-shot evaluation, one language at a time: `Trainer.evaluate(eval_dataset={lang: dataset})`.
+
+    The Trainer logs `eval_<lang>_<score>` (to `log_history` and every `report_to` target); the
+    result keeps each language's scores from the metric module, without the prefix. One
+    language per call keeps the prefixes apart (`en` and `en_gb` would share `eval_en_`).
+    """
+    scores = {}
+    for language, dataset in eval_datasets.items():
+        prefix = f"eval_{language}_"
+        metrics = trainer.evaluate(eval_dataset={language: dataset})
+        scores[language] = {
+            key[len(prefix) :]: value
+            for key, value in metrics.items()
+            if key.startswith(prefix) and key[len(prefix) :] not in _NOT_SCORES
+        }
+    return scores
+
+
+def _versions() -> dict[str, str]:
+    return {"hf_xalign": __version__, "transformers": transformers.__version__, "torch": torch.__version__}
+
+
+def run_cell(task: ZeroShotTask, name: str, overrides: Mapping[str, Any] | None = None) -> CellResult:
+    """Train and evaluate one cell: `task`'s data, its training arguments with `overrides`.
+
+    The cell works in `output_dir/<name>`: the model and `trainer_state.json` are saved there, and
+    `cell_result.json` is written last (by the main process) to mark the cell complete. Every
+    process must call it.
+    """
+    base = task.training_args
+    args = dataclasses.replace(base, output_dir=os.path.join(base.output_dir, name), **dict(overrides or {}))
+    set_seed(args.seed)
+    trainer = AlignmentTrainer(
+        model=task.build_model(),
+        args=args,
+        train_dataset=task.train_dataset,
+        eval_dataset=task.eval_datasets,
+        alignment_dataset=task.alignment_dataset if args.alignment_mode != "none" else None,
+        processing_class=task.tokenizer,
+        data_collator=task.data_collator,
+        compute_metrics=task.compute_metrics,
+        preprocess_logits_for_metrics=predicted_ids,
+    )
+    use_console_log(trainer)
+    train_output = trainer.train()
+    trainer.save_model()
+    result = CellResult(
+        name=name,
+        task=task.name,
+        metric=task.metric,
+        source_language=task.source_language,
+        scores=evaluate_languages(trainer, task.eval_datasets),
+        config=resolved_config(task.script_args, args),
+        conflict_summary=trainer.conflict_callback.summary if trainer.conflict_callback else None,
+        model_path=args.output_dir,
+        train_metrics=dict(train_output.metrics),
+        details=dict(task.details),
+        versions=_versions(),
+    )
+    trainer.save_state()  # trainer_state.json: log_history with the training logs and eval_<lang>_* scores
+    if trainer.is_world_process_zero():
+        result.save(args.output_dir)
+    return result
+
+
+def compare_cells(compare: bool) -> list[tuple[str, dict[str, Any]]]:
+    """The grid of a comparison: the configured (aligned) cell, and with `compare` its baseline."""
+    cells: list[tuple[str, dict[str, Any]]] = [(ALIGNED, {})]
+    if compare:
+        cells.append((BASELINE, {"alignment_mode": "none"}))
+    return cells

@@ -1,0 +1,173 @@
+"""Recipe configs: YAML files with command-line overrides, validated all at once, saved back resolved.
+
+`script.py [config.yaml | --config config.yaml] [--option value ...]`: the YAML file gives the
+values, flags on the command line override them (the TRL convention). [`resolved_config`] turns the
+parsed arguments back into the smallest YAML that reruns the same experiment (`config.yaml`
+beside the results).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import enum
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import yaml
+from transformers import HfArgumentParser
+
+CONFIG_NAME = "config.yaml"
+
+
+class ConfigError(ValueError):
+    """A config or command line that cannot be run; the message says which option and what to do."""
+
+
+def _config_path(argv: list[str]) -> str | None:
+    """Take the config file out of `argv`: a first positional `*.yaml`, or `--config PATH`."""
+    if argv and argv[0].endswith((".yaml", ".yml")):
+        return argv.pop(0)
+    if "--config" in argv:
+        index = argv.index("--config")
+        if index + 1 >= len(argv):
+            raise ConfigError("--config needs a path to a YAML file.")
+        path = argv[index + 1]
+        del argv[index : index + 2]
+        return path
+    return None
+
+
+def _suggestion(name: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=3)
+    return f" (did you mean: {', '.join(close)}?)" if close else ""
+
+
+def config_errors(values: Mapping[str, Any], dataclass_types: Sequence[type], source: str) -> list[str]:
+    """Every problem of a config at once: unknown keys (with the closest known names), bad values."""
+    known: dict[str, type] = {}
+    errors = []
+    for cls in dataclass_types:
+        for f in dataclasses.fields(cls):
+            if f.init and known.setdefault(f.name, cls) is not cls:  # argparse would refuse the second one
+                errors.append(f"option {f.name!r} is defined by both {known[f.name].__name__} and {cls.__name__}")
+    for key in values:
+        if key not in known:
+            errors.append(f"{source}: unknown option {key!r}" + _suggestion(key, list(known)))
+    for cls in dataclass_types:
+        own = {k: v for k, v in values.items() if known.get(k) is cls}
+        try:
+            cls(**own)
+        except (TypeError, ValueError) as error:
+            errors.append(f"{source}: {cls.__name__}: {error}")
+    return errors
+
+
+def parse_config(dataclass_types: Sequence[type], argv: Sequence[str] | None = None) -> tuple:
+    """`script.py [config.yaml | --config config.yaml] [--option value ...]` into dataclass instances.
+
+    Unknown keys in the file and unknown flags on the command line raise [`ConfigError`] naming
+    them, with the closest known options.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    path = _config_path(argv)
+    parser = HfArgumentParser(dataclass_types)
+    known = [f.name for t in dataclass_types for f in dataclasses.fields(t) if f.init]
+    if path is not None:
+        with open(path, encoding="utf-8") as f:
+            values = yaml.safe_load(f) or {}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError("\n".join(config_errors({k: values[k] for k in unknown}, dataclass_types, path)))
+        parser.set_defaults(**values)
+        for action in parser._actions:  # a value from the file satisfies a required option
+            if action.dest in values:
+                action.required = False
+    *parsed, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    flags = [item for item in remaining if item.startswith("--")]
+    if remaining:
+        shown = flags[0] if flags else remaining[0]
+        hint = _suggestion(shown.removeprefix("--").partition("=")[0], known) if flags else ""
+        raise ConfigError(f"unknown option {shown!r}{hint}")
+    return tuple(parsed)
+
+
+def run_recipe(main: Callable[..., Any], dataclass_types: Sequence[type], argv: Sequence[str] | None = None) -> Any:
+    """Parse the recipe's config and run `main(*arguments)`; a bad config exits with one clear message.
+
+    A mistyped option (`--max_stepz 3`) or value (`--alignment_loss contrastiv`) prints
+    `recipe.py: error: ...` with the closest known names and exits with status 2, as argparse
+    does for its own errors, instead of a traceback.
+    """
+    try:
+        arguments = parse_config(dataclass_types, argv)
+    except (ValueError, FileNotFoundError) as error:  # ConfigError, and the dataclasses' own checks
+        print(f"{os.path.basename(sys.argv[0])}: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return main(*arguments)
+
+
+def parse_language_paths(entries: Sequence[str], option: str) -> dict[str, str]:
+    """`["tr=path/a.conllu", "fr=path/b"]` into `{"tr": "path/a.conllu", "fr": "path/b"}`."""
+    languages: dict[str, str] = {}
+    for entry in entries:
+        language, sep, path = entry.partition("=")
+        if not sep or not language or not path:
+            raise ValueError(f"{option}: {entry!r} is not LANG=PATH (e.g. tr=data/tr/test.conllu).")
+        if language in languages:
+            raise ValueError(f"{option}: language {language!r} is given twice.")
+        languages[language] = path
+    return languages
+
+
+def _plain(value: Any) -> Any:
+    """A value as YAML and JSON can hold it: enums by value, config objects as dicts."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if hasattr(value, "to_dict"):  # AcceleratorConfig and kin
+        return _plain(value.to_dict())
+    return value
+
+
+def resolved_config(*arguments: Any) -> dict[str, Any]:
+    """The options of parsed argument dataclasses that differ from what their defaults resolve to.
+
+    Each instance is compared with a fresh instance of its class built from its required fields
+    alone, so values that `__post_init__` derives the same way either way (an accelerator config,
+    `report_to: none` as `[]`) are left out, and what remains reruns the same experiment. Secrets
+    (every `*_token` field) are never included.
+    """
+    values: dict[str, Any] = {}
+    for instance in arguments:
+        fields = [f for f in dataclasses.fields(instance) if f.init and not f.name.endswith("_token")]
+        required = {
+            f.name: getattr(instance, f.name)
+            for f in fields
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
+        reference = type(instance)(**required)
+        for f in fields:
+            value = _plain(getattr(instance, f.name))
+            if f.name in required or value != _plain(getattr(reference, f.name)):
+                values[f.name] = value
+    return values
+
+
+def save_config(config: Mapping[str, Any], output_dir: str, recipe: str | None = None) -> str:
+    """Write `config.yaml` (from [`resolved_config`]) into `output_dir`; returns its path.
+
+    `recipe` (e.g. `recipes/pos.py`) goes into the header comment that says how to rerun it.
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, CONFIG_NAME)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("# Resolved by hf-xalign: every option that differs from its default. Rerun with\n")
+        f.write(f"#   python {recipe or 'RECIPE.py'} {path}\n")
+        yaml.safe_dump(dict(config), f, sort_keys=False, allow_unicode=True)
+    return path

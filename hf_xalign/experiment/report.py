@@ -1,0 +1,90 @@
+"""The results of an experiment's cells: `results.jsonl` (one line per cell) and `results.md` (the table)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .cells import CellResult
+
+RESULTS_JSONL, RESULTS_MARKDOWN = "results.jsonl", "results.md"
+
+
+def write_results(results: Sequence[CellResult], output_dir: str, reference: str | None = None) -> None:
+    """Write `results.jsonl` and `results.md` (Δ of every cell against the `reference` cell) into `output_dir`."""
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, RESULTS_JSONL), "w", encoding="utf-8") as f:
+        for result in results:
+            f.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+    with open(os.path.join(output_dir, RESULTS_MARKDOWN), "w", encoding="utf-8") as f:
+        f.write(results_markdown(results, reference))
+        for result in results:
+            if result.conflict_summary:
+                f.write("\n" + conflict_markdown(result.conflict_summary, result.name))
+
+
+def read_results(path: str) -> list[CellResult]:
+    """The cells of a `results.jsonl` file (or of the one in folder `path`), in order."""
+    if os.path.isdir(path):
+        path = os.path.join(path, RESULTS_JSONL)
+    with open(path, encoding="utf-8") as f:
+        return [CellResult.from_dict(json.loads(line)) for line in f if line.strip()]
+
+
+def _number(value: Any, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:+.4f}" if signed else f"{value:.4f}"
+
+
+def results_markdown(results: Sequence[CellResult], reference: str | None = None) -> str:
+    """Per-language table: one column per cell, then `Δ (cell − reference)` for every other cell.
+
+    The last row is the macro average over the target languages. Cells must share the task's
+    metric and source language.
+    """
+    if not results:
+        raise ValueError("no cell results to tabulate")
+    first = results[0]
+    names = [result.name for result in results]
+    if reference is not None and reference not in names:
+        reference = None  # e.g. `compare: false`: no baseline cell to subtract
+    by_name = {result.name: result for result in results}
+    compared = [name for name in names if reference is not None and name != reference]
+    header = ["language", *names] + [f"Δ ({name} − {reference})" for name in compared]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+
+    def row(label: str, value_of: Any) -> str:
+        values = {name: value_of(by_name[name]) for name in names}
+        cells = [_number(values[name]) for name in names]
+        cells += [_number(values[name] - values[reference], signed=True) for name in compared]
+        return f"| {label} | " + " | ".join(cells) + " |"
+
+    languages = list(dict.fromkeys(language for result in results for language in result.languages))
+    for language in languages:
+        label = f"{language} (source)" if language == first.source_language else language
+        lines.append(row(label, lambda result, language=language: result.score(language)))
+    lines.append(row("**macro avg (targets)**", lambda result: result.target_average()))
+    title = f"{first.metric} per language, trained on {first.source_language} only"
+    return f"{title}\n\n" + "\n".join(lines) + "\n"
+
+
+def conflict_markdown(summary: Mapping[str, Any], cell: str) -> str:
+    """A cell's gradient-conflict summary as a short Markdown section."""
+    lines = [
+        f"Task vs alignment gradients ({cell})",
+        "",
+        f"- measured steps: {summary.get('measured_steps', 0)}",
+        f"- mean cosine: {_number(summary.get('mean_cosine'))}, median: {_number(summary.get('median_cosine'))}",
+        f"- steps with a negative cosine: {_number(summary.get('negative_cosine_fraction'))}",
+        f"- mean ‖align‖ / ‖task‖: {_number(summary.get('mean_norm_ratio'))}",
+        "",
+        "| group | mean cosine | mean ‖align‖/‖task‖ |",
+        "|---|---:|---:|",
+    ]
+    for group, values in summary.get("per_group", {}).items():
+        lines.append(f"| {group} | {_number(values.get('mean_cosine'))} | {_number(values.get('mean_norm_ratio'))} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,115 @@
+"""The data of a zero-shot transfer experiment, read once and shared by the cells that train on it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import evaluate
+import torch
+import transformers
+from transformers import AutoTokenizer, DataCollatorWithPadding, EvalPrediction, PreTrainedModel
+
+from ..args import AlignmentTrainingArguments
+from ..data import drop_pairs_containing, load_parallel
+from ..metrics import metric_path
+
+
+@dataclass(kw_only=True)  # keyword-only: a recipe's required options may follow these defaults
+class ZeroShotArguments:
+    """What every zero-shot recipe asks: the encoder, the source language, parallel text, the grid.
+
+    Recipes extend it with their data options (treebanks, labelled examples).
+    """
+
+    model_name_or_path: str = field(metadata={"help": "Hub id or local folder of the encoder."})
+    source_language: str = field(default="en", metadata={"help": "Language of the training data."})
+    parallel_data: list[str] = field(
+        default_factory=list, metadata={"help": "Parallel TSV/JSONL file(s) or hub:PATH[:CONFIG]:SPLIT."}
+    )
+    compare: bool = field(default=True, metadata={"help": "Also train without alignment and show the difference."})
+
+
+class ZeroShotTask:
+    """The data of one zero-shot transfer experiment, read once and shared by all its cells.
+
+    A recipe subclasses it, names its task, metric module and collator, reads its data in
+    `__init__` (after calling this one) and returns a fresh model for each cell from
+    [`build_model`].
+
+    Class attributes:
+        name (`str`): the task (`pos`, `classification`), recorded in every [`CellResult`].
+        metric (`str`): the main score of the result table.
+        metric_module (`str`): the shipped `evaluate` module that scores predictions
+            (see `hf_xalign.metrics`); loaded once per run.
+        collator_class: the data collator's class, built with the tokenizer.
+        recipe (`str`): the script that runs the task, named in `config.yaml`.
+
+    Attributes set here or by the subclass:
+        script_args ([`ZeroShotArguments`]): the recipe's own arguments.
+        training_args ([`AlignmentTrainingArguments`]): the experiment's training arguments; cells
+            override some of them.
+        tokenizer: the model's tokenizer, also used for the parallel text.
+        data_collator: batches `train_dataset` and `eval_datasets`.
+        train_dataset: tokenized source-language training data (subclass).
+        eval_datasets (`dict[str, Dataset]`): tokenized evaluation data per language (subclass).
+        alignment_dataset: parallel text (`src`, `tgt`), or `None` without alignment ([`load_alignment_data`]).
+        details (`dict`): facts about the data, copied into every result.
+    """
+
+    name: str = "task"
+    metric: str = "accuracy"
+    metric_module: str = "token_accuracy"
+    collator_class: type = DataCollatorWithPadding
+    recipe: str | None = None
+
+    def __init__(self, script_args: ZeroShotArguments, training_args: AlignmentTrainingArguments) -> None:
+        transformers.utils.logging.set_verbosity(training_args.get_process_log_level())  # as HF's examples do
+        self.script_args, self.training_args = script_args, training_args
+        self.tokenizer = AutoTokenizer.from_pretrained(script_args.model_name_or_path)
+        self.data_collator = self.collator_class(self.tokenizer)
+        # In memory: several processes scoring at once share no cache files (and so no locks).
+        self.scorer = evaluate.load(metric_path(self.metric_module), keep_in_memory=True)
+        self.train_dataset: Any = None
+        self.eval_datasets: dict[str, Any] = {}
+        self.alignment_dataset: Any = None
+        self.details: dict[str, Any] = {"model": script_args.model_name_or_path}
+
+    @property
+    def source_language(self) -> str:
+        return self.script_args.source_language
+
+    def load_alignment_data(self, test_texts: Iterable[str] | None) -> None:
+        """Read `script_args.parallel_data` into `alignment_dataset`, without the pairs that contain
+        one of `test_texts` (evaluation text must not be aligned); `None` keeps every pair.
+
+        Nothing is read when the experiment does not align. `details` records both counts.
+        """
+        paths = self.script_args.parallel_data
+        if not paths or self.training_args.alignment_mode == "none":
+            self.details.update(parallel_pairs=0, parallel_pairs_dropped_as_test_text=0)
+            return
+        pairs = load_parallel(paths)
+        self.alignment_dataset = pairs if test_texts is None else drop_pairs_containing(pairs, test_texts)
+        self.details.update(
+            parallel_pairs=len(self.alignment_dataset),
+            parallel_pairs_dropped_as_test_text=len(pairs) - len(self.alignment_dataset),
+        )
+
+    def build_model(self) -> PreTrainedModel:
+        """A fresh model for one cell (seeded by the caller)."""
+        raise NotImplementedError
+
+    def compute_metrics(self, prediction: EvalPrediction) -> dict[str, float]:
+        """One language's scores: the metric module on predicted class ids (see [`predicted_ids`]) and
+        labels; only numbers are kept, as every `report_to` target takes them."""
+        predictions, references = prediction.predictions.tolist(), prediction.label_ids.tolist()
+        scores = self.scorer.compute(predictions=predictions, references=references)
+        return {name: value for name, value in scores.items() if isinstance(value, (int, float))}
+
+
+def predicted_ids(logits: torch.Tensor | tuple, labels: torch.Tensor) -> torch.Tensor:
+    """`preprocess_logits_for_metrics`: keep class ids, not logits (a POS test set's logits are large)."""
+    logits = logits[0] if isinstance(logits, tuple) else logits
+    return logits.argmax(-1)
