@@ -56,7 +56,7 @@ def _pseudo_words(count: int, seed: int) -> list[str]:
 
 def load_pairs() -> datasets.Dataset:
     """The parallel Django UI strings (English to seven languages), ~2.3k pairs."""
-    return datasets.concatenate_datasets([load_parallel(path) for path in sorted(PARALLEL_DIR.glob("en-*.tsv"))])
+    return load_parallel(sorted(PARALLEL_DIR.glob("en-*.tsv")))
 
 
 def build_tokenizer(pairs: datasets.Dataset) -> PreTrainedTokenizerFast:

@@ -78,7 +78,8 @@ class AlignmentTrainer(Trainer):
         args ([`AlignmentTrainingArguments`]): training and alignment settings.
         train_dataset: task data; `None` trains alignment alone (then `args.max_steps` must be set).
         alignment_dataset: parallel text: a `datasets.Dataset` with `src`/`tgt`, or anything
-            [`~hf_xalign.data.load_parallel`] reads (a TSV/JSONL path, a pair of text files).
+            [`~hf_xalign.data.load_parallel`] reads (a TSV/JSONL path, a tuple of two
+            line-aligned text files, or a list of sources).
         alignment_loss (`str`, [`AlignmentLoss`] or a list of them, *optional*): overrides
             `args.alignment_loss`; instances are used as given (their own options). Weighed by
             `args.alignment_loss_weights` if set (one weight per loss given here), else 1 each.
