@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
 
 import datasets
 import pytest
 import torch
+from hub_server import HubServer
 from transformers import DataCollatorForTokenClassification, XLMRobertaForTokenClassification
 
 from hf_xalign.tiny import tiny_xlmr_config, train_tokenizer
@@ -120,3 +122,14 @@ def make_model(tokenizer, dropout: float = 0.0, seed: int = 0) -> XLMRobertaForT
         tokenizer, num_labels=len(TAGS), hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout
     )
     return XLMRobertaForTokenClassification(config)
+
+
+@pytest.fixture
+def hub_server(tmp_path_factory) -> Iterator[HubServer]:
+    """A Hub-compatible HTTP server on 127.0.0.1 (tests/hub_server.py), its files in a temporary folder.
+
+    The client reads HF_ENDPOINT and HF_HUB_OFFLINE at import, and the tests run offline: drive it in a subprocess
+    with `env=hub_server.client_env(home)`.
+    """
+    with HubServer(tmp_path_factory.mktemp("hub")) as server:
+        yield server
