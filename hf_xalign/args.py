@@ -95,6 +95,14 @@ class AlignmentTrainingArguments(TrainingArguments):
             Tokens per sentence of parallel text.
         alignment_seed (`int`, *optional*):
             Seed of the alignment stream; defaults to `seed`.
+
+    Parameters that control what is published (with `push_to_hub`):
+        hub_push_loss_heads (`bool`, *optional*, defaults to `False`):
+            Also push the parameters the alignment losses own (`alignment_losses.safetensors`, e.g. an MLM
+            head); the published model is the encoder and its task head without them.
+
+    Secrets: `hub_token` (and every `*_token` field) is left out when the arguments are pickled, so
+    `training_args.bin` in saved folders never holds it.
     """
 
     alignment_loss: list[str] = field(
@@ -143,6 +151,10 @@ class AlignmentTrainingArguments(TrainingArguments):
     alignment_batch_size: int = field(default=16, metadata={"help": "Translation pairs per micro-batch and device."})
     alignment_max_length: int = field(default=128, metadata={"help": "Max tokens per parallel sentence."})
     alignment_seed: int | None = field(default=None, metadata={"help": "Seed of the alignment stream (default: seed)."})
+    hub_push_loss_heads: bool = field(
+        default=False,
+        metadata={"help": "push_to_hub also uploads the loss-owned heads (alignment_losses.safetensors)."},
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.alignment_loss, str):
@@ -199,3 +211,11 @@ class AlignmentTrainingArguments(TrainingArguments):
         super().__post_init__()
         if self.alignment_seed is None:
             self.alignment_seed = self.seed
+
+    def __getstate__(self) -> dict:
+        # Trainer pickles the arguments into every saved folder (training_args.bin): a token must not go with them.
+        state = dict(self.__dict__)
+        for name in state:
+            if name.endswith("_token") and state[name] is not None:
+                state[name] = None
+        return state

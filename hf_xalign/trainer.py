@@ -25,14 +25,15 @@ from .data.collator import ParallelCollator
 from .data.parallel import load_parallel
 from .data.stream import AlignmentStream
 from .distributed import all_reduce_gradients, all_reduce_tensors
+from .hub import ALIGNMENT_LOSSES_NAME, push_aligned
 from .layers import resolve_layer
 from .losses import AlignmentLoss, get_loss_class
+from .model_card import ALIGNMENT_CONFIG_NAME, build_model_card
 from .pooling import ParallelEncoding
 from .schedules import alignment_lambda_at
 from .surgery import CombinationOptions, CombinationState, apply_combination, combination_coefficients
+from .version import __version__
 
-ALIGNMENT_LOSSES_NAME = "alignment_losses.safetensors"
-ALIGNMENT_CONFIG_NAME = "alignment_config.json"
 # The sequential mode's alignment stage writes its checkpoints (optimizer state included) here, inside
 # output_dir. Trainer's pushes upload output_dir with `ignore_patterns=["_*", "checkpoint-*"]`: the
 # leading underscore keeps the stage out of every push, as "checkpoint-*" does for the task's own.
@@ -485,13 +486,92 @@ class AlignmentTrainer(Trainer):
         if self.args.gradient_combination != "sum":
             with open(os.path.join(output_dir, COMBINATION_STATE_NAME), "w", encoding="utf-8") as f:
                 json.dump(self.combination_state.to_dict(), f, indent=2)
+        self._write_model_card(output_dir)
+
+    # ---- model card and Hub: the card is written from the saved files, as TRL writes its cards on save ----
+
+    def _write_model_card(self, folder: str, model_name: str | None = None, **card_options: Any) -> None:
+        repo_id = self.hub_model_id or self.args.hub_model_id
+        card = build_model_card(folder, repo_id, model_name=model_name, **card_options)
+        card.save(os.path.join(folder, "README.md"))
+
+    def create_model_card(
+        self,
+        language: str | None = None,
+        license: str | None = None,
+        tags: str | list[str] | None = None,
+        model_name: str | None = None,
+        finetuned_from: str | None = None,
+        tasks: str | list[str] | None = None,
+        dataset_tags: str | list[str] | None = None,
+        dataset: str | list[str] | None = None,
+        dataset_args: str | list[str] | None = None,
+    ) -> None:
+        """Write `output_dir/README.md`: the alignment card (`hf_xalign.model_card`) instead of Trainer's generic one.
+
+        The card's facts come from the saved files (languages, base model and datasets included);
+        `license`, `tags` and `model_name` are added, the other arguments are Trainer's and unused.
+        """
+        if not self.is_world_process_zero():
+            return
+        extra_tags = [tags] if isinstance(tags, str) else list(tags or [])
+        self._write_model_card(self.args.output_dir, model_name=model_name, license=license, tags=extra_tags)
+
+    def push_to_hub(
+        self,
+        commit_message: str | None = "End of training",
+        blocking: bool = True,
+        token: str | None = None,
+        revision: str | None = None,
+        private: bool | None = None,
+        **kwargs: Any,
+    ) -> str | None:
+        """Save the model and push `output_dir` to `args.hub_model_id` with the alignment card.
+
+        As [`~transformers.Trainer.push_to_hub`], but what is uploaded is what `hf_xalign.hub` publishes:
+        no pickles (`training_args.bin`), no checkpoints or alignment stage, and the loss-owned heads
+        only with `hub_push_loss_heads`. Blocking; returns the commit URL on the main process.
+        """
+        self.callback_handler.on_push_begin(self.args, self.state, self.control)
+        token = token if token is not None else self.args.hub_token
+        if self.hub_model_id is None:
+            self.init_hf_repo(token=token, private=private)
+        self.save_model(_internal_call=True)
+        if not self.is_world_process_zero():
+            return None
+        self._finish_current_push()
+        return push_aligned(
+            self.args.output_dir,
+            self.hub_model_id,
+            token=token,
+            revision=revision if revision is not None else self.args.hub_revision,
+            commit_message=commit_message or "End of training",
+            include_loss_heads=self.args.hub_push_loss_heads,
+            model_name=kwargs.get("model_name"),
+        )
 
     def alignment_config(self) -> dict[str, Any]:
-        """How this model is being aligned: losses, their options and weights, λ and mode."""
+        """How this model is being aligned, for `alignment_config.json` and the model card.
+
+        The losses (options and weights), λ and its schedule, the mode, the layer and pooling the
+        losses read, the parallel data (pairs per language pair), steps and seeds, the base model
+        and the package version.
+        """
         args = self.args
+        model_config = getattr(self.accelerator.unwrap_model(self.model), "config", None)
+        num_layers = getattr(model_config, "num_hidden_layers", None)
+        pairs = self.alignment_stream.dataset if self.alignment_stream else None
         return {
+            "hf_xalign_version": __version__,
+            "base_model": getattr(model_config, "name_or_path", None) or None,
             "losses": [
-                {"name": loss.name, "key": key, "weight": weight, "config": loss.get_config_dict()}
+                {
+                    "name": loss.name,
+                    "key": key,
+                    "weight": weight,
+                    "config": loss.get_config_dict(),
+                    "citation": loss.citation,
+                }
                 for key, weight, loss in zip(
                     self.alignment_loss_names, self.alignment_loss_weights, self.alignment_losses
                 )
@@ -499,8 +579,15 @@ class AlignmentTrainer(Trainer):
             "lambda": args.alignment_lambda,
             "lambda_schedule": args.alignment_lambda_schedule,
             "mode": args.alignment_mode,
+            "layer": resolve_layer(args.alignment_layer, num_layers) if num_layers else args.alignment_layer,
+            "pooling": args.alignment_pooling,
             "alignment_batch_size": args.alignment_batch_size,
-            "alignment_pairs": len(self.alignment_stream.dataset) if self.alignment_stream else 0,
+            "alignment_pairs": len(pairs) if pairs is not None else 0,
+            "language_pairs": language_pair_counts(pairs) if pairs is not None else {},
+            "steps": self.state.global_step,
+            "alignment_steps": args.alignment_steps if args.alignment_mode == "sequential" else 0,
+            "seed": args.seed,
+            "alignment_seed": args.alignment_seed,
             "gradient_combination": args.gradient_combination,
         }
 
@@ -629,3 +716,11 @@ def _split_resume(resume: str | bool | None, output_dir: str, stage_dir: str) ->
     if os.path.commonpath([resume, os.path.abspath(stage_dir)]) == os.path.abspath(stage_dir):
         return resume, None
     return None, resume
+
+
+def language_pair_counts(pairs: datasets.Dataset) -> dict[str, int]:
+    """`{"en-fr": 329, ...}`: parallel pairs per language pair (`?` where the data names no language)."""
+    counts: dict[str, int] = defaultdict(int)
+    for source, target in zip(pairs["src_lang"], pairs["tgt_lang"]):
+        counts[f"{source or '?'}-{target or '?'}"] += 1
+    return dict(sorted(counts.items()))

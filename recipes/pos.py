@@ -25,7 +25,7 @@ from transformers import AutoModelForTokenClassification, DataCollatorForTokenCl
 from hf_xalign import AlignmentTrainingArguments
 from hf_xalign.data.conllu import GOOGLE_UNIVERSAL_TAG_MAP, UPOS_TAGS, read_treebank, tokenize_and_align_labels
 from hf_xalign.experiment import ZeroShotArguments, ZeroShotTask, parse_language_paths, run_experiment, run_recipe
-from hf_xalign.experiment.cells import CellResult
+from hf_xalign.results import CellResult
 
 TAG_MAPS = {"none": None, "google_universal": GOOGLE_UNIVERSAL_TAG_MAP}
 
@@ -64,6 +64,7 @@ class PosTask(ZeroShotTask):
         source = read_treebank(script_args.train_treebank, language=script_args.source_language, tag_map=tag_map)
         self.train_dataset = self.tokenized(source)
         self.eval_datasets = {language: self.tokenized(treebank) for language, treebank in treebanks.items()}
+        self.details["train_sources"] = list(script_args.train_treebank)
         self.details["train_sentences"] = len(self.train_dataset)
         self.details["eval_sentences"] = {language: len(data) for language, data in self.eval_datasets.items()}
         # Zero-shot test sentences must not be aligned: drop the pairs that contain a target-language

@@ -29,7 +29,7 @@ from transformers import AutoModelForSequenceClassification
 from hf_xalign import AlignmentTrainingArguments
 from hf_xalign.data.classification import LAYOUTS, load_classification, tokenize_classification
 from hf_xalign.experiment import ZeroShotArguments, ZeroShotTask, parse_language_paths, run_experiment, run_recipe
-from hf_xalign.experiment.cells import CellResult
+from hf_xalign.results import CellResult
 
 
 @dataclass(kw_only=True)  # keyword-only: options with defaults may come before required ones
@@ -97,6 +97,7 @@ class ClassificationTask(ZeroShotTask):
         self.train_dataset = tokenize_classification(train_raw, **encode)
         self.eval_datasets = {language: tokenize_classification(data, **encode) for language, data in eval_raw.items()}
         self.details.update(
+            train_sources=list(script_args.train_data),
             layout=script_args.layout,
             labels=self.labels,
             train_examples=len(self.train_dataset),

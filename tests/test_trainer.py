@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import Future
-from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
-import transformers.trainer
 from accelerate import Accelerator
 from accelerate.utils import DistributedType
 from conftest import make_model
-from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 from transformers import HfArgumentParser, TrainerCallback, XLMRobertaModel
 
 from hf_xalign import AlignmentTrainer, AlignmentTrainingArguments
@@ -303,60 +298,6 @@ def test_sequential_resume_from_either_stage_matches_uninterrupted_run(tmp_path,
     # the alignment stage's logs, also when the resumed run skipped the finished stage
     stage_steps = [h["step"] for h in resumed.alignment_stage_log_history if "loss" in h]
     assert stage_steps == [h["step"] for h in full.alignment_stage_log_history if "loss" in h] == [1, 2, 3, 4]
-
-
-class RecordingHub:
-    """Stands in for `HfApi` in `transformers.trainer`: keeps, for each upload, the files it would send.
-
-    The files are chosen as `HfApi.upload_folder` chooses them: every file under the folder,
-    filtered by `huggingface_hub.utils.filter_repo_objects` with the caller's `ignore_patterns`
-    plus huggingface_hub's defaults.
-    """
-
-    def __init__(self):
-        self.uploads = []  # (folder uploaded, paths in the repository)
-
-    def create_repo(self, repo_id, **kwargs):
-        return SimpleNamespace(repo_id=repo_id)
-
-    def upload_folder(self, *, folder_path, path_in_repo=None, ignore_patterns=None, **kwargs):
-        folder = Path(folder_path)
-        files = [path.relative_to(folder).as_posix() for path in sorted(folder.glob("**/*")) if path.is_file()]
-        kept = filter_repo_objects(files, ignore_patterns=list(ignore_patterns or []) + DEFAULT_IGNORE_PATTERNS)
-        prefix = f"{path_in_repo}/" if path_in_repo else ""
-        self.uploads.append((str(folder), [prefix + path for path in kept]))
-        done = Future()
-        done.set_result(None)
-        return done
-
-
-@pytest.mark.parametrize("hub_strategy", ["every_save", "checkpoint"])
-def test_sequential_alignment_stage_is_never_pushed(tmp_path, data, monkeypatch, hub_strategy):
-    hub = RecordingHub()
-    monkeypatch.setattr(transformers.trainer, "hf_api", lambda: hub)
-    args = make_args(
-        tmp_path,
-        alignment_mode="sequential",
-        alignment_steps=2,
-        max_steps=2,
-        save_strategy="steps",
-        save_steps=1,
-        push_to_hub=True,
-        hub_model_id="user/aligned",
-        hub_strategy=hub_strategy,
-    )
-    trainer = make_trainer(*data, args)
-    trainer.train()
-    trainer.push_to_hub()
-
-    stage_dir = os.path.join(args.output_dir, ALIGNMENT_STAGE_DIR)
-    assert os.path.isfile(os.path.join(stage_dir, "checkpoint-2", "optimizer.pt"))  # there was something to leak
-    assert hub.uploads and all(
-        not folder.startswith(stage_dir) for folder, _ in hub.uploads
-    )  # the stage pushed nothing
-    pushed = [path for _, paths in hub.uploads for path in paths]
-    assert "model.safetensors" in pushed
-    assert not [path for path in pushed if ALIGNMENT_STAGE_DIR in path]
 
 
 def test_alignment_only_training_with_a_bare_encoder(tmp_path, tokenizer, parallel_dataset):

@@ -4,11 +4,10 @@ A recipe (recipes/pos.py, recipes/xnli.py) tells the story of one experiment: it
 into a [`ZeroShotTask`] and runs a grid of cells on it; the pieces it reuses live here.
 """
 
+from ..results import CELL_RESULT_NAME, CellResult
 from .cells import (
     ALIGNED,
     BASELINE,
-    CELL_RESULT_NAME,
-    CellResult,
     compare_cells,
     evaluate_languages,
     run_cell,

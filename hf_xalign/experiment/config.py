@@ -19,6 +19,8 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser
 
+from ..hub import HubError
+
 CONFIG_NAME = "config.yaml"
 
 
@@ -99,14 +101,20 @@ def run_recipe(main: Callable[..., Any], dataclass_types: Sequence[type], argv: 
 
     A mistyped option (`--max_stepz 3`) or value (`--alignment_loss contrastiv`) prints
     `recipe.py: error: ...` with the closest known names and exits with status 2, as argparse
-    does for its own errors, instead of a traceback.
+    does for its own errors, instead of a traceback. A push the Hub refuses at the end of a run
+    prints one line and exits with status 1; the run's files stay as they are.
     """
+    program = os.path.basename(sys.argv[0])
     try:
         arguments = parse_config(dataclass_types, argv)
     except (ValueError, FileNotFoundError) as error:  # ConfigError, and the dataclasses' own checks
-        print(f"{os.path.basename(sys.argv[0])}: error: {error}", file=sys.stderr)
+        print(f"{program}: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    return main(*arguments)
+    try:
+        return main(*arguments)
+    except HubError as error:  # the run itself is saved; only the push failed
+        print(f"{program}: error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def parse_language_paths(entries: Sequence[str], option: str) -> dict[str, str]:

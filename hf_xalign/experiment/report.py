@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .cells import CellResult
+from ..results import CellResult
 
 RESULTS_JSONL, RESULTS_MARKDOWN = "results.jsonl", "results.md"
 

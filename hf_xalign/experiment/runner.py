@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .cells import BASELINE, CellResult, compare_cells, run_cell
+from ..args import AlignmentTrainingArguments
+from ..hub import push_aligned
+from ..model_card import build_model_card, write_results_file
+from ..results import CellResult
+from .cells import BASELINE, compare_cells, run_cell
 from .config import resolved_config, save_config
 from .report import results_markdown, write_results
 from .task import ZeroShotTask
@@ -17,6 +22,10 @@ def run_experiment(
     reference: str | None = BASELINE,
 ) -> list[CellResult]:
     """Run every `(name, overrides)` cell on `task`; write `config.yaml`, `results.jsonl`, `results.md`.
+
+    Each cell's folder then gets `results.json` (its scores and the reference's) and its model card.
+    With `push_to_hub` and `hub_model_id` in the training arguments, the first cell that is not the
+    reference is pushed at the end, card and results included (the cells' trainers do not push).
 
     Without `cells`, the grid is the task's comparison (the aligned cell, and its baseline when
     `script_args.compare` is set: [`compare_cells`]).
@@ -35,4 +44,24 @@ def run_experiment(
     if main_process:
         write_results(results, output_dir, reference)
         print("\n" + results_markdown(results, reference))
+        publish(results, reference, task.training_args)
     return results
+
+
+def publish(results: Sequence[CellResult], reference: str | None, args: AlignmentTrainingArguments) -> None:
+    """Give every cell's model folder `results.json` and a card; push the first non-reference cell if asked."""
+    by_name = {result.name: result for result in results}
+    for result in results:
+        write_results_file(result.model_path, result, by_name.get(reference) if result.name != reference else None)
+        build_model_card(result.model_path, args.hub_model_id).save(os.path.join(result.model_path, "README.md"))
+    pushed = [result for result in results if result.name != reference][:1]
+    if args.push_to_hub and args.hub_model_id and pushed:
+        url = push_aligned(
+            pushed[0].model_path,
+            args.hub_model_id,
+            token=args.hub_token,
+            private=args.hub_private_repo,
+            revision=args.hub_revision,
+            include_loss_heads=args.hub_push_loss_heads,
+        )
+        print(f"pushed {pushed[0].name!r} to {url}")

@@ -20,7 +20,8 @@ from ..metrics import metric_path
 class ZeroShotArguments:
     """What every zero-shot recipe asks: the encoder, the source language, parallel text, the grid.
 
-    Recipes extend it with their data options (treebanks, labelled examples).
+    Recipes extend it with their data options (treebanks, labelled examples) and set
+    `eval_languages` (`{language: source}`, the evaluation data) in `__post_init__`.
     """
 
     model_name_or_path: str = field(metadata={"help": "Hub id or local folder of the encoder."})
@@ -74,7 +75,11 @@ class ZeroShotTask:
         self.train_dataset: Any = None
         self.eval_datasets: dict[str, Any] = {}
         self.alignment_dataset: Any = None
-        self.details: dict[str, Any] = {"model": script_args.model_name_or_path}
+        self.details: dict[str, Any] = {
+            "model": script_args.model_name_or_path,
+            "eval_sources": dict(script_args.eval_languages),
+            "parallel_sources": [str(source) for source in script_args.parallel_data],
+        }
 
     @property
     def source_language(self) -> str:

@@ -1,0 +1,328 @@
+"""Model cards for aligned checkpoints, written from the run's own files.
+
+A card is rendered with `huggingface_hub.ModelCard.from_template` from the template in
+`model_cards/aligned_model.md` and the files of a model folder: `alignment_config.json` (how it
+was aligned), `results.json` (its [`CellResult`] and the baseline's, per language) and
+`conflict_summary.json` (task vs alignment gradients). Nothing about a run is written by hand:
+a section whose file is absent is left out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .conflict import CONFLICT_SUMMARY_NAME, json_safe
+from .results import CellResult
+from .version import __version__
+
+ALIGNMENT_CONFIG_NAME = "alignment_config.json"
+RESULTS_NAME = "results.json"
+TEMPLATE_NAME = "aligned_model.md"
+TAGS = ("cross-lingual-alignment", "hf-xalign")
+
+PAPER_CITATION = """@misc{veitsman2026alignment,
+  title  = {Why Better Cross-Lingual Alignment Fails for Better Cross-Lingual Transfer: Case of Encoders},
+  author = {Veitsman and Liu and Sch{\\"u}tze},
+  year   = {2026}
+}"""
+
+
+@dataclass(frozen=True)
+class TaskKind:
+    """How a task appears on the Hub and how it loads."""
+
+    pipeline_tag: str
+    title: str  # for the model-index and the prose
+    load_task: str | None  # `load_aligned(..., task=)`
+    auto_class: str
+
+
+TASK_KINDS = {
+    "token-classification": TaskKind(
+        "token-classification", "Token classification", "token-classification", "AutoModelForTokenClassification"
+    ),
+    "sequence-classification": TaskKind(
+        "text-classification", "Text classification", "sequence-classification", "AutoModelForSequenceClassification"
+    ),
+    "encoder": TaskKind("feature-extraction", "Sentence and token representations", None, "AutoModel"),
+}
+# A recipe's task (`CellResult.task`) and a saved model's architecture name the same kinds.
+RECIPE_TASKS = {"pos": "token-classification", "classification": "sequence-classification"}
+TASK_TITLES = {"pos": "Part-of-speech tagging", "classification": "Sentence classification"}
+
+
+def task_kind_of(architectures: Sequence[str]) -> str:
+    """`token-classification`, `sequence-classification` or `encoder`, from `config.json`'s architectures."""
+    for name in architectures:
+        if name.endswith("ForTokenClassification"):
+            return "token-classification"
+        if name.endswith("ForSequenceClassification"):
+            return "sequence-classification"
+    return "encoder"
+
+
+def template_path() -> str:
+    """The card template: `model_cards/` of the source tree, or where a wheel installs it."""
+    candidates = (
+        Path(__file__).resolve().parent.parent / "model_cards" / TEMPLATE_NAME,
+        Path(sys.prefix) / "share" / "hf-xalign" / "model_cards" / TEMPLATE_NAME,
+    )
+    for path in candidates:
+        if path.is_file():
+            return str(path)
+    raise FileNotFoundError(
+        f"Model card template {TEMPLATE_NAME} not found (looked in {', '.join(map(str, candidates))})."
+    )
+
+
+def _read_json(folder: str, name: str) -> Any:
+    path = os.path.join(folder, name)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+@dataclass
+class RunFiles:
+    """What a model folder says about its run; `None` where a file is absent."""
+
+    alignment: dict | None = None
+    result: CellResult | None = None
+    reference: CellResult | None = None
+    conflict: dict | None = None
+    architectures: list[str] = field(default_factory=list)
+
+    @classmethod
+    def read(cls, folder: str) -> RunFiles:
+        results = _read_json(folder, RESULTS_NAME) or {}
+        return cls(
+            alignment=_read_json(folder, ALIGNMENT_CONFIG_NAME),
+            result=CellResult.from_dict(results["result"]) if results.get("result") else None,
+            reference=CellResult.from_dict(results["reference"]) if results.get("reference") else None,
+            conflict=_read_json(folder, CONFLICT_SUMMARY_NAME),
+            architectures=list((_read_json(folder, "config.json") or {}).get("architectures") or []),
+        )
+
+    @property
+    def task_kind(self) -> str:
+        if self.result is not None and self.result.task in RECIPE_TASKS:
+            return RECIPE_TASKS[self.result.task]
+        return task_kind_of(self.architectures)
+
+    @property
+    def aligned(self) -> bool:
+        return bool(self.alignment and self.alignment.get("mode") != "none" and self.alignment.get("losses"))
+
+    @property
+    def languages(self) -> list[str]:
+        """The run's languages: those it was scored on and those of its parallel text, sorted."""
+        languages = set(self.result.scores) if self.result else set()
+        for pair in (self.alignment or {}).get("language_pairs", {}):
+            languages.update(code for code in pair.split("-") if code != "?")
+        return sorted(languages)
+
+    @property
+    def hub_datasets(self) -> list[str]:
+        """Hub dataset ids among the run's sources (`hub:PATH[:CONFIG]:SPLIT`); local files are named in the prose."""
+        details = self.result.details if self.result else {}
+        sources = [*details.get("train_sources", []), *details.get("eval_sources", {}).values()]
+        sources += details.get("parallel_sources", [])
+        return sorted({source[4:].split(":")[0] for source in sources if str(source).startswith("hub:")})
+
+
+def write_results_file(folder: str, result: CellResult, reference: CellResult | None = None) -> str:
+    """Write `results.json` (this model's cell result and, if compared, the reference cell's) into `folder`."""
+    path = os.path.join(folder, RESULTS_NAME)
+    content = {"result": result.to_dict(), "reference": reference.to_dict() if reference else None}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(json_safe(content), f, indent=2, ensure_ascii=False)
+    return path
+
+
+def eval_results(run: RunFiles) -> list[EvalResult]:
+    """The `model-index` entries: every score with a fractional value (counts stay in the prose), per
+    language, for this model and, labelled as such, for the baseline."""
+    if run.result is None:
+        return []
+    kind = TASK_KINDS[run.task_kind]
+    title = TASK_TITLES.get(run.result.task, kind.title)
+    sources = run.result.details.get("eval_sources", {})
+    entries = []
+    for cell, label in ((run.result, ""), (run.reference, " (baseline without alignment)")):
+        if cell is None:
+            continue
+        for language, scores in cell.scores.items():
+            for metric, value in scores.items():
+                if not isinstance(value, float) or math.isnan(value):
+                    continue
+                zero_shot = "source language" if language == cell.source_language else "zero-shot"
+                entries.append(
+                    EvalResult(
+                        task_type=kind.pipeline_tag,
+                        task_name=title,
+                        dataset_type=sources.get(language, language),
+                        dataset_name=f"{language} ({zero_shot})",
+                        dataset_config=language,
+                        metric_type=metric,
+                        metric_name=f"{metric}{label}",
+                        metric_value=value,
+                    )
+                )
+    return entries
+
+
+def _number(value: Any) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+
+
+def _alignment_lines(alignment: dict) -> list[str]:
+    if alignment.get("mode") == "none" or not alignment.get("losses"):
+        return ["Not aligned: task fine-tuning alone (`alignment_mode: none`), the baseline of a comparison."]
+    losses = ", ".join(
+        f"`{loss['name']}` (weight {loss['weight']:g}"
+        + "".join(f", {key} {value}" for key, value in loss.get("config", {}).items())
+        + ")"
+        for loss in alignment["losses"]
+    )
+    pairs = alignment.get("language_pairs", {})
+    pair_text = ", ".join(f"{pair} {count:,}" for pair, count in pairs.items())
+    modes = {
+        "joint": "joint: task loss + λ · alignment loss at every step",
+        "sequential": f"sequential: {alignment.get('alignment_steps', 0)} alignment-only steps, then the task",
+        "alternate": "alternate: the alignment loss is added on every k-th step",
+    }
+    lines = [
+        f"Losses: {losses}.",
+        f"λ = {alignment.get('lambda'):g} ({alignment.get('lambda_schedule')} schedule); mode "
+        f"{modes.get(alignment.get('mode'), alignment.get('mode'))}.",
+        f"Layer {alignment.get('layer')} (hidden_states[{alignment.get('layer')}], 0 = embedding output), "
+        f"{alignment.get('pooling')} pooling.",
+        f"Parallel data: {alignment.get('alignment_pairs', 0):,} pairs"
+        + (f" ({pair_text})" if pair_text else "")
+        + f", {alignment.get('alignment_batch_size')} pairs per step.",
+        f"{alignment.get('steps')} optimizer steps, seed {alignment.get('seed')}; gradient combination "
+        f"`{alignment.get('gradient_combination')}`.",
+    ]
+    if alignment.get("base_model"):
+        lines.insert(0, f"Base model: `{alignment['base_model']}`.")
+    return lines
+
+
+def _score_table(run: RunFiles) -> str:
+    result, reference = run.result, run.reference
+    metric = result.metric
+    header = ["language", "this model"] + (["baseline (no alignment)", "Δ"] if reference else [])
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    rows = [
+        (language, result.score(language), reference.score(language) if reference else None)
+        for language in result.languages
+    ]
+    rows.append(("**macro avg (targets)**", result.target_average(), reference.target_average() if reference else None))
+    for language, value, baseline in rows:
+        label = f"{language} (source)" if language == result.source_language else language
+        cells = [_number(value)]
+        if reference:
+            delta = value - baseline
+            cells += [_number(baseline), "–" if math.isnan(delta) else f"{delta:+.4f}"]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return f"{metric} per language:\n\n" + "\n".join(lines)
+
+
+def _conflict_lines(summary: dict) -> list[str]:
+    return [
+        f"Measured steps: {summary.get('measured_steps', 0)}.",
+        f"Mean cosine between the task and alignment gradients: {_number(summary.get('mean_cosine'))} "
+        f"(median {_number(summary.get('median_cosine'))}); near 0 means the two objectives barely interact.",
+        f"Share of steps with a negative cosine: {_number(summary.get('negative_cosine_fraction'))}.",
+        f"Mean ‖alignment gradient‖ / ‖task gradient‖: {_number(summary.get('mean_norm_ratio'))}.",
+    ]
+
+
+def _summary(run: RunFiles) -> str:
+    kind = TASK_KINDS[run.task_kind]
+    base = (run.alignment or {}).get("base_model")
+    start = f"`{base}`" if base else "A multilingual encoder"
+    if run.result is None:
+        task = "aligned on parallel text" if run.aligned else "fine-tuned"
+        return f"{start}, {task} with hf-xalign ({kind.title.lower()})."
+    task = TASK_TITLES.get(run.result.task, kind.title)
+    how = "with cross-lingual alignment on parallel text" if run.aligned else "without alignment"
+    return (
+        f"{start} fine-tuned for {task.lower()} on {run.result.source_language} only, {how}, and evaluated "
+        f"zero-shot on {', '.join(run.result.target_languages) or 'no other language'}. Trained with hf-xalign."
+    )
+
+
+def build_model_card(
+    folder: str,
+    repo_id: str | None = None,
+    *,
+    model_name: str | None = None,
+    license: str | None = None,
+    tags: Iterable[str] = (),
+) -> ModelCard:
+    """The card of the model in `folder`, from its files; `repo_id` is what the usage snippet loads.
+
+    Args:
+        folder (`str`): a model folder written by `AlignmentTrainer` (and, for the scores, a recipe).
+        repo_id (`str`, *optional*): the Hub repository; defaults to the folder's name.
+        model_name (`str`, *optional*): the card's title and `model-index` name; defaults to the repo's name.
+        license (`str`, *optional*): the `license` metadata.
+        tags (`Iterable[str]`, *optional*): tags besides `cross-lingual-alignment` and `hf-xalign`.
+    """
+    run = RunFiles.read(folder)
+    repo_id = repo_id or Path(folder).resolve().name
+    model_name = model_name or repo_id.split("/")[-1]
+    kind = TASK_KINDS[run.task_kind]
+    base_model = (run.alignment or {}).get("base_model")
+    card_data = ModelCardData(
+        language=run.languages or None,
+        license=license,
+        library_name="transformers",
+        pipeline_tag=kind.pipeline_tag,
+        tags=[*TAGS, *(tag for tag in tags if tag not in TAGS)],
+        # A local folder is not a Hub id: only an id-shaped name goes into the metadata.
+        base_model=base_model
+        if base_model and not os.path.isabs(base_model) and not base_model.startswith(".")
+        else None,
+        datasets=run.hub_datasets or None,
+        model_name=model_name,
+        eval_results=eval_results(run) or None,
+    )
+    result = run.result
+    losses = (run.alignment or {}).get("losses", [])
+    citations = list(dict.fromkeys(loss["citation"] for loss in losses if loss.get("citation")))
+    baseline_note = None
+    if run.reference is not None:
+        baseline_note = (
+            f"Δ is this model minus the same fine-tuning without alignment. Read it as an effect on transfer only "
+            f"where the baseline has learned the task: its source-language {result.metric} is "
+            f"{_number(run.reference.score(result.source_language))}."
+        )
+    return ModelCard.from_template(
+        card_data,
+        template_path=template_path(),
+        version=__version__,
+        model_name=model_name,
+        repo_id=repo_id,
+        summary=_summary(run),
+        alignment_lines=_alignment_lines(run.alignment) if run.alignment else [],
+        score_intro=(f"Trained on {result.source_language}; every other language is zero-shot." if result else ""),
+        score_table=_score_table(run) if result else "",
+        baseline_note=baseline_note,
+        conflict_lines=_conflict_lines(run.conflict) if run.conflict else [],
+        task_argument=kind.load_task,
+        auto_class=kind.auto_class,
+        paper_citation=PAPER_CITATION,
+        loss_citations=citations,
+    )
