@@ -1,0 +1,20 @@
+"""Analysis of cross-lingual alignment: measures per layer, tables, the `xalign analyze` command."""
+
+from .analyze import COLUMNS, add_analyze_command, analyze, analyze_model, read_table, write_table
+from .measures import MEASURES, cosine_gap, linear_cka, measure_all, pair_cosine, pair_l2, retrieval_accuracy
+
+__all__ = [
+    "COLUMNS",
+    "MEASURES",
+    "add_analyze_command",
+    "analyze",
+    "analyze_model",
+    "cosine_gap",
+    "linear_cka",
+    "measure_all",
+    "pair_cosine",
+    "pair_l2",
+    "read_table",
+    "retrieval_accuracy",
+    "write_table",
+]
