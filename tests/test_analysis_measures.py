@@ -34,7 +34,8 @@ from hf_xalign.analysis import (
     retrieval_accuracy,
     write_table,
 )
-from hf_xalign.data import DataFileError
+from hf_xalign.analysis.analyze import length_sorted_batches, pair_lengths
+from hf_xalign.data import DataFileError, ParallelCollator
 from hf_xalign.tiny import tiny_xlmr_config
 
 
@@ -215,6 +216,15 @@ def test_analyze_matches_a_hand_loop_over_hidden_states(encoder, tokenizer, para
         assert values["en-xx", layer, "pair_cosine"] == pytest.approx(expected_cosine, abs=1e-5)
         assert values["en-xx", layer, "retrieval_src_to_tgt"] == source_to_target
         assert values["en-xx", layer, "retrieval_tgt_to_src"] == target_to_source
+
+
+def test_batches_group_pairs_of_similar_token_length(tokenizer):
+    rows = [{"src": "a cat", "tgt": "un gatu"}, {"src": "the big red dog runs", "tgt": "lo perru"}]
+    batch = ParallelCollator(tokenizer)(rows)
+    tokens = batch["attention_mask"].sum(dim=1).tolist()  # per row: sources, then targets
+
+    assert pair_lengths(tokenizer, rows, max_length=128) == [max(tokens[0], tokens[2]), max(tokens[1], tokens[3])]
+    assert length_sorted_batches([5, 1, 3, 1, 9], batch_size=2) == [[1, 3], [2, 0], [4]]
 
 
 def test_analyze_rows_are_tidy_and_ordered(encoder, tokenizer, parallel_dataset):

@@ -58,6 +58,7 @@ __all__ = [
     "expand_pair_sources",
     "group_by_language_pair",
     "length_sorted_batches",
+    "pair_lengths",
     "read_table",
     "resolve_layers",
     "run_analyze",
@@ -110,13 +111,20 @@ def _check_group_sizes(groups: dict[str, list[dict[str, str]]]) -> None:
             )
 
 
-def length_sorted_batches(rows: list[dict[str, str]], batch_size: int) -> list[list[int]]:
-    """Indices of `rows` in batches of `batch_size`, shortest pairs first, so that each batch pads little.
+def pair_lengths(tokenizer: PreTrainedTokenizerBase, rows: list[dict[str, str]], max_length: int) -> list[int]:
+    """Tokens of the longer side of each pair, as [`~hf_xalign.data.ParallelCollator`] tokenizes (and truncates) it."""
+    words = [row["src"].split() for row in rows] + [row["tgt"].split() for row in rows]
+    ids = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)["input_ids"]
+    return [max(len(src), len(tgt)) for src, tgt in zip(ids[: len(rows)], ids[len(rows) :])]
 
-    A pair's length is that of its longer side, in characters: source and target rows share one batch
-    and are padded together. Ties keep the input order.
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices `0..len(lengths)-1` in batches of `batch_size`, shortest first, so that each batch pads little.
+
+    Source and target rows of a batch are padded together, so a pair's length is its longer side's
+    ([`pair_lengths`]). Ties keep the input order.
     """
-    order = sorted(range(len(rows)), key=lambda i: max(len(rows[i]["src"]), len(rows[i]["tgt"])))
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
     return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
 
@@ -136,7 +144,8 @@ def _pooled_layers(
     """
     sources: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
     targets: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
-    for indices in length_sorted_batches(rows, batch_size):
+    lengths = pair_lengths(collator.tokenizer, rows, collator.max_length)
+    for indices in length_sorted_batches(lengths, batch_size):
         batch = collator([rows[i] for i in indices])  # source rows, then target rows
         encoding = ParallelEncoding(encoder, {key: value.to(encoder.device) for key, value in batch.items()})
         for layer in layers:
@@ -160,7 +169,7 @@ def analyze(
     """Alignment measures of `model` per language pair and layer, as tidy rows.
 
     Pairs are grouped by language pair; each group runs in batches of `batch_size` pairs of similar length
-    ([`length_sorted_batches`], less padding), each batch ONE no-grad forward of the encoder
+    in tokens ([`length_sorted_batches`], less padding), each batch ONE no-grad forward of the encoder
     (`model.base_model`) over its `2 * batch_size` source and target rows.
     The model is in eval mode meanwhile (no dropout) and goes back to its previous mode after.
 
