@@ -1,4 +1,5 @@
-"""The `xalign` command: list losses, inspect a saved model, push a run to the Hub, download one."""
+"""The `xalign` command: list losses, inspect a saved model, push a run to the Hub, download one,
+measure alignment per layer, write the alignment-vs-transfer report."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from .analysis.analyze import add_analyze_command
+from .analysis.report import add_report_command
 from .experiment.report import RESULTS_JSONL, read_results
 from .hub import HubError, download_aligned, push_aligned
 from .losses import LOSS_REGISTRY
@@ -92,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     download_command.add_argument("--cache-dir", help="instead of the Hugging Face cache")
     download_command.add_argument("--token", help=token_help)
     download_command.set_defaults(run=download)
+    add_analyze_command(commands)
+    add_report_command(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -218,24 +218,36 @@ def _alignment_lines(alignment: dict) -> list[str]:
     return lines
 
 
+def _interval(text: str, interval: Sequence[float] | None, signed: bool = False) -> str:
+    if not interval or text == "–":
+        return text
+    low, high = (f"{value:+.3f}" if signed else f"{value:.3f}" for value in interval)
+    return f"{text} [{low}, {high}]"
+
+
 def _score_table(run: RunFiles) -> str:
     result, reference = run.result, run.reference
-    metric = result.metric
     header = ["language", "this model"] + (["baseline (no alignment)", "Δ"] if reference else [])
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
-    rows = [
-        (language, result.score(language), reference.score(language) if reference else None)
-        for language in result.languages
-    ]
-    rows.append(("**macro avg (targets)**", result.target_average(), reference.target_average() if reference else None))
-    for language, value, baseline in rows:
-        label = f"{language} (source)" if language == result.source_language else language
-        cells = [_number(value)]
+    languages = [(language, result.score(language), language) for language in result.languages]
+    rows = [*languages, ("**macro avg (targets)**", result.target_average(), None)]
+    for label, value, language in rows:
+        if language == result.source_language:
+            label = f"{language} (source)"
+        cells = [_interval(_number(value), result.intervals.get(language))]
         if reference:
+            baseline = reference.score(language) if language else reference.target_average()
             delta = value - baseline
-            cells += [_number(baseline), "–" if math.isnan(delta) else f"{delta:+.4f}"]
+            delta_text = "–" if math.isnan(delta) else f"{delta:+.4f}"
+            cells += [
+                _interval(_number(baseline), reference.intervals.get(language)),
+                _interval(delta_text, result.delta_intervals.get(language), signed=True),
+            ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return f"{metric} per language:\n\n" + "\n".join(lines)
+    note = ""
+    if result.intervals:
+        note = " Brackets: 95% bootstrap interval over the test examples" + (" (Δ: paired)." if reference else ".")
+    return f"{result.metric} per language.{note}\n\n" + "\n".join(lines)
 
 
 def _conflict_lines(summary: dict) -> list[str]:

@@ -29,6 +29,11 @@ class CellResult:
         metric (`str`): the main score of each language (e.g. `accuracy`).
         source_language (`str`): the training language; the others are zero-shot targets.
         scores (`dict[str, dict[str, float]]`): language -> score name -> value, from `Trainer.evaluate`.
+        intervals (`dict[str, list[float]]`): language -> 95% bootstrap interval `[low, high]` of the main
+            metric (resampling test examples).
+        reference (`str`, *optional*): the cell the Δ intervals compare against (e.g. `baseline`).
+        delta_intervals (`dict[str, list[float]]`): language -> paired 95% bootstrap interval of
+            `score − reference score`.
         config (`dict`): the resolved options of the cell (recipe and training arguments that differ
             from their defaults, secrets left out), enough to rerun it.
         conflict_summary (`dict`, *optional*): the gradient-conflict summary (`None` without measurement).
@@ -43,6 +48,9 @@ class CellResult:
     metric: str
     source_language: str
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    intervals: dict[str, list[float]] = field(default_factory=dict)
+    reference: str | None = None
+    delta_intervals: dict[str, list[float]] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     conflict_summary: dict | None = None
     model_path: str | None = None

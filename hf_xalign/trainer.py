@@ -22,7 +22,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from .args import AlignmentTrainingArguments
 from .conflict import TASK, ConflictMeasurement, GradientConflictCallback, GradientSplitter, mean_logs
 from .data.collator import ParallelCollator
-from .data.parallel import load_parallel
+from .data.parallel import language_pair_counts, load_parallel
 from .data.stream import AlignmentStream
 from .distributed import all_reduce_gradients, all_reduce_tensors
 from .hub import ALIGNMENT_LOSSES_NAME, push_aligned
@@ -716,11 +716,3 @@ def _split_resume(resume: str | bool | None, output_dir: str, stage_dir: str) ->
     if os.path.commonpath([resume, os.path.abspath(stage_dir)]) == os.path.abspath(stage_dir):
         return resume, None
     return None, resume
-
-
-def language_pair_counts(pairs: datasets.Dataset) -> dict[str, int]:
-    """`{"en-fr": 329, ...}`: parallel pairs per language pair (`?` where the data names no language)."""
-    counts: dict[str, int] = defaultdict(int)
-    for source, target in zip(pairs["src_lang"], pairs["tgt_lang"]):
-        counts[f"{source or '?'}-{target or '?'}"] += 1
-    return dict(sorted(counts.items()))

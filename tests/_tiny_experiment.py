@@ -78,7 +78,11 @@ def training_arguments(output_dir: str, **overrides) -> AlignmentTrainingArgumen
     return AlignmentTrainingArguments(**{**options, **overrides})
 
 
-def run_tiny_experiment(output_dir: str, model_dir: str, parallel_tsv: str, **overrides) -> list[CellResult]:
+def run_tiny_experiment(
+    output_dir: str, model_dir: str, parallel_tsv: str, script_options: dict | None = None, **overrides
+) -> list[CellResult]:
     """The aligned cell and its baseline, written to `output_dir` (results, cards, models)."""
-    script_args = SyntheticArguments(model_name_or_path=model_dir, parallel_data=[parallel_tsv])
+    script_args = SyntheticArguments(
+        model_name_or_path=model_dir, parallel_data=[parallel_tsv], **(script_options or {})
+    )
     return run_experiment(SyntheticTagging(script_args, training_arguments(os.fspath(output_dir), **overrides)))

@@ -145,6 +145,17 @@ def test_a_grid_shows_every_cell_against_the_named_reference(tmp_path):
     assert "| fr | 0.7000 | 0.5000 | 0.4000 | +0.2000 | -0.1000 |" in lines
 
 
+def test_scores_and_differences_carry_their_intervals(tmp_path):
+    aligned = cell("aligned", {"en": 0.9, "fr": 0.6}, intervals={"fr": [0.55, 0.66]})
+    aligned.reference, aligned.delta_intervals = "baseline", {"fr": [0.01, 0.09]}
+    baseline = cell("baseline", {"en": 0.92, "fr": 0.55}, intervals={"fr": [0.5, 0.6]})
+    write_results([aligned, baseline], str(tmp_path), reference="baseline")
+    lines = (tmp_path / "results.md").read_text().splitlines()
+    assert "| fr | 0.6000 [0.5500, 0.6600] | 0.5500 [0.5000, 0.6000] | +0.0500 [+0.0100, +0.0900] |" in lines
+    assert "| en (source) | 0.9000 | 0.9200 | -0.0200 |" in lines  # no interval given: none shown
+    assert "95% bootstrap interval" in lines[0]
+
+
 def test_results_jsonl_round_trip(tmp_path):
     summary = {"measured_steps": 3, "mean_cosine": -0.01, "per_group": {"layer.1": {"mean_cosine": 0.02}}}
     written = [

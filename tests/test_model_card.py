@@ -11,6 +11,7 @@ from huggingface_hub import ModelCard
 from transformers import AutoModel
 
 from hf_xalign import load_aligned
+from hf_xalign.analysis.bootstrap import delta_interval
 from hf_xalign.model_card import PAPER_CITATION, build_model_card
 
 
@@ -63,7 +64,17 @@ def test_card_prose_states_the_setup_the_scores_and_the_gradients(contrastive_ru
     assert 0 < pairs <= 64 and f"- Parallel data: {pairs} pairs (en-xx {pairs}), 8 pairs per step." in alignment
     table = section(text, "Zero-shot transfer")
     delta = aligned["xx"]["accuracy"] - baseline["xx"]["accuracy"]
-    row = f"| xx | {aligned['xx']['accuracy']:.4f} | {baseline['xx']['accuracy']:.4f} | {delta:+.4f} |"
+    own, base = (
+        json.loads((contrastive_run / cell / "outcomes.json").read_text())["xx"] for cell in ("aligned", "baseline")
+    )
+    low, high = delta_interval(own["correct"], own["total"], base["correct"], base["total"])  # recomputed here
+    assert results["result"]["delta_intervals"]["xx"] == [low, high]
+    a_low, a_high = results["result"]["intervals"]["xx"]
+    b_low, b_high = results["reference"]["intervals"]["xx"]
+    row = (
+        f"| xx | {aligned['xx']['accuracy']:.4f} [{a_low:.3f}, {a_high:.3f}] | {baseline['xx']['accuracy']:.4f} "
+        f"[{b_low:.3f}, {b_high:.3f}] | {delta:+.4f} [{low:+.3f}, {high:+.3f}] |"
+    )
     assert row in table
     assert f"Mean cosine between the task and alignment gradients: {summary['mean_cosine']:.4f}" in text
     assert 'load_aligned("aligned", task="token-classification")' in text

@@ -10,6 +10,7 @@ import datasets
 import pytest
 
 from hf_xalign.data import PARALLEL_FEATURES, ParallelDataError, load_parallel, parse_alignment
+from hf_xalign.data.parallel import hold_out_pairs, language_pair_counts
 
 
 def write_text(path, text):
@@ -496,3 +497,25 @@ def test_drop_pairs_containing_matches_texts_whatever_their_spacing():
     )
     kept = drop_pairs_containing(pairs, ["Entrez un nom .", "Delete"])  # a treebank's words, a raw source
     assert kept["src"] == ["Save"]
+
+
+def test_hold_out_pairs_per_language_pair_is_seeded_and_disjoint():
+    rows = [("en", "fr", i) for i in range(10)] + [("en", "de", i) for i in range(3)] + [("en", "tr", 0)]
+    pairs = datasets.Dataset.from_dict(
+        {
+            "src": [f"s{lang}{i}" for _, lang, i in rows],
+            "tgt": [f"t{lang}{i}" for _, lang, i in rows],
+            "src_lang": [src for src, _, _ in rows],
+            "tgt_lang": [tgt for _, tgt, _ in rows],
+        }
+    )
+    kept, held = hold_out_pairs(pairs, per_language_pair=4, seed=0)
+    # en-fr: 4 of 10; en-de: at most half of 3 is 1 < 2, so none; en-tr: a single pair, none
+    assert language_pair_counts(held) == {"en-fr": 4}
+    assert sorted([*kept["src"], *held["src"]]) == sorted(pairs["src"]) and not set(kept["src"]) & set(held["src"])
+    assert list(hold_out_pairs(pairs, per_language_pair=4, seed=0)[1]["src"]) == list(
+        held["src"]
+    )  # a rerun holds out the same
+    assert list(hold_out_pairs(pairs, per_language_pair=4, seed=1)[1]["src"]) != list(held["src"])
+    with pytest.raises(ValueError, match="per_language_pair must be >= 2"):
+        hold_out_pairs(pairs, per_language_pair=1, seed=0)

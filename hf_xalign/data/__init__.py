@@ -10,6 +10,7 @@ from .parallel import (
     PARALLEL_FEATURES,
     ParallelDataError,
     drop_pairs_containing,
+    hold_out_pairs,
     load_parallel,
     parse_alignment,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "ParallelCollator",
     "ParallelDataError",
     "drop_pairs_containing",
+    "hold_out_pairs",
     "load_classification",
     "load_parallel",
     "mask_tokens",

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import random
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -49,6 +50,8 @@ __all__ = [
     "ParallelDataError",
     "load_parallel",
     "drop_pairs_containing",
+    "hold_out_pairs",
+    "language_pair_counts",
     "parse_alignment",
 ]
 
@@ -347,3 +350,34 @@ def drop_pairs_containing(parallel: datasets.Dataset, texts: Iterable[str]) -> d
 
 def _without_whitespace(text: str) -> str:
     return "".join(text.split())
+
+
+def hold_out_pairs(
+    parallel: datasets.Dataset, per_language_pair: int, seed: int
+) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """Split `parallel` into `(kept, held_out)`: up to `per_language_pair` random pairs of each language
+    pair are held out (never more than half of them), for measuring alignment on pairs that
+    alignment training never saw. Seeded, so a rerun holds out the same pairs."""
+    if per_language_pair < 2:
+        raise ValueError(f"per_language_pair must be >= 2 (retrieval needs candidates), got {per_language_pair}.")
+    groups: dict[tuple[str, str], list[int]] = {}
+    for index, key in enumerate(zip(parallel["src_lang"], parallel["tgt_lang"])):
+        groups.setdefault(key, []).append(index)
+    rng = random.Random(seed)
+    held_out = []
+    for indices in groups.values():
+        count = min(per_language_pair, len(indices) // 2)
+        if count >= 2:
+            held_out += rng.sample(indices, count)
+    held = set(held_out)
+    kept = [index for index in range(len(parallel)) if index not in held]
+    return parallel.select(kept), parallel.select(sorted(held_out))
+
+
+def language_pair_counts(parallel: datasets.Dataset) -> dict[str, int]:
+    """`{"en-fr": 329, ...}`: pairs per language pair, sorted (`?` where the data names no language)."""
+    counts: dict[str, int] = {}
+    for source, target in zip(parallel["src_lang"], parallel["tgt_lang"]):
+        key = f"{source or '?'}-{target or '?'}"
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))

@@ -11,6 +11,7 @@ grid of many. Reports and model cards read `CellResult`s, never recipe internals
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +20,7 @@ import torch
 import transformers
 from transformers import set_seed
 
+from ..analysis.bootstrap import delta_interval, score_interval
 from ..results import CellResult
 from ..trainer import AlignmentTrainer
 from ..version import __version__
@@ -27,19 +29,23 @@ from .console import use_console_log
 from .task import ZeroShotTask, predicted_ids
 
 ALIGNED, BASELINE = "aligned", "baseline"
+OUTCOMES_NAME = "outcomes.json"  # per-example outcomes of the main metric, per language
 # `Trainer.evaluate` adds these to the metric module's scores: the loss (it stays in `log_history`) and speed.
 _NOT_SCORES = ("loss", "runtime", "samples_per_second", "steps_per_second")
 
 
-def evaluate_languages(trainer: AlignmentTrainer, eval_datasets: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+def evaluate_languages(
+    trainer: AlignmentTrainer, task: ZeroShotTask
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, list[int]]]]:
     """Zero-shot evaluation, one language at a time: `Trainer.evaluate(eval_dataset={lang: dataset})`.
 
     The Trainer logs `eval_<lang>_<score>` (to `log_history` and every `report_to` target); the
-    result keeps each language's scores from the metric module, without the prefix. One
-    language per call keeps the prefixes apart (`en` and `en_gb` would share `eval_en_`).
+    result keeps each language's scores from the metric module, without the prefix, and the
+    per-example outcomes of the main metric (`correct`, `total` per example) for confidence
+    intervals. One language per call keeps the prefixes apart (`en` and `en_gb` would share `eval_en_`).
     """
-    scores = {}
-    for language, dataset in eval_datasets.items():
+    scores, outcomes = {}, {}
+    for language, dataset in task.eval_datasets.items():
         prefix = f"eval_{language}_"
         metrics = trainer.evaluate(eval_dataset={language: dataset})
         scores[language] = {
@@ -47,7 +53,9 @@ def evaluate_languages(trainer: AlignmentTrainer, eval_datasets: Mapping[str, An
             for key, value in metrics.items()
             if key.startswith(prefix) and key[len(prefix) :] not in _NOT_SCORES
         }
-    return scores
+        correct, total = task.last_outcomes
+        outcomes[language] = {"correct": correct.tolist(), "total": total.tolist()}
+    return scores, outcomes
 
 
 def _versions() -> dict[str, str]:
@@ -81,12 +89,14 @@ def run_cell(task: ZeroShotTask, name: str, overrides: Mapping[str, Any] | None 
     use_console_log(trainer)
     train_output = trainer.train()
     trainer.save_model()
+    scores, outcomes = evaluate_languages(trainer, task)
     result = CellResult(
         name=name,
         task=task.name,
         metric=task.metric,
         source_language=task.source_language,
-        scores=evaluate_languages(trainer, task.eval_datasets),
+        scores=scores,
+        intervals={language: list(score_interval(**outcome)) for language, outcome in outcomes.items()},
         config=resolved_config(task.script_args, args),
         conflict_summary=trainer.conflict_callback.summary if trainer.conflict_callback else None,
         model_path=args.output_dir,
@@ -96,8 +106,46 @@ def run_cell(task: ZeroShotTask, name: str, overrides: Mapping[str, Any] | None 
     )
     trainer.save_state()  # trainer_state.json: log_history with the training logs and eval_<lang>_* scores
     if trainer.is_world_process_zero():
+        with open(os.path.join(args.output_dir, OUTCOMES_NAME), "w", encoding="utf-8") as f:
+            json.dump(outcomes, f)
         result.save(args.output_dir)
     return result
+
+
+def read_outcomes(result: CellResult) -> dict[str, dict[str, list[int]]]:
+    """The per-example outcomes a cell wrote (`outcomes.json` in its folder), per language."""
+    with open(os.path.join(result.model_path, OUTCOMES_NAME), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def add_delta_intervals(results: list[CellResult], reference: str | None) -> None:
+    """Give every cell but `reference` the paired 95% interval of its Δ to the reference, per language.
+
+    Both cells were scored on the same test examples, so the bootstrap resamples the same examples
+    for both ([`~hf_xalign.analysis.bootstrap.delta_interval`]).
+    """
+    by_name = {result.name: result for result in results}
+    if reference not in by_name:
+        return
+    reference_outcomes = read_outcomes(by_name[reference])
+    for result in results:
+        if result.name == reference:
+            continue
+        own = read_outcomes(result)
+        result.reference = reference
+        result.delta_intervals = {
+            language: list(
+                delta_interval(
+                    own[language]["correct"],
+                    own[language]["total"],
+                    reference_outcomes[language]["correct"],
+                    reference_outcomes[language]["total"],
+                )
+            )
+            for language in own
+            if language in reference_outcomes
+        }
+        result.save(result.model_path)
 
 
 def compare_cells(compare: bool) -> list[tuple[str, dict[str, Any]]]:

@@ -40,11 +40,19 @@ def _number(value: Any, signed: bool = False) -> str:
     return f"{value:+.4f}" if signed else f"{value:.4f}"
 
 
+def _with_interval(text: str, interval: Sequence[float] | None, signed: bool = False) -> str:
+    if not interval or text == "–":
+        return text
+    low, high = (_number(value, signed) for value in interval)
+    return f"{text} [{low}, {high}]"
+
+
 def results_markdown(results: Sequence[CellResult], reference: str | None = None) -> str:
     """Per-language table: one column per cell, then `Δ (cell − reference)` for every other cell.
 
-    The last row is the macro average over the target languages. Cells must share the task's
-    metric and source language.
+    A score is followed by its 95% bootstrap interval and a Δ by its paired interval, where the
+    cells have them (`[low, high]`). The last row is the macro average over the target languages.
+    Cells must share the task's metric and source language.
     """
     if not results:
         raise ValueError("no cell results to tabulate")
@@ -57,18 +65,27 @@ def results_markdown(results: Sequence[CellResult], reference: str | None = None
     header = ["language", *names] + [f"Δ ({name} − {reference})" for name in compared]
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
 
-    def row(label: str, value_of: Any) -> str:
+    def row(label: str, value_of: Any, language: str | None = None) -> str:
         values = {name: value_of(by_name[name]) for name in names}
-        cells = [_number(values[name]) for name in names]
-        cells += [_number(values[name] - values[reference], signed=True) for name in compared]
+        cells = [_with_interval(_number(values[n]), by_name[n].intervals.get(language)) for n in names]
+        cells += [
+            _with_interval(
+                _number(values[n] - values[reference], signed=True),
+                by_name[n].delta_intervals.get(language) if by_name[n].reference == reference else None,
+                signed=True,
+            )
+            for n in compared
+        ]
         return f"| {label} | " + " | ".join(cells) + " |"
 
     languages = list(dict.fromkeys(language for result in results for language in result.languages))
     for language in languages:
         label = f"{language} (source)" if language == first.source_language else language
-        lines.append(row(label, lambda result, language=language: result.score(language)))
+        lines.append(row(label, lambda result, language=language: result.score(language), language))
     lines.append(row("**macro avg (targets)**", lambda result: result.target_average()))
     title = f"{first.metric} per language, trained on {first.source_language} only"
+    if any(result.intervals for result in results):
+        title += " ([95% bootstrap interval over test examples]; Δ: paired)"
     return f"{title}\n\n" + "\n".join(lines) + "\n"
 
 

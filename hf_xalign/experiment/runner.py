@@ -6,14 +6,18 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..analysis.analyze import analyze, write_table
+from ..analysis.report import build_report
 from ..args import AlignmentTrainingArguments
-from ..hub import push_aligned
+from ..hub import load_aligned, push_aligned
 from ..model_card import build_model_card, write_results_file
 from ..results import CellResult
-from .cells import BASELINE, compare_cells, run_cell
+from .cells import BASELINE, add_delta_intervals, compare_cells, run_cell
 from .config import resolved_config, save_config
 from .report import results_markdown, write_results
 from .task import ZeroShotTask
+
+ANALYSIS_NAME = "analysis.csv"  # per-layer alignment measures: model, pair, layer, measure, value, n
 
 
 def run_experiment(
@@ -23,7 +27,10 @@ def run_experiment(
 ) -> list[CellResult]:
     """Run every `(name, overrides)` cell on `task`; write `config.yaml`, `results.jsonl`, `results.md`.
 
-    Each cell's folder then gets `results.json` (its scores and the reference's) and its model card.
+    With `analysis` in the recipe's arguments, alignment is then measured per layer on the held-out
+    pairs (the base model and every cell's: `analysis.csv`) and the report is written
+    (`report.md`, [`~hf_xalign.analysis.build_report`]). Each cell's folder then gets `results.json`
+    (its scores and the reference's) and its model card.
     With `push_to_hub` and `hub_model_id` in the training arguments, the first cell that is not the
     reference is pushed at the end, card and results included (the cells' trainers do not push).
 
@@ -42,10 +49,34 @@ def run_experiment(
         cells = compare_cells(task.script_args.compare)
     results = [run_cell(task, name, overrides) for name, overrides in cells]
     if main_process:
+        add_delta_intervals(results, reference)
         write_results(results, output_dir, reference)
         print("\n" + results_markdown(results, reference))
+        if task.script_args.analysis and task.analysis_dataset is not None:
+            run_analysis(task, results)
+            print(f"report: {build_report([output_dir], reference=reference or BASELINE)}")
         publish(results, reference, task.training_args)
     return results
+
+
+def run_analysis(task: ZeroShotTask, results: Sequence[CellResult]) -> str:
+    """Measure alignment per layer on the held-out pairs, for the base model and each cell's; write
+    `analysis.csv` into the experiment folder and return its path."""
+    script_args, training_args = task.script_args, task.training_args
+    models = [("base", script_args.model_name_or_path)] + [(result.name, result.model_path) for result in results]
+    rows = []
+    for name, path in models:
+        model, tokenizer, _ = load_aligned(path, task="encoder")
+        rows += analyze(
+            model,
+            tokenizer,
+            task.analysis_dataset,
+            layers=script_args.analysis_layers or None,
+            pooling=training_args.alignment_pooling,
+            max_length=training_args.alignment_max_length,
+            model_name=name,
+        )
+    return str(write_table(rows, os.path.join(training_args.output_dir, ANALYSIS_NAME)))
 
 
 def publish(results: Sequence[CellResult], reference: str | None, args: AlignmentTrainingArguments) -> None:

@@ -11,8 +11,9 @@ import torch
 import transformers
 from transformers import AutoTokenizer, DataCollatorWithPadding, EvalPrediction, PreTrainedModel
 
+from ..analysis.bootstrap import example_outcomes
 from ..args import AlignmentTrainingArguments
-from ..data import drop_pairs_containing, load_parallel
+from ..data.parallel import drop_pairs_containing, hold_out_pairs, language_pair_counts, load_parallel
 from ..metrics import metric_path
 
 
@@ -30,6 +31,17 @@ class ZeroShotArguments:
         default_factory=list, metadata={"help": "Parallel TSV/JSONL file(s) or hub:PATH[:CONFIG]:SPLIT."}
     )
     compare: bool = field(default=True, metadata={"help": "Also train without alignment and show the difference."})
+    analysis: bool = field(
+        default=False,
+        metadata={"help": "Measure alignment per layer (base and trained models) on held-out pairs; write the report."},
+    )
+    analysis_pairs: int = field(
+        default=100, metadata={"help": "Pairs held out of alignment training per language pair, for the analysis."}
+    )
+    analysis_layers: list[int] = field(
+        default_factory=list,
+        metadata={"help": "Layers the analysis measures (hf_xalign.layers numbering); empty: all."},
+    )
 
 
 class ZeroShotTask:
@@ -75,6 +87,7 @@ class ZeroShotTask:
         self.train_dataset: Any = None
         self.eval_datasets: dict[str, Any] = {}
         self.alignment_dataset: Any = None
+        self.analysis_dataset: Any = None  # pairs held out for measuring alignment (`analysis: true`)
         self.details: dict[str, Any] = {
             "model": script_args.model_name_or_path,
             "eval_sources": dict(script_args.eval_languages),
@@ -89,18 +102,24 @@ class ZeroShotTask:
         """Read `script_args.parallel_data` into `alignment_dataset`, without the pairs that contain
         one of `test_texts` (evaluation text must not be aligned); `None` keeps every pair.
 
-        Nothing is read when the experiment does not align. `details` records both counts.
+        With `analysis`, `analysis_pairs` pairs of each language pair are held out first into
+        `analysis_dataset`: alignment training never sees them. Nothing is read when the experiment
+        neither aligns nor analyses. `details` records the counts.
         """
-        paths = self.script_args.parallel_data
-        if not paths or self.training_args.alignment_mode == "none":
-            self.details.update(parallel_pairs=0, parallel_pairs_dropped_as_test_text=0)
+        args = self.script_args
+        aligning = self.training_args.alignment_mode != "none"
+        self.details.update(parallel_pairs=0, parallel_pairs_dropped_as_test_text=0)
+        if not args.parallel_data or not (aligning or args.analysis):
             return
-        pairs = load_parallel(paths)
-        self.alignment_dataset = pairs if test_texts is None else drop_pairs_containing(pairs, test_texts)
-        self.details.update(
-            parallel_pairs=len(self.alignment_dataset),
-            parallel_pairs_dropped_as_test_text=len(pairs) - len(self.alignment_dataset),
-        )
+        pairs = load_parallel(args.parallel_data)
+        kept = pairs if test_texts is None else drop_pairs_containing(pairs, test_texts)
+        self.details["parallel_pairs_dropped_as_test_text"] = len(pairs) - len(kept)
+        if args.analysis:
+            kept, self.analysis_dataset = hold_out_pairs(kept, args.analysis_pairs, self.training_args.seed)
+            self.details["analysis_pairs_held_out"] = language_pair_counts(self.analysis_dataset)
+        if aligning:
+            self.alignment_dataset = kept
+            self.details["parallel_pairs"] = len(kept)
 
     def build_model(self) -> PreTrainedModel:
         """A fresh model for one cell (seeded by the caller)."""
@@ -108,7 +127,12 @@ class ZeroShotTask:
 
     def compute_metrics(self, prediction: EvalPrediction) -> dict[str, float]:
         """One language's scores: the metric module on predicted class ids (see [`predicted_ids`]) and
-        labels; only numbers are kept, as every `report_to` target takes them."""
+        labels; only numbers are kept, as every `report_to` target takes them.
+
+        Also keeps the per-example outcomes of the main metric in `last_outcomes` (`correct`, `total`
+        per example), which [`~hf_xalign.experiment.evaluate_languages`] collects for confidence intervals.
+        """
+        self.last_outcomes = example_outcomes(prediction.predictions, prediction.label_ids)
         predictions, references = prediction.predictions.tolist(), prediction.label_ids.tolist()
         scores = self.scorer.compute(predictions=predictions, references=references)
         return {name: value for name, value in scores.items() if isinstance(value, (int, float))}
