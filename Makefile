@@ -40,6 +40,7 @@ bench: install
 	$(PY) benchmarks/conflict_overhead.py
 	$(PY) benchmarks/trainer_overhead.py
 	$(PY) benchmarks/conllu_throughput.py
+	$(PY) benchmarks/analysis_throughput.py --threads 1
 
 clean:
 	rm -rf $(VENV) build *.egg-info .cache
