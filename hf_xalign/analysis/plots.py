@@ -9,8 +9,9 @@ notebook or GUI session the user is in.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -158,34 +159,36 @@ def plot_transfer_vs_distance(
     return _save(figure, path)
 
 
-def plot_gradient_cosine(cells: Sequence[CellInputs], path: str) -> str:
-    """The cosine between the task and alignment gradients at each measured step, one line per cell."""
-    figure, (ax,) = _panels(1, "Task vs alignment gradient cosine over training", axes_size=WIDE_AXES_SIZE)
+def _plot_over_steps(
+    cells: Sequence[CellInputs], title: str, value_of: Callable[[Any], float], y_label: str, reference_line: float
+) -> tuple[Figure, Any]:
+    """One line per cell of a measured quantity over the optimizer steps, with a reference line."""
+    figure, (ax,) = _panels(1, title, axes_size=WIDE_AXES_SIZE)
     for index, cell in enumerate(cells):
         ax.plot(
-            [m.step for m in cell.conflict], [m.cosine for m in cell.conflict], color=_color(index), label=cell.name
+            [m.step for m in cell.conflict], [value_of(m) for m in cell.conflict], color=_color(index), label=cell.name
         )
-    ax.axhline(0, color="0.6", linewidth=0.8)
+    ax.axhline(reference_line, color="0.6", linewidth=0.8)
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("cosine(task grad, align grad)")
+    ax.set_ylabel(y_label)
     ax.legend(fontsize="small")
+    return figure, ax
+
+
+def plot_gradient_cosine(cells: Sequence[CellInputs], path: str) -> str:
+    """The cosine between the task and alignment gradients at each measured step, one line per cell."""
+    title = "Task vs alignment gradient cosine over training"
+    figure, _ = _plot_over_steps(cells, title, lambda m: m.cosine, "cosine(task grad, align grad)", 0)
     return _save(figure, path)
 
 
 def plot_gradient_norm_ratio(cells: Sequence[CellInputs], path: str) -> str:
     """‖align‖ / ‖task‖ at each measured step, one line per cell (log scale: ratios span magnitudes)."""
-    figure, (ax,) = _panels(1, "Alignment vs task gradient norm over training", axes_size=WIDE_AXES_SIZE)
-    for index, cell in enumerate(cells):
-        ax.plot(
-            [m.step for m in cell.conflict], [m.norm_ratio for m in cell.conflict], color=_color(index), label=cell.name
-        )
+    title = "Alignment vs task gradient norm over training"
+    figure, ax = _plot_over_steps(cells, title, lambda m: m.norm_ratio, "‖align grad‖ / ‖task grad‖", 1)
     ratios = [m.norm_ratio for cell in cells for m in cell.conflict if math.isfinite(m.norm_ratio)]
     if ratios and min(ratios) > 0:
         ax.set_yscale("log")
-    ax.axhline(1, color="0.6", linewidth=0.8)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("‖align grad‖ / ‖task grad‖")
-    ax.legend(fontsize="small")
     return _save(figure, path)
 
 
