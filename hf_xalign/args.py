@@ -208,6 +208,9 @@ class AlignmentTrainingArguments(TrainingArguments):
             # Launched as several processes on a machine without accelerator: TrainingArguments would
             # otherwise give each process a separate single-process run (no gradient averaging at all).
             self.use_cpu = True
+        if self.use_cpu or not torch.accelerator.is_available():
+            # Pinned memory only serves copies to an accelerator; without one, torch warns on every dataloader.
+            self.dataloader_pin_memory = False
         super().__post_init__()
         if self.alignment_seed is None:
             self.alignment_seed = self.seed

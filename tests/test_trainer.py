@@ -511,3 +511,13 @@ def test_an_accelerator_that_shards_is_refused_at_construction(tmp_path, data, m
     monkeypatch.setattr(Accelerator, "distributed_type", property(lambda self: DistributedType.FSDP))
     with pytest.raises(NotImplementedError, match=r"does not support FSDP \(the accelerator's distributed type\) yet"):
         make_trainer(*data, make_args(tmp_path))
+
+
+@pytest.mark.skipif(torch.accelerator.is_available(), reason="needs a machine without an accelerator")
+def test_no_pin_memory_warning_without_an_accelerator(tmp_path, data, recwarn):
+    args = make_args(tmp_path, max_steps=1, use_cpu=False)  # as the demo: no accelerator, use_cpu not set
+    assert args.dataloader_pin_memory is False  # nothing to pin memory for
+    trainer = make_trainer(*data, args)
+    trainer.train()
+    trainer.evaluate(eval_dataset=data[1])
+    assert not [w for w in recwarn if "pin_memory" in str(w.message)]
