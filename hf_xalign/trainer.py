@@ -305,11 +305,16 @@ class AlignmentTrainer(Trainer):
         """Each alignment loss's (unweighted) value on one parallel batch, keyed by loss name.
 
         Source and target sentences go through the encoder in one forward, shared by all
-        losses that read clean representations; MLM/TLM run their own masked forward. The
-        trainer weighs the values with `alignment_loss_weights` and λ.
+        losses that read clean representations, and stopped after the highest layer they read
+        (`AlignmentLoss.layers_read`); MLM/TLM run their own masked forward. The trainer weighs
+        the values with `alignment_loss_weights` and λ.
         """
         encoder = self.accelerator.unwrap_model(model).base_model
-        encoding = ParallelEncoding(encoder, batch)
+        num_layers = getattr(encoder.config, "num_hidden_layers", None)
+        layers = None
+        if isinstance(num_layers, int):
+            layers = set().union(*(loss.layers_read(num_layers) for loss in self.alignment_losses))
+        encoding = ParallelEncoding(encoder, batch, layers)
         return {name: loss(encoding) for name, loss in zip(self.alignment_loss_names, self.alignment_losses)}
 
     def training_step(

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ..layers import resolve_layer
 from ..pooling import ParallelEncoding
 
 # Options that several losses share, and the `AlignmentTrainingArguments` field that sets each.
@@ -33,7 +34,9 @@ class AlignmentLoss(nn.Module):
         - `requires` (`frozenset[str]`): extra views of the batch the collator must build:
           `"word_ids"` (word index per token), `"mlm"` (masked copies of both sides),
           `"tlm"` (masked concatenated pairs).
-    and implement `forward(encoding) -> torch.Tensor`. Losses that need the model itself
+    and implement `forward(encoding) -> torch.Tensor`. A loss that reads the shared forward
+    overrides [`layers_read`] with the layers it reads, so that the forward stops after the
+    highest one (the default reads every layer: the full forward). Losses that need the model itself
     (to tie a head to its embeddings, or to keep a frozen copy) override [`setup`]; a loss
     from a paper overrides the `citation` property with its BibTeX entry.
     """
@@ -51,6 +54,20 @@ class AlignmentLoss(nn.Module):
         the trainer gives them a backward, and so a measured gradient, of their own.
         """
         return True
+
+    def layers_read(self, num_layers: int) -> set[int]:
+        """The layers this loss reads from the shared forward, as non-negative numbers ([`hf_xalign.layers`]).
+
+        The shared forward stops after the highest layer any loss reads. The default is every layer
+        (`0..num_layers`), so a loss that does not declare what it reads gets the full forward; a
+        loss with no shared forward ([`reads_shared_forward`] `False`) reads none.
+
+        Args:
+            num_layers (`int`): the model's number of transformer blocks (`config.num_hidden_layers`).
+        """
+        if not self.reads_shared_forward():
+            return set()
+        return set(range(num_layers + 1))
 
     def forward(self, encoding: ParallelEncoding) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -75,6 +92,11 @@ class AlignmentLoss(nn.Module):
         accepted = inspect.signature(cls.__init__).parameters
         options = {option: getattr(args, field) for option, field in SHARED_OPTIONS.items() if option in accepted}
         return cls(**options)
+
+
+def single_layer_read(loss: AlignmentLoss, num_layers: int) -> set[int]:
+    """`{loss.layer}` resolved (the declaration of a loss that reads one layer), or `{}` without a shared forward."""
+    return {resolve_layer(loss.layer, num_layers)} if loss.reads_shared_forward() else set()
 
 
 def frozen_copy(module: nn.Module) -> nn.Module:

@@ -7,7 +7,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from ..pooling import ParallelEncoding, Pooling
-from .base import AlignmentLoss, register_loss
+from .base import AlignmentLoss, register_loss, single_layer_read
 
 INFO_NCE_CITATION = """\
 @misc{oord2018representation,
@@ -74,6 +74,9 @@ class ContrastiveLoss(AlignmentLoss):
     @property
     def citation(self) -> str:
         return INFO_NCE_CITATION
+
+    def layers_read(self, num_layers: int) -> set[int]:
+        return single_layer_read(self, num_layers)
 
     def forward(self, encoding: ParallelEncoding) -> torch.Tensor:
         src, tgt = encoding.sentence_embeddings(self.layer, self.pooling)

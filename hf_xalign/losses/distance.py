@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ..pooling import ParallelEncoding, Pooling
-from .base import AlignmentLoss, register_loss
+from .base import AlignmentLoss, register_loss, single_layer_read
 
 # The paper of the MSE between paired sentence embeddings (and of the `distill` loss).
 MULTILINGUAL_DISTILLATION_CITATION = """\
@@ -32,6 +32,9 @@ class _PairedSentenceLoss(AlignmentLoss):
     @property
     def citation(self) -> str:
         return MULTILINGUAL_DISTILLATION_CITATION
+
+    def layers_read(self, num_layers: int) -> set[int]:
+        return single_layer_read(self, num_layers)
 
     def forward(self, encoding: ParallelEncoding) -> torch.Tensor:
         src, tgt = encoding.sentence_embeddings(self.layer, self.pooling)

@@ -8,7 +8,7 @@ from torch import nn
 
 from ..layers import select_layer
 from ..pooling import ParallelEncoding, Pooling, pool
-from .base import AlignmentLoss, frozen_copy, hold_unregistered, register_loss
+from .base import AlignmentLoss, frozen_copy, hold_unregistered, register_loss, single_layer_read
 from .distance import MULTILINGUAL_DISTILLATION_CITATION
 
 
@@ -46,6 +46,9 @@ class DistillationLoss(AlignmentLoss):
     def setup(self, model: nn.Module) -> None:
         if getattr(self, "teacher", None) is None:
             hold_unregistered(self, "teacher", frozen_copy(model.base_model))
+
+    def layers_read(self, num_layers: int) -> set[int]:
+        return single_layer_read(self, num_layers)
 
     def forward(self, encoding: ParallelEncoding) -> torch.Tensor:
         pairs = encoding.num_pairs

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..layers import select_layer
 from ..pooling import ParallelEncoding
-from .base import AlignmentLoss, frozen_copy, hold_unregistered, register_loss
+from .base import AlignmentLoss, frozen_copy, hold_unregistered, register_loss, single_layer_read
 
 L2_SP_CITATION = """\
 @inproceedings{li2018explicit,
@@ -69,6 +69,9 @@ class DriftLoss(AlignmentLoss):
 
     def reads_shared_forward(self) -> bool:
         return self.target == "representations"
+
+    def layers_read(self, num_layers: int) -> set[int]:
+        return single_layer_read(self, num_layers)
 
     def forward(self, encoding: ParallelEncoding) -> torch.Tensor:
         if self.target == "weights":

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..pooling import ParallelEncoding
-from .base import AlignmentLoss, register_loss
+from .base import AlignmentLoss, register_loss, single_layer_read
 
 WORD_ALIGNMENT_CITATION = """\
 @inproceedings{cao2020multilingual,
@@ -64,6 +64,9 @@ class TokenAlignmentLoss(AlignmentLoss):
     @property
     def citation(self) -> str:
         return WORD_ALIGNMENT_CITATION
+
+    def layers_read(self, num_layers: int) -> set[int]:
+        return single_layer_read(self, num_layers)
 
     def forward(self, encoding: ParallelEncoding) -> torch.Tensor:
         src_words, tgt_words = encoding.word_embeddings(self.layer)  # (pairs, words, dim) each

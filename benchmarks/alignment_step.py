@@ -1,0 +1,120 @@
+"""What the early exit of the shared alignment forward saves: losses reading layer 6 of a 12-layer encoder.
+
+    .venv/bin/python benchmarks/alignment_step.py --threads 1           # ~4 min on 1 CPU core
+    .venv/bin/python benchmarks/alignment_step.py --threads 1 --quick   # ~100 s smoke run; numbers are noisy
+
+The shared forward over source and target rows stops after the highest layer any loss reads
+(`hf_xalign.pooling.hidden_states_up_to`). With the contrastive loss at `alignment_layer=6` of
+12 blocks the alignment forward and backward run 6 blocks instead of 12; the task forward and
+backward still run all 12. With the alignment batch (32 rows) twice the task batch (16 rows)
+of the same length, block arithmetic gives (e)/(f) = (1 + 2 * 6/12) / (1 + 2) = 0.67; the
+per-step work outside the blocks (collating the alignment batch, embeddings, optimizer) moves
+it up toward 0.75.
+
+Variants, each an `AlignmentTrainer` on its own copy of the same 12-layer XLM-R tagger (the
+benchmarks' fixtures with 12 layers instead of 6), stepped by hand (`training_step` + optimizer
+step + scheduler step + `zero_grad`, no clipping, lambda = 1, constant learning rate):
+
+(f) aligned, contrastive at layer 6, full forward: every block runs (the behaviour before the early exit).
+(e) aligned, contrastive at layer 6, early exit: blocks 7-12 do not run in the alignment forward.
+(t) task only (`alignment_mode="none"`): the task forward and backward alone.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import tempfile
+
+import torch
+from _environment import SEED, done
+from _fixtures import ALIGN_PAIRS, HIDDEN_SIZE, NUM_LABELS, alignment_batches, make_args
+from _setup import set_up
+from _timing import Variant, interleave, print_ratios, timed_steps
+from _trainer_driving import TrainerStepper
+from transformers import XLMRobertaForTokenClassification, default_data_collator
+
+from hf_xalign import AlignmentTrainer
+from hf_xalign.pooling import ParallelEncoding
+from hf_xalign.tiny import tiny_xlmr_config
+
+TITLE = "alignment_step: the shared alignment forward stopped at the layer the losses read"
+NUM_LAYERS = 12
+ALIGNMENT_LAYER = 6
+
+
+class FullForwardTrainer(AlignmentTrainer):
+    """The shared forward runs every block, whatever layer the losses read."""
+
+    def compute_alignment_loss(self, model, batch):
+        encoding = ParallelEncoding(self.accelerator.unwrap_model(model).base_model, batch)
+        return {name: loss(encoding) for name, loss in zip(self.alignment_loss_names, self.alignment_losses)}
+
+
+def main() -> None:
+    bench = set_up(TITLE, __doc__.splitlines()[0], default_rounds=20, default_steps=3)
+    torch.manual_seed(SEED)
+    config = tiny_xlmr_config(bench.tokenizer, hidden_size=HIDDEN_SIZE, num_layers=NUM_LAYERS, num_labels=NUM_LABELS)
+    base = XLMRobertaForTokenClassification(config)
+
+    def new_trainer(trainer_class: type[AlignmentTrainer], mode: str) -> AlignmentTrainer:
+        args = make_args(tempfile.mkdtemp(prefix="xalign-bench-step-"), conflict_every=0)
+        args.alignment_layer = ALIGNMENT_LAYER
+        args.alignment_mode = mode
+        return trainer_class(
+            model=copy.deepcopy(base),
+            args=args,
+            train_dataset=bench.task_data,
+            alignment_dataset=bench.pairs,
+            processing_class=bench.tokenizer,
+            data_collator=default_data_collator,
+        )
+
+    trainers = {
+        "full": new_trainer(FullForwardTrainer, "joint"),
+        "early": new_trainer(AlignmentTrainer, "joint"),
+        "task": new_trainer(AlignmentTrainer, "none"),
+    }
+    align = alignment_batches(trainers["early"], 8)
+    n_params = sum(p.numel() for p in base.parameters())
+    seqs = sorted({b["input_ids"].shape[1] for b in align})
+    print(
+        f"model: XLMRobertaForTokenClassification, {NUM_LAYERS} layers, hidden {HIDDEN_SIZE}, "
+        f"{n_params / 1e6:.2f}M parameters, dropout {config.hidden_dropout_prob}"
+    )
+    print(
+        f"batches: task {tuple(bench.batches[0]['input_ids'].shape)} (sentences, tokens); alignment {ALIGN_PAIRS} "
+        f"pairs -> ({2 * ALIGN_PAIRS}, {seqs[0]}..{seqs[-1]}) rows x tokens in one forward; contrastive at layer "
+        f"{ALIGNMENT_LAYER} of {NUM_LAYERS}, lambda=1"
+    )
+    print(
+        f"timing: {bench.steps} steps per variant per round, up to {bench.rounds} rounds or {bench.budget:.0f} s, "
+        f"order alternating; torch threads {torch.get_num_threads()}"
+    )
+    steppers = {key: TrainerStepper(trainer, bench.batches) for key, trainer in trainers.items()}
+    variants = [
+        Variant(f"(f) aligned, layer {ALIGNMENT_LAYER}, full forward", lambda n: timed_steps(steppers["full"].step, n)),
+        Variant(f"(e) aligned, layer {ALIGNMENT_LAYER}, early exit", lambda n: timed_steps(steppers["early"].step, n)),
+        Variant("(t) task only", lambda n: timed_steps(steppers["task"].step, n)),
+    ]
+    interleave(variants, bench.rounds, bench.steps, warmup=1 if bench.quick else 2, budget_s=bench.budget)
+    full, early, task = variants
+
+    print("\n-- per-step time (wall clock); ratio = median / median of (f) --")
+    print_ratios(variants, full)
+    print("\n-- ratios of medians (paired: median over rounds [min-max]) --")
+    for top, bottom, meaning in (
+        (early, full, "what the early exit saves"),
+        (early, task, "aligned step (early exit) over the task-only step"),
+        (full, task, "aligned step (full forward) over the task-only step"),
+    ):
+        paired = [a / b for a, b in zip(top.round_medians, bottom.round_medians)]
+        print(
+            f"{top.name.split()[0]}/{bottom.name.split()[0]} = {top.wall.median / bottom.wall.median:.3f} "
+            f"(paired {statistics.median(paired):.3f} [{min(paired):.3f}-{max(paired):.3f}])  {meaning}"
+        )
+    done(bench.wall_start)
+
+
+if __name__ == "__main__":
+    main()
