@@ -41,6 +41,7 @@ bench: install
 	$(PY) benchmarks/trainer_overhead.py
 	$(PY) benchmarks/conllu_throughput.py
 	$(PY) benchmarks/analysis_throughput.py --threads 1
+	$(PY) benchmarks/alignment_step.py --threads 1
 
 clean:
 	rm -rf $(VENV) build *.egg-info .cache
