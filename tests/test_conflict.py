@@ -392,3 +392,152 @@ def test_alternate_mode_measures_the_steps_that_align(
     trainer.train()
     # aligned steps are 1, 3, 5, 7 (0-based); every 2nd of them is measured
     assert [m.step for m in trainer.conflict_callback.measurements] == [1, 5]
+
+
+# ---- the splitter's fused partial sums and copy-first capture, on random tensors ----
+
+SPLITTER_SHAPES = [
+    ("roberta.embeddings.word_embeddings.weight", (97, 31)),  # spans several segments below
+    ("roberta.embeddings.LayerNorm.bias", (31,)),
+    ("roberta.encoder.layer.0.attention.self.query.weight", (31, 31)),
+    ("roberta.encoder.layer.0.attention.self.query.bias", (31,)),
+    ("roberta.encoder.layer.1.output.dense.weight", (64, 31)),
+    ("roberta.encoder.layer.1.output.dense.bias", (0,)),  # an empty tensor
+    ("roberta.pooler.dense.weight", (5, 7)),  # no gradient in these tests
+    ("classifier.weight", (3, 31)),
+    ("loss.mlm.bias", (211,)),
+]
+
+
+def random_splitter(dtype, objectives, seed=0):
+    """A splitter over random parameters with random G and buffers, as after a measured step."""
+    generator = torch.Generator().manual_seed(seed)
+    named = [(name, torch.nn.Parameter(torch.empty(shape, dtype=dtype))) for name, shape in SPLITTER_SHAPES]
+    splitter = GradientSplitter(named, "roberta", objectives)
+    for name in splitter.buffered:
+        for buffer in splitter._buffer(name):
+            buffer.copy_(torch.randn(buffer.shape, generator=generator, dtype=torch.float64))
+    for (name, param), task in zip(named, splitter.buffers["task"]):
+        if name.startswith("roberta.pooler"):
+            task.zero_()  # no gradient: T is zero too (as the capture leaves it)
+            continue
+        # G = T + an alignment part of a different scale, so that cosines are not trivial
+        param.grad = (task.double() + 0.3 * torch.randn(task.shape, generator=generator, dtype=torch.float64)).to(dtype)
+    return splitter
+
+
+def reference_sums(splitter) -> torch.Tensor:
+    """Every product in float64, summed per element: the layout of `partial_sums`."""
+    groups = torch.zeros(len(splitter.group_names), 3, dtype=torch.float64)
+    per_objective = torch.zeros(len(splitter.alignment_objectives), 2, dtype=torch.float64)
+    for i, param in enumerate(splitter.params):
+        if param.grad is None:
+            continue
+        t = splitter.buffers["task"][i].double().flatten()
+        a = param.grad.double().flatten() - t
+        groups[splitter.group_of[i]] += torch.stack([(t * a).sum(), (t * t).sum(), (a * a).sum()])
+        remainder = a.clone()
+        for k, name in enumerate(splitter.alignment_objectives):
+            part = (
+                remainder
+                if k == len(splitter.alignment_objectives) - 1
+                else splitter.buffers[name][i].double().flatten()
+            )
+            per_objective[k] += torch.stack([(t * part).sum(), (part * part).sum()])
+            if part is not remainder:
+                remainder = remainder - part
+    if len(splitter.alignment_objectives) > 1:
+        return torch.cat([groups.flatten(), per_objective.flatten()])
+    return groups.flatten()
+
+
+def assert_sums_close(sums, reference, splitter, rel):
+    """Each sum within `rel` of the reference; a dot relative to the product of its two norms."""
+    n_groups = len(splitter.group_names)
+    groups, ref_groups = sums[: 3 * n_groups].view(-1, 3), reference[: 3 * n_groups].view(-1, 3)
+    for row, ref in zip(groups.tolist(), ref_groups.tolist()):
+        assert abs(row[0] - ref[0]) <= rel * math.sqrt(ref[1] * ref[2])
+        assert abs(row[1] - ref[1]) <= rel * ref[1] and abs(row[2] - ref[2]) <= rel * ref[2]
+    task_sq = ref_groups[:, 1].sum().item()
+    for row, ref in zip(sums[3 * n_groups :].view(-1, 2).tolist(), reference[3 * n_groups :].view(-1, 2).tolist()):
+        assert abs(row[0] - ref[0]) <= rel * math.sqrt(task_sq * ref[1])
+        assert abs(row[1] - ref[1]) <= rel * ref[1]
+
+
+@pytest.mark.parametrize("objectives", [["shared"], ["shared", "mlm"], ["shared", "mlm", "tlm"]])
+@pytest.mark.parametrize("segment, chunk", [(1 << 18, 4096), (1000, 64), (640, 128)])
+def test_fused_partial_sums_equal_float64_reference(monkeypatch, objectives, segment, chunk):
+    """Float64 gradients: within 1e-9 of the per-element reference (segments cut inside tensors and groups)."""
+    monkeypatch.setattr("hf_xalign.conflict._SEGMENT", segment)
+    monkeypatch.setattr("hf_xalign.conflict._CHUNK", chunk)
+    splitter = random_splitter(torch.float64, objectives)
+    sums = splitter.partial_sums()
+    reference = reference_sums(splitter)
+    assert sums.dtype == torch.float64 and sums.shape == reference.shape
+    assert_sums_close(sums, reference, splitter, rel=1e-9)
+    assert splitter.partial_sums().equal(sums)  # the kept scratch gives the same numbers again
+    assert sums.view(-1)[3 * splitter.group_names.index("encoder") :][:3].eq(0).all()  # the pooler: no gradient
+
+
+@pytest.mark.parametrize("objectives", [["shared"], ["shared", "mlm"]])
+def test_fused_partial_sums_float32_accuracy(objectives):
+    """Float32 gradients: the chunked float32 dots summed in float64 stay within ~1e-7 of the reference."""
+    splitter = random_splitter(torch.float32, objectives, seed=1)
+    big = torch.nn.Parameter(torch.empty(3_000_000))  # larger than a segment: dots over 4096-value chunks
+    splitter = GradientSplitter(
+        [*zip(splitter.names, splitter.params), ("roberta.embeddings.big", big)], "roberta", objectives
+    )
+    generator = torch.Generator().manual_seed(2)
+    for name in splitter.buffered:
+        for buffer in splitter._buffer(name):
+            buffer.copy_(torch.randn(buffer.shape, generator=generator))
+    for param, task in zip(splitter.params, splitter.buffers["task"]):
+        param.grad = task + 0.3 * torch.randn(task.shape, generator=generator)
+    assert_sums_close(splitter.partial_sums(), reference_sums(splitter), splitter, rel=1e-6)
+
+
+def _simulated_backward(params, gradients):
+    """What autograd does to `.grad`: set it where it is None, accumulate in place otherwise."""
+    for param, grad in zip(params, gradients):
+        if grad is None:
+            continue
+        if param.grad is None:
+            param.grad = grad.clone()
+        else:
+            param.grad.add_(grad)
+
+
+@pytest.mark.parametrize("micro_steps", [1, 2, 3])
+@pytest.mark.parametrize("objectives", [["shared"], ["shared", "mlm", "tlm"]])
+def test_copy_first_capture_gives_the_zero_and_add_buffer(micro_steps, objectives):
+    """The buffers equal (bitwise) `zero_()`, then `-= before` / `+= after` around every backward."""
+    generator = torch.Generator().manual_seed(micro_steps)
+    named = [(name, torch.nn.Parameter(torch.empty(shape))) for name, shape in SPLITTER_SHAPES]
+    params = [param for _, param in named]
+    splitter = GradientSplitter(named, "roberta", objectives)
+
+    def random_gradients(skip):  # None for parameters this backward does not reach
+        return [None if skip(name) else torch.randn(p.shape, generator=generator) for name, p in named]
+
+    for step in range(2):  # the second step starts from the first step's buffers and zeroed gradients
+        for param in params:
+            param.grad = None  # Trainer: model.zero_grad() (set_to_none=True)
+        splitter.start_step()
+        expected = {name: [torch.zeros_like(p) for p in params] for name in splitter.buffered}
+        for _ in range(micro_steps):
+            backwards = [("task", random_gradients(lambda n: n.startswith(("loss.", "roberta.pooler"))))]
+            for objective in objectives:
+                backwards.append((objective, random_gradients(lambda n: not n.startswith(("roberta.e", "loss.")))))
+            for objective, gradients in backwards:
+                before = [None if p.grad is None else p.grad.clone() for p in params]
+                with splitter.capture(objective):
+                    _simulated_backward(params, gradients)
+                if objective in expected:
+                    for buffer, old, param in zip(expected[objective], before, params):
+                        if old is not None:
+                            buffer -= old
+                        if param.grad is not None:
+                            buffer += param.grad
+        for name in splitter.buffered:
+            for got, want in zip(splitter.buffers[name], expected[name]):
+                assert torch.equal(got, want), (step, name)
