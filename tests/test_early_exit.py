@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import TAGS
+from test_trainer import GradientCapture
 from transformers import (
     BertConfig,
     BertForTokenClassification,
-    TrainerCallback,
     XLMRobertaForTokenClassification,
 )
 
@@ -220,17 +220,6 @@ class FullForwardTrainer(AlignmentTrainer):
     def compute_alignment_loss(self, model, batch):
         encoding = ParallelEncoding(self.accelerator.unwrap_model(model).base_model, batch)
         return {name: loss(encoding) for name, loss in zip(self.alignment_loss_names, self.alignment_losses)}
-
-
-class GradientCapture(TrainerCallback):
-    """Copies every parameter's gradient just before the first optimizer step."""
-
-    def __init__(self, model):
-        self.model, self.grads = model, None
-
-    def on_pre_optimizer_step(self, args, state, control, **kwargs):
-        if self.grads is None:
-            self.grads = {n: p.grad.detach().clone() for n, p in self.model.named_parameters() if p.grad is not None}
 
 
 @pytest.mark.parametrize("family", FAMILIES)
