@@ -16,7 +16,11 @@ from typing import Any
 
 from .conflict import json_safe
 
+# The files of an experiment folder; the recipes write them, reports and cards read them.
 CELL_RESULT_NAME = "cell_result.json"  # written last into the cell's folder: the cell is complete
+RESULTS_JSONL = "results.jsonl"  # one CellResult per line, in the experiment folder
+OUTCOMES_NAME = "outcomes.json"  # per-example outcomes of a cell's main metric, per language, in its folder
+ANALYSIS_NAME = "analysis.csv"  # per-layer alignment measures: model, pair, layer, measure, value, n
 
 
 @dataclass

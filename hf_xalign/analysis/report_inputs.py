@@ -27,13 +27,10 @@ from ..conflict import CONFLICT_LOG_NAME, ConflictMeasurement
 from ..data.reading import DataFileError, Place, csv_records, jsonl_records, read_lines
 from ..layers import resolve_layer
 from ..model_card import ALIGNMENT_CONFIG_NAME
-from ..results import CellResult
+from ..results import ANALYSIS_NAME, OUTCOMES_NAME, RESULTS_JSONL, CellResult
 
 # The names hf_xalign.experiment writes. Not imported from there: the experiment runner imports the
 # report, and importing any hf_xalign.experiment module runs that package's __init__ (a cycle).
-RESULTS_JSONL = "results.jsonl"
-OUTCOMES_NAME = "outcomes.json"
-ANALYSIS_NAME = "analysis.csv"
 BASE_MODEL = "base"  # the `model` of the pretrained model's rows in analysis.csv
 
 _CELL_KEYS = ("name", "task", "metric", "source_language")

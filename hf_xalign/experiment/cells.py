@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,7 +22,8 @@ import transformers
 from transformers import set_seed
 
 from ..analysis.bootstrap import delta_interval, score_interval
-from ..results import CellResult
+from ..analysis.report_inputs import read_outcomes
+from ..results import OUTCOMES_NAME, CellResult
 from ..trainer import AlignmentTrainer
 from ..version import __version__
 from .config import resolved_config
@@ -29,7 +31,6 @@ from .console import use_console_log
 from .task import ZeroShotTask, predicted_ids
 
 ALIGNED, BASELINE = "aligned", "baseline"
-OUTCOMES_NAME = "outcomes.json"  # per-example outcomes of the main metric, per language
 # `Trainer.evaluate` adds these to the metric module's scores: the loss (it stays in `log_history`) and speed.
 _NOT_SCORES = ("loss", "runtime", "samples_per_second", "steps_per_second")
 
@@ -112,12 +113,6 @@ def run_cell(task: ZeroShotTask, name: str, overrides: Mapping[str, Any] | None 
     return result
 
 
-def read_outcomes(result: CellResult) -> dict[str, dict[str, list[int]]]:
-    """The per-example outcomes a cell wrote (`outcomes.json` in its folder), per language."""
-    with open(os.path.join(result.model_path, OUTCOMES_NAME), encoding="utf-8") as f:
-        return json.load(f)
-
-
 def add_delta_intervals(results: list[CellResult], reference: str | None) -> None:
     """Give every cell but `reference` the paired 95% interval of its Δ to the reference, per language.
 
@@ -127,11 +122,11 @@ def add_delta_intervals(results: list[CellResult], reference: str | None) -> Non
     by_name = {result.name: result for result in results}
     if reference not in by_name:
         return
-    reference_outcomes = read_outcomes(by_name[reference])
+    reference_outcomes = read_outcomes(Path(by_name[reference].model_path, OUTCOMES_NAME))
     for result in results:
         if result.name == reference:
             continue
-        own = read_outcomes(result)
+        own = read_outcomes(Path(result.model_path, OUTCOMES_NAME))
         result.reference = reference
         result.delta_intervals = {
             language: list(

@@ -8,9 +8,9 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..results import CellResult
+from ..results import RESULTS_JSONL, CellResult
 
-RESULTS_JSONL, RESULTS_MARKDOWN = "results.jsonl", "results.md"
+RESULTS_MARKDOWN = "results.md"
 
 
 def write_results(results: Sequence[CellResult], output_dir: str, reference: str | None = None) -> None:

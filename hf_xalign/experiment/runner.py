@@ -11,13 +11,11 @@ from ..analysis.report import build_report
 from ..args import AlignmentTrainingArguments
 from ..hub import load_aligned, push_aligned
 from ..model_card import build_model_card, write_results_file
-from ..results import CellResult
+from ..results import ANALYSIS_NAME, CellResult
 from .cells import BASELINE, add_delta_intervals, compare_cells, run_cell
 from .config import resolved_config, save_config
 from .report import results_markdown, write_results
 from .task import ZeroShotTask
-
-ANALYSIS_NAME = "analysis.csv"  # per-layer alignment measures: model, pair, layer, measure, value, n
 
 
 def run_experiment(
