@@ -96,6 +96,13 @@ class AlignmentTrainingArguments(TrainingArguments):
         alignment_seed (`int`, *optional*):
             Seed of the alignment stream; defaults to `seed`.
 
+    Parameters that control the optimizer:
+        head_learning_rate (`float`, *optional*):
+            Learning rate of the task head (the parameters outside the encoder, e.g. `classifier.*`);
+            defaults to `learning_rate`. A freshly initialized head learns faster with a larger rate
+            than the pretrained encoder tolerates (as SetFit's `head_learning_rate`); the schedule
+            scales both alike.
+
     Parameters that control what is published (with `push_to_hub`):
         hub_push_loss_heads (`bool`, *optional*, defaults to `False`):
             Also push the parameters the alignment losses own (`alignment_losses.safetensors`, e.g. an MLM
@@ -151,6 +158,9 @@ class AlignmentTrainingArguments(TrainingArguments):
     alignment_batch_size: int = field(default=16, metadata={"help": "Translation pairs per micro-batch and device."})
     alignment_max_length: int = field(default=128, metadata={"help": "Max tokens per parallel sentence."})
     alignment_seed: int | None = field(default=None, metadata={"help": "Seed of the alignment stream (default: seed)."})
+    head_learning_rate: float | None = field(
+        default=None, metadata={"help": "Learning rate of the task head (default: learning_rate)."}
+    )
     hub_push_loss_heads: bool = field(
         default=False,
         metadata={"help": "push_to_hub also uploads the loss-owned heads (alignment_losses.safetensors)."},
@@ -193,6 +203,8 @@ class AlignmentTrainingArguments(TrainingArguments):
             raise ValueError("alignment_mode='sequential' needs alignment_steps >= 1 (the alignment stage's length).")
         if self.alignment_mode == "alternate" and self.alignment_every < 1:
             raise ValueError(f"alignment_every must be >= 1, got {self.alignment_every}.")
+        if self.head_learning_rate is not None and self.head_learning_rate <= 0:
+            raise ValueError(f"head_learning_rate must be > 0, got {self.head_learning_rate}.")
         if self.conflict_every < 0:
             raise ValueError(f"conflict_every must be >= 0 (0 = off), got {self.conflict_every}.")
         if self.gradient_combination not in COMBINATIONS:

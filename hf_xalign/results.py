@@ -43,6 +43,8 @@ class CellResult:
         conflict_summary (`dict`, *optional*): the gradient-conflict summary (`None` without measurement).
         model_path (`str`, *optional*): where the trained model was saved.
         train_metrics (`dict`): what `Trainer.train` returned (loss, runtime, ...).
+        seconds (`dict`): wall-clock seconds of the cell's phases: `train` (model loading and
+            `Trainer.train`) and `evaluate` (scoring every language).
         details (`dict`): facts about the data (sizes, pairs dropped as test text, labels, ...).
         versions (`dict`): package versions the cell ran with.
     """
@@ -59,6 +61,7 @@ class CellResult:
     conflict_summary: dict | None = None
     model_path: str | None = None
     train_metrics: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
 

@@ -458,6 +458,8 @@ class AlignmentTrainer(Trainer):
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
         created = self.optimizer is None
         optimizer = super().create_optimizer(model)
+        if created and self.args.head_learning_rate is not None:
+            self._give_head_its_learning_rate(optimizer, model if model is not None else self.model)
         loss_params = [(n, p) for n, p in self.alignment_losses.named_parameters() if p.requires_grad]
         if created and loss_params:
             decay = set(self.get_decay_parameter_names(self.alignment_losses))
@@ -466,6 +468,21 @@ class AlignmentTrainer(Trainer):
                 if group:
                     optimizer.add_param_group({"params": group, "weight_decay": weight_decay})
         return optimizer
+
+    def _give_head_its_learning_rate(self, optimizer: torch.optim.Optimizer, model: nn.Module) -> None:
+        """Move the task head's parameters into groups of their own at `head_learning_rate`."""
+        unwrapped = self.accelerator.unwrap_model(model)
+        if unwrapped.base_model is unwrapped:
+            raise ValueError("head_learning_rate: the model is a bare encoder, it has no task head.")
+        prefix = unwrapped.base_model_prefix + "."
+        head = {id(p) for name, p in unwrapped.named_parameters() if not name.startswith(prefix)}
+        # Before the first step the optimizer holds no state, so its groups can still be re-cut.
+        for group in list(optimizer.param_groups):
+            head_params = [p for p in group["params"] if id(p) in head]
+            if head_params:
+                group["params"] = [p for p in group["params"] if id(p) not in head]
+                optimizer.add_param_group({**group, "params": head_params, "lr": self.args.head_learning_rate})
+        optimizer.param_groups[:] = [group for group in optimizer.param_groups if group["params"]]
 
     def _clip_grad_norm(self, model: nn.Module) -> torch.Tensor:
         if not any(True for _ in self.alignment_losses.parameters()):

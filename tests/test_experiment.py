@@ -26,6 +26,7 @@ from hf_xalign.experiment import (
     save_config,
     write_results,
 )
+from hf_xalign.experiment.console import time_split
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "recipes"))
@@ -166,6 +167,7 @@ def test_results_jsonl_round_trip(tmp_path):
             conflict_summary=summary,
             model_path="out/aligned",
             train_metrics={"train_loss": 1.5},
+            seconds={"train": 12.5, "evaluate": 1.25},
             details={"parallel_pairs": 7},
         ),
         cell("baseline", {"en": 0.92, "fr": float("nan")}, config={"alignment_mode": "none"}),
@@ -177,6 +179,18 @@ def test_results_jsonl_round_trip(tmp_path):
     assert '"fr": {"accuracy": null}' in (tmp_path / "results.jsonl").read_text()  # strict JSON: no NaN
     assert math.isnan(read[1].score("fr")) and read[1].score("en") == 0.92  # null reads as NaN again
     assert read_results(str(tmp_path / "results.jsonl"))[0].config == {"alignment_loss": ["mse"], "seed": 3}
+
+
+def test_time_split_names_every_phase_and_adds_them_up():
+    aligned = cell("aligned", {"en": 0.9}, seconds={"train": 100.4, "evaluate": 10.0})
+    baseline = cell("baseline", {"en": 0.9}, seconds={"train": 49.6, "evaluate": 9.0})
+    line = time_split(5.0, [aligned, baseline], analysis_seconds=21.0)
+    # 5 + (100.4 + 10) + (49.6 + 9) + 21 = 195
+    assert line == (
+        "time: setup (data, tokenizer, metric) 5 s | aligned: train 100 s, evaluate 10 s"
+        " | baseline: train 50 s, evaluate 9 s | analysis and report 21 s | total 195 s"
+    )
+    assert "analysis" not in time_split(5.0, [aligned])
 
 
 def test_config_yaml_reruns_the_same_arguments(tmp_path):

@@ -51,7 +51,7 @@ def tiny_model_dir(tmp_path_factory):
     return str(folder)
 
 
-def test_recipe_learns_the_training_set_and_writes_the_table(tmp_path, tiny_model_dir):
+def test_recipe_learns_the_training_set_and_writes_the_table(tmp_path, tiny_model_dir, capsys):
     script_args = pos.PosArguments(
         model_name_or_path=tiny_model_dir,
         train_treebank=[EN_TRAIN],
@@ -91,6 +91,11 @@ def test_recipe_learns_the_training_set_and_writes_the_table(tmp_path, tiny_mode
 
     saved = {cell["name"]: cell for cell in read_jsonl(tmp_path / "pos" / "results.jsonl")}
     assert set(saved) == {"aligned", "baseline"}
+    # The time split: training wall time holds the Trainer's own train_runtime (and the model load).
+    for result in cells.values():
+        assert result.seconds["train"] >= result.train_metrics["train_runtime"] > 0 and result.seconds["evaluate"] > 0
+    time_lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("time: ")]
+    assert len(time_lines) == 1 and "aligned: train" in time_lines[0] and "baseline: train" in time_lines[0]
     assert set(saved["aligned"]["scores"]) == {"en", "fr", "tr"}
     markdown = (tmp_path / "pos" / "results.md").read_text()
     for row in ("| en (source) |", "| fr |", "| tr |", "macro avg (targets)", "Δ (aligned − baseline)"):

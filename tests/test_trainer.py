@@ -521,3 +521,48 @@ def test_no_pin_memory_warning_without_an_accelerator(tmp_path, data, recwarn):
     trainer.train()
     trainer.evaluate(eval_dataset=data[1])
     assert not [w for w in recwarn if "pin_memory" in str(w.message)]
+
+
+def test_head_learning_rate_trains_like_an_optimizer_with_a_head_group(
+    tmp_path, tokenizer, task_dataset, task_collator
+):
+    from transformers import Trainer
+
+    args = make_args(tmp_path, max_steps=3, alignment_mode="none", head_learning_rate=0.02, weight_decay=0.1)
+    ours = AlignmentTrainer(
+        model=make_model(tokenizer), args=args, train_dataset=task_dataset, data_collator=task_collator
+    )
+    ours.train()
+    # Oracle: a plain Trainer given an AdamW whose groups are cut by hand (head = outside `roberta.`).
+    model = make_model(tokenizer)
+    plain_args = make_args(tmp_path / "plain", max_steps=3, weight_decay=0.1)
+    decay = set(Trainer(model=model, args=plain_args).get_decay_parameter_names(model))
+    groups = []
+    for in_head, lr in ((False, plain_args.learning_rate), (True, 0.02)):
+        for decayed in (True, False):
+            params = [
+                p
+                for n, p in model.named_parameters()
+                if (not n.startswith("roberta.")) == in_head and (n in decay) == decayed
+            ]
+            groups.append({"params": params, "lr": lr, "weight_decay": 0.1 if decayed else 0.0})
+    optimizer = torch.optim.AdamW(groups, lr=plain_args.learning_rate, betas=(0.9, 0.999), eps=1e-8)
+    plain = Trainer(
+        model=model,
+        args=plain_args,
+        train_dataset=task_dataset,
+        data_collator=task_collator,
+        optimizers=(optimizer, None),
+    )
+    plain.train()
+    for (name, expected), got in zip(plain.model.named_parameters(), ours.model.parameters()):
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-6, msg=name)
+
+
+def test_head_learning_rate_needs_a_head(tmp_path, tokenizer, parallel_dataset):
+    args = make_args(tmp_path, max_steps=1, head_learning_rate=0.01)
+    trainer = AlignmentTrainer(
+        model=make_model(tokenizer).roberta, args=args, alignment_dataset=parallel_dataset, processing_class=tokenizer
+    )
+    with pytest.raises(ValueError, match="head_learning_rate: the model is a bare encoder"):
+        trainer.train()

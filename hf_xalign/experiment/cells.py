@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,7 @@ def run_cell(task: ZeroShotTask, name: str, overrides: Mapping[str, Any] | None 
         base, output_dir=os.path.join(base.output_dir, name), **{**dict(overrides or {}), "push_to_hub": False}
     )
     set_seed(args.seed)
+    started = time.perf_counter()
     trainer = AlignmentTrainer(
         model=task.build_model(),
         args=args,
@@ -90,7 +92,9 @@ def run_cell(task: ZeroShotTask, name: str, overrides: Mapping[str, Any] | None 
     use_console_log(trainer)
     train_output = trainer.train()
     trainer.save_model()
+    trained = time.perf_counter()
     scores, outcomes = evaluate_languages(trainer, task)
+    seconds = {"train": trained - started, "evaluate": time.perf_counter() - trained}
     result = CellResult(
         name=name,
         task=task.name,
@@ -102,6 +106,7 @@ def run_cell(task: ZeroShotTask, name: str, overrides: Mapping[str, Any] | None 
         conflict_summary=trainer.conflict_callback.summary if trainer.conflict_callback else None,
         model_path=args.output_dir,
         train_metrics=dict(train_output.metrics),
+        seconds=seconds,
         details=dict(task.details),
         versions=_versions(),
     )

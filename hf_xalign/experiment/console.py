@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from transformers import PrinterCallback, ProgressCallback, Trainer, TrainerCallback
+
+from ..results import CellResult
 
 
 class ConsoleLogCallback(TrainerCallback):
@@ -33,3 +37,16 @@ def use_console_log(trainer: Trainer) -> None:
     if trainer.pop_callback(ProgressCallback) is not None:
         trainer.add_callback(_ProgressBarOnly())
     trainer.add_callback(ConsoleLogCallback())
+
+
+def time_split(setup_seconds: float, results: Sequence[CellResult], analysis_seconds: float | None = None) -> str:
+    """Where an experiment's wall time went, as one line: setup, each cell's training and scoring, analysis."""
+    parts = [f"setup (data, tokenizer, metric) {setup_seconds:.0f} s"]
+    parts += [
+        f"{result.name}: train {result.seconds['train']:.0f} s, evaluate {result.seconds['evaluate']:.0f} s"
+        for result in results
+    ]
+    if analysis_seconds is not None:
+        parts.append(f"analysis and report {analysis_seconds:.0f} s")
+    total = setup_seconds + sum(sum(result.seconds.values()) for result in results) + (analysis_seconds or 0.0)
+    return "time: " + " | ".join(parts) + f" | total {total:.0f} s"

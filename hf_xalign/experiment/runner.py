@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ from ..model_card import build_model_card, write_results_file
 from ..results import ANALYSIS_NAME, CellResult
 from .cells import BASELINE, add_delta_intervals, compare_cells, run_cell
 from .config import resolved_config, save_config
+from .console import time_split
 from .report import results_markdown, write_results
 from .task import ZeroShotTask
 
@@ -39,6 +41,7 @@ def run_experiment(
     shows `Δ (cell − reference)` for every other cell. Files are written, and the table printed,
     by the main process only; every process returns the results.
     """
+    setup_seconds = time.perf_counter() - task.started
     output_dir = task.training_args.output_dir
     main_process = task.training_args.process_index == 0
     if main_process:
@@ -50,9 +53,14 @@ def run_experiment(
         add_delta_intervals(results, reference)
         write_results(results, output_dir, reference)
         print("\n" + results_markdown(results, reference))
+        analysis_seconds = None
         if task.script_args.analysis and task.analysis_dataset is not None:
+            analysis_started = time.perf_counter()
             run_analysis(task, results)
-            print(f"report: {build_report([output_dir], reference=reference or BASELINE)}")
+            report = build_report([output_dir], reference=reference or BASELINE)
+            analysis_seconds = time.perf_counter() - analysis_started
+            print(f"report: {report}")
+        print(time_split(setup_seconds, results, analysis_seconds))
         publish(results, reference, task.training_args)
     return results
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +79,8 @@ class ZeroShotTask:
     recipe: str | None = None
 
     def __init__(self, script_args: ZeroShotArguments, training_args: AlignmentTrainingArguments) -> None:
+        # When the experiment's data work started: the runner reports it as the setup time.
+        self.started = time.perf_counter()
         transformers.utils.logging.set_verbosity(training_args.get_process_log_level())  # as HF's examples do
         self.script_args, self.training_args = script_args, training_args
         self.tokenizer = AutoTokenizer.from_pretrained(script_args.model_name_or_path)
