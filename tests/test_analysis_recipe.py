@@ -14,6 +14,7 @@ from hf_xalign.data import load_parallel
 def test_held_out_pairs_are_measured_on_every_model_and_reported(tmp_path, tokenizer, capsys):
     model_dir = save_tiny_model(str(tmp_path / "model"), tokenizer)
     parallel = write_parallel_tsv(str(tmp_path / "en-xx.tsv"))
+    capsys.readouterr()  # the test's own model saving shows a bar; the experiment's must not
     results = run_tiny_experiment(
         tmp_path / "run", model_dir, parallel, script_options={"analysis": True, "analysis_pairs": 16}
     )
@@ -30,4 +31,9 @@ def test_held_out_pairs_are_measured_on_every_model_and_reported(tmp_path, token
     assert {int(row["layer"]) for row in rows} == {0, 1, 2}  # every layer of the 2-block model
     assert {row["measure"] for row in rows} == set(MEASURES)
     report = tmp_path / "run" / "report" / "report.md"
-    assert report.is_file() and f"report: {report}" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert report.is_file() and f"report: {report}" in printed.out
+    assert "analysis and report" in printed.out.splitlines()[-1]  # the time split comes last
+    # disable_tqdm (the tiny experiment's setting) quiets every bar, not only the Trainer's
+    for bar in ("Loading weights", "Writing model shards", "%|"):
+        assert bar not in printed.err, bar

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import datasets
 import evaluate
 import torch
 import transformers
@@ -82,6 +83,9 @@ class ZeroShotTask:
         # When the experiment's data work started: the runner reports it as the setup time.
         self.started = time.perf_counter()
         transformers.utils.logging.set_verbosity(training_args.get_process_log_level())  # as HF's examples do
+        if training_args.disable_tqdm:  # no bars at all then: not the Trainer's, not tokenizing, loading or saving
+            datasets.disable_progress_bars()
+            transformers.utils.logging.disable_progress_bar()
         self.script_args, self.training_args = script_args, training_args
         self.tokenizer = AutoTokenizer.from_pretrained(script_args.model_name_or_path)
         self.data_collator = self.collator_class(self.tokenizer)
