@@ -102,8 +102,8 @@ def main() -> None:
     # blocked_autorange calls it more often than one epoch has batches: a fresh pass after each epoch, as in training.
     loader_iter = itertools.chain.from_iterable(itertools.repeat(trainer.get_train_dataloader()))
     pieces = {
-        "alignment_stream.batch(step): dataset rows + tokenize + pad, per step": measure(
-            lambda: trainer.alignment_stream.batch(3, 0), bench.min_run_time
+        "alignment_stream.batch_at(p): dataset rows + pad (tokenized once), per step": measure(
+            lambda: trainer.alignment_stream.batch_at(3), bench.min_run_time
         ),
         "Trainer._get_grad_norm: clip_grad_norm_(params, inf) every step": measure(
             lambda: trainer.accelerator.clip_grad_norm_(params, float("inf")), bench.min_run_time

@@ -95,6 +95,9 @@ class AlignmentTrainingArguments(TrainingArguments):
             Tokens per sentence of parallel text.
         alignment_seed (`int`, *optional*):
             Seed of the alignment stream; defaults to `seed`.
+        alignment_prefetch (`bool`, *optional*, defaults to `True`):
+            Collate the next alignment batch on a background thread while the current step trains.
+            The batches are the same either way (a function of seed, step, micro-step and rank).
 
     Parameters that control the optimizer:
         head_learning_rate (`float`, *optional*):
@@ -158,6 +161,9 @@ class AlignmentTrainingArguments(TrainingArguments):
     alignment_batch_size: int = field(default=16, metadata={"help": "Translation pairs per micro-batch and device."})
     alignment_max_length: int = field(default=128, metadata={"help": "Max tokens per parallel sentence."})
     alignment_seed: int | None = field(default=None, metadata={"help": "Seed of the alignment stream (default: seed)."})
+    alignment_prefetch: bool = field(
+        default=True, metadata={"help": "Collate the next alignment batch on a background thread."}
+    )
     head_learning_rate: float | None = field(
         default=None, metadata={"help": "Learning rate of the task head (default: learning_rate)."}
     )

@@ -162,6 +162,22 @@ def hidden_states_up_to(
     return tuple(states)
 
 
+def layer_states(encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, layer: int) -> torch.Tensor:
+    """Token states of one layer (numbered as in [`hf_xalign.layers`]), running only the blocks below it.
+
+    A frozen reference read at a middle layer (a distillation teacher, a drift reference) stops
+    where the layer is computed, as the shared forward does ([`hidden_states_up_to`]).
+
+    Returns:
+        `torch.Tensor` of shape `(rows, seq, dim)`.
+    """
+    num_layers = getattr(getattr(encoder, "config", None), "num_hidden_layers", None)
+    if not isinstance(num_layers, int):
+        return select_layer(hidden_states_up_to(encoder, input_ids, attention_mask), layer)
+    resolved = resolve_layer(layer, num_layers)
+    return hidden_states_up_to(encoder, input_ids, attention_mask, resolved)[resolved]
+
+
 class ParallelEncoding:
     """The encoder's view of one parallel batch, shared by the alignment losses of a step.
 

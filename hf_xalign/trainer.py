@@ -149,13 +149,14 @@ class AlignmentTrainer(Trainer):
             views = frozenset().union(*(loss.requires for loss in losses))
             collator = ParallelCollator(processing_class, args.alignment_max_length, views, args.mlm_probability)
             self.alignment_stream = AlignmentStream(
-                alignment_dataset,
+                collator.encode_dataset(alignment_dataset),  # tokenized once: steps only pad and mask
                 collator,
                 batch_size=args.alignment_batch_size,
                 seed=args.alignment_seed,
                 accumulation_steps=args.gradient_accumulation_steps,
                 rank=args.process_index,
                 world_size=args.world_size,
+                prefetch=args.alignment_prefetch,
             )
         self.alignment_stage = args.alignment_mode == "sequential" and self.task_dataset is not None
         self.alignment_groups = self._backward_groups()
@@ -637,8 +638,16 @@ class AlignmentTrainer(Trainer):
         `output_dir/_alignment_stage` finishes the stage, then trains the task; a checkpoint of the
         task stage skips the finished alignment stage. `True` resumes from the task stage's last
         checkpoint if there is one, else from the alignment stage's. The stage's log history is
-        kept in `alignment_stage_log_history`.
+        kept in `alignment_stage_log_history`. The alignment stream's prefetch thread is stopped
+        when training ends, however it ends.
         """
+        try:
+            return self._train_stages(resume_from_checkpoint, **kwargs)
+        finally:
+            if self.alignment_stream is not None:
+                self.alignment_stream.close()
+
+    def _train_stages(self, resume_from_checkpoint: str | bool | None, **kwargs: Any):
         if not self.alignment_stage:
             return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
         stage_args = self._alignment_stage_args()

@@ -168,6 +168,62 @@ def test_the_forward_stops_at_the_highest_layer_any_loss_reads(tokenizer, parall
     assert calls == [1, 1, 1, 0]
 
 
+def reference_encoder(loss: AlignmentLoss):
+    """The frozen encoder a distillation or drift loss reads."""
+    return loss.teacher if isinstance(loss, DistillationLoss) else loss.reference
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("loss_class", [DistillationLoss, DriftLoss])
+def test_a_frozen_reference_read_at_a_middle_layer_stops_there(tokenizer, parallel_dataset, family, loss_class):
+    layer = 2
+    model = tiny_tagger(tokenizer, family)
+    loss = loss_class(layer=layer)
+    loss.setup(model)  # the frozen copy is taken here; the student then moves away from it
+    encoder = model.base_model
+    with torch.no_grad():
+        for parameter in encoder.parameters():
+            parameter.add_(0.02 * torch.randn_like(parameter))
+    batch = parallel_batch(tokenizer, parallel_dataset)
+    parameters = list(encoder.parameters())
+
+    calls, handles = count_block_calls(reference_encoder(loss))
+    value = loss(ParallelEncoding(encoder, batch, loss.layers_read(NUM_LAYERS)))
+    for handle in handles:
+        handle.remove()
+    grads = torch.autograd.grad(value, parameters, allow_unused=True)
+
+    # Oracle: both encoders' full forwards, the loss written out on their layer `layer`.
+    def full_layer(module, rows):
+        return module(
+            input_ids=batch["input_ids"][rows], attention_mask=batch["attention_mask"][rows], output_hidden_states=True
+        ).hidden_states[layer]  # (rows, seq, dim)
+
+    pairs = batch["input_ids"].shape[0] // 2
+    everything = slice(None)
+    student = full_layer(encoder, everything)
+    mask = content_token_mask(batch["attention_mask"], batch["special_tokens_mask"])  # (rows, seq)
+    with torch.no_grad():
+        reference = full_layer(
+            reference_encoder(loss), slice(0, pairs) if loss_class is DistillationLoss else everything
+        )
+    if loss_class is DistillationLoss:
+        sentences, teacher = pool(student, mask, "mean"), pool(reference, mask[:pairs], "mean")  # (rows | pairs, dim)
+        expected = ((sentences[:pairs] - teacher) ** 2).mean() + ((sentences[pairs:] - teacher) ** 2).mean()
+    else:
+        expected = ((student - reference)[mask.bool()] ** 2).mean()
+    expected_grads = torch.autograd.grad(expected, parameters, allow_unused=True)
+
+    assert calls == [1, 1, 0, 0]
+    assert expected.item() > 1e-4  # the student moved: the comparison is not of two zeros
+    torch.testing.assert_close(value, expected, **TOL)
+    for got, want in zip(grads, expected_grads):
+        if want is None:  # blocks above the layer read
+            assert got is None or not got.any()
+        else:
+            torch.testing.assert_close(got, want, **TOL)
+
+
 def test_reading_a_layer_above_the_declared_ones_is_an_error(tokenizer, parallel_dataset):
     encoder = tiny_tagger(tokenizer, "xlmr").base_model
     encoding = ParallelEncoding(encoder, parallel_batch(tokenizer, parallel_dataset), layers={1})

@@ -233,7 +233,9 @@ def test_mask_tokens_selection_rate_and_80_10_10_split(tokenizer):
     input_ids = torch.randint(5, vocab, (200, 500), generator=generator)  # no special ids
     candidates = torch.rand(200, 500, generator=generator) < 0.7
 
-    corrupted, labels = mask_tokens(input_ids, candidates, tokenizer, 0.15, generator=torch.Generator().manual_seed(1))
+    corrupted, labels = mask_tokens(
+        input_ids, candidates, tokenizer.mask_token_id, vocab, 0.15, generator=torch.Generator().manual_seed(1)
+    )
 
     selected = labels != -100
     n_candidates, n_selected = int(candidates.sum()), int(selected.sum())

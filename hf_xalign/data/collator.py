@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
+import datasets
 import torch
 from transformers import PreTrainedTokenizerBase
 
 VIEWS: frozenset[str] = frozenset({"word_ids", "mlm", "tlm"})
+# The column that marks a row as pre-tokenized by `ParallelCollator.encode`.
+ENCODED_MARKER = "src_input_ids"
 
 
 class ParallelCollator:
@@ -52,13 +56,113 @@ class ParallelCollator:
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.mlm_probability = mlm_probability
+        # Read once here: collating pre-tokenized rows then never touches the tokenizer, whose
+        # Rust object refuses concurrent use when the stream collates on a background thread.
+        self.mask_token_id = tokenizer.mask_token_id
+        self.pad_token_id = tokenizer.pad_token_id
+        self.vocab_size = len(tokenizer)
 
     def __call__(self, rows: list[dict[str, Any]], generator: torch.Generator | None = None) -> dict[str, Any]:
-        """Collate `rows` (dicts with `src`, `tgt`, optional `alignment`); `generator` seeds the masking."""
-        src_words = [row["src"].split() for row in rows]
-        tgt_words = [row["tgt"].split() for row in rows]
+        """Collate `rows`; `generator` seeds the masking.
+
+        Rows are either raw (`src`, `tgt`, optional `alignment`), tokenized here as one batch, or
+        carry the columns [`~ParallelCollator.encode`] added (a dataset tokenized once with
+        [`~ParallelCollator.encode_dataset`]), which are only padded and stacked. Both give the
+        same tensors for the same rows.
+        """
+        if rows and ENCODED_MARKER in rows[0]:
+            padded = self._pad_encoded(rows)
+        else:
+            padded = self._tokenize(rows)
+        batch: dict[str, Any] = {
+            "input_ids": padded["input_ids"],
+            "attention_mask": padded["attention_mask"],
+            "special_tokens_mask": padded["special_tokens_mask"],
+        }
+        if "word_ids" in self.views:
+            batch["word_ids"] = padded["word_ids"]  # (2 * pairs, seq)
+            batch["alignment"] = _links_within(rows, padded["word_ids"])
+        if "mlm" in self.views:
+            content = padded["attention_mask"].bool() & ~padded["special_tokens_mask"].bool()
+            batch["mlm_input_ids"], batch["mlm_labels"] = mask_tokens(
+                padded["input_ids"], content, self.mask_token_id, self.vocab_size, self.mlm_probability, generator
+            )
+        if "tlm" in self.views:
+            content = padded["tlm_attention_mask"].bool() & ~padded["tlm_special_tokens_mask"].bool()
+            batch["tlm_input_ids"], batch["tlm_labels"] = mask_tokens(
+                padded["tlm_input_ids"], content, self.mask_token_id, self.vocab_size, self.mlm_probability, generator
+            )
+            batch["tlm_attention_mask"] = padded["tlm_attention_mask"]
+        return batch
+
+    def encode(self, columns: dict[str, list[Any]]) -> dict[str, list[list[int]]]:
+        """Tokenizes a batch of dataset columns once, unpadded: the batched `datasets.map` function.
+
+        Adds `src_input_ids`, `src_special_tokens_mask`, `tgt_input_ids`, `tgt_special_tokens_mask`,
+        and, for the views that need them, `src_word_ids` / `tgt_word_ids` (-1 for special tokens)
+        and `tlm_input_ids` / `tlm_special_tokens_mask` (the pair, truncated to `2 * max_length`),
+        each truncated exactly as a batch tokenized in [`~ParallelCollator.__call__`] is.
+        """
+        pairs = len(columns["src"])
         encoded = self.tokenizer(
-            src_words + tgt_words,
+            [text.split() for text in columns["src"]] + [text.split() for text in columns["tgt"]],
+            is_split_into_words=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_special_tokens_mask=True,
+        )
+        out = {}
+        for side, rows in (("src", range(pairs)), ("tgt", range(pairs, 2 * pairs))):
+            out[f"{side}_input_ids"] = [encoded["input_ids"][row] for row in rows]
+            out[f"{side}_special_tokens_mask"] = [encoded["special_tokens_mask"][row] for row in rows]
+            if "word_ids" in self.views:
+                out[f"{side}_word_ids"] = [[-1 if w is None else w for w in encoded.word_ids(row)] for row in rows]
+        if "tlm" in self.views:
+            pair = self.tokenizer(
+                columns["src"],
+                columns["tgt"],
+                truncation=True,  # longest_first, as in a batch tokenized whole
+                max_length=2 * self.max_length,
+                return_special_tokens_mask=True,
+            )
+            out["tlm_input_ids"] = pair["input_ids"]
+            out["tlm_special_tokens_mask"] = pair["special_tokens_mask"]
+        return out
+
+    def encode_dataset(self, dataset: datasets.Dataset) -> datasets.Dataset:
+        """`dataset` with the columns of [`~ParallelCollator.encode`] added, tokenized once (batched, fast tokenizer).
+
+        The result is kept in memory (`keep_in_memory=True`). The default `map` cache would write
+        an Arrow file into the folder of a file-backed dataset, from every process of a
+        distributed run at once, under a hash of the tokenizer that differs for each tokenizer
+        object (so a later run would not find it anyway). The cost is one pass of the fast
+        tokenizer over the corpus before training, which the steps then no longer pay. Ids are
+        stored as int32 and masks as int8: under half the memory of the default int64 lists.
+        """
+        features = dataset.features.copy()
+        for name in self.encoded_columns():
+            dtype = "int8" if name.endswith("special_tokens_mask") else "int32"
+            features[name] = datasets.List(datasets.Value(dtype))
+        return dataset.map(
+            self.encode,
+            batched=True,
+            keep_in_memory=True,
+            features=features,
+            desc="Tokenizing the parallel text",
+        )
+
+    def encoded_columns(self) -> list[str]:
+        """The columns [`~ParallelCollator.encode`] adds for this collator's views."""
+        per_side = ["input_ids", "special_tokens_mask"] + (["word_ids"] if "word_ids" in self.views else [])
+        columns = [f"{side}_{name}" for side in ("src", "tgt") for name in per_side]
+        if "tlm" in self.views:
+            columns += ["tlm_input_ids", "tlm_special_tokens_mask"]
+        return columns
+
+    def _tokenize(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Raw rows tokenized as one padded batch (source rows, then target rows; the TLM pairs)."""
+        encoded = self.tokenizer(
+            [row["src"].split() for row in rows] + [row["tgt"].split() for row in rows],
             is_split_into_words=True,
             truncation=True,
             max_length=self.max_length,
@@ -66,23 +170,12 @@ class ParallelCollator:
             return_special_tokens_mask=True,
             return_tensors="pt",
         )
-        batch: dict[str, Any] = {
-            "input_ids": encoded["input_ids"],
-            "attention_mask": encoded["attention_mask"],
-            "special_tokens_mask": encoded["special_tokens_mask"],
-        }
+        padded = {name: encoded[name] for name in ("input_ids", "attention_mask", "special_tokens_mask")}
         if "word_ids" in self.views:
-            word_ids = torch.tensor(
+            padded["word_ids"] = torch.tensor(
                 [[-1 if w is None else w for w in encoded.word_ids(row)] for row in range(2 * len(rows))],
                 dtype=torch.long,
             )  # (2 * pairs, seq)
-            batch["word_ids"] = word_ids
-            batch["alignment"] = _links_within(rows, word_ids)
-        if "mlm" in self.views:
-            content = encoded["attention_mask"].bool() & ~encoded["special_tokens_mask"].bool()
-            batch["mlm_input_ids"], batch["mlm_labels"] = mask_tokens(
-                encoded["input_ids"], content, self.tokenizer, self.mlm_probability, generator
-            )
         if "tlm" in self.views:
             pair = self.tokenizer(
                 [row["src"] for row in rows],
@@ -93,12 +186,50 @@ class ParallelCollator:
                 return_special_tokens_mask=True,
                 return_tensors="pt",
             )
-            content = pair["attention_mask"].bool() & ~pair["special_tokens_mask"].bool()
-            batch["tlm_input_ids"], batch["tlm_labels"] = mask_tokens(
-                pair["input_ids"], content, self.tokenizer, self.mlm_probability, generator
+            padded["tlm_input_ids"] = pair["input_ids"]
+            padded["tlm_attention_mask"] = pair["attention_mask"]
+            padded["tlm_special_tokens_mask"] = pair["special_tokens_mask"]
+        return padded
+
+    def _pad_encoded(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Rows tokenized by [`~ParallelCollator.encode`], padded as the tokenizer pads a batch.
+
+        Padding goes on the tokenizer's `padding_side` with the pad id; padding positions get
+        attention 0, special-token mask 1 (as `tokenizers` marks them) and word id -1.
+        """
+        missing = [name for name in self.encoded_columns() if name not in rows[0]]
+        if missing:
+            raise ValueError(
+                f"The pre-tokenized rows lack the columns {missing} that this collator's views {sorted(self.views)} "
+                "need: tokenize the dataset with this collator's `encode_dataset`."
             )
-            batch["tlm_attention_mask"] = pair["attention_mask"]
-        return batch
+        pad = functools.partial(_pad, left=self.tokenizer.padding_side == "left")
+        ids = [row["src_input_ids"] for row in rows] + [row["tgt_input_ids"] for row in rows]
+        padded = {
+            "input_ids": pad(ids, self.pad_token_id),
+            "attention_mask": pad([[1] * len(row) for row in ids], 0),
+            "special_tokens_mask": pad(
+                [row["src_special_tokens_mask"] for row in rows] + [row["tgt_special_tokens_mask"] for row in rows], 1
+            ),
+        }
+        if "word_ids" in self.views:
+            padded["word_ids"] = pad([row["src_word_ids"] for row in rows] + [row["tgt_word_ids"] for row in rows], -1)
+        if "tlm" in self.views:
+            pair_ids = [row["tlm_input_ids"] for row in rows]
+            padded["tlm_input_ids"] = pad(pair_ids, self.pad_token_id)
+            padded["tlm_attention_mask"] = pad([[1] * len(row) for row in pair_ids], 0)
+            padded["tlm_special_tokens_mask"] = pad([row["tlm_special_tokens_mask"] for row in rows], 1)
+        return padded
+
+
+def _pad(sequences: list[list[int]], value: int, left: bool) -> torch.Tensor:
+    """Lists of ints stacked into one `(rows, longest)` long tensor, padded with `value` on one side."""
+    longest = max(len(sequence) for sequence in sequences)
+    if left:
+        rows = [[value] * (longest - len(sequence)) + sequence for sequence in sequences]
+    else:
+        rows = [sequence + [value] * (longest - len(sequence)) for sequence in sequences]
+    return torch.tensor(rows, dtype=torch.long)
 
 
 def _links_within(rows: list[dict[str, Any]], word_ids: torch.Tensor) -> list[list[tuple[int, int]]]:
@@ -115,7 +246,8 @@ def _links_within(rows: list[dict[str, Any]], word_ids: torch.Tensor) -> list[li
 def mask_tokens(
     input_ids: torch.Tensor,
     candidates: torch.Tensor,
-    tokenizer: PreTrainedTokenizerBase,
+    mask_token_id: int,
+    vocab_size: int,
     probability: float,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,7 +259,8 @@ def mask_tokens(
     Args:
         input_ids (`torch.Tensor` of shape `(rows, seq)`): token ids.
         candidates (`torch.Tensor` of shape `(rows, seq)`, bool): tokens that may be selected.
-        tokenizer: gives the mask token id and the vocabulary size.
+        mask_token_id (`int`): the id written over 80% of the selected tokens.
+        vocab_size (`int`): random replacements are drawn from `[0, vocab_size)` (`len(tokenizer)`).
         probability (`float`): chance of each candidate being selected.
         generator (`torch.Generator`, *optional*): makes the corruption reproducible.
 
@@ -143,8 +276,8 @@ def mask_tokens(
     labels = torch.where(selected, input_ids, torch.full_like(input_ids, -100))
     action = torch.rand(input_ids.shape, generator=generator)  # (rows, seq)
     corrupted = input_ids.clone()
-    corrupted[selected & (action < 0.8)] = tokenizer.mask_token_id
+    corrupted[selected & (action < 0.8)] = mask_token_id
     randomize = selected & (action >= 0.8) & (action < 0.9)
-    random_ids = torch.randint(len(tokenizer), input_ids.shape, generator=generator)
+    random_ids = torch.randint(vocab_size, input_ids.shape, generator=generator)
     corrupted[randomize] = random_ids[randomize]
     return corrupted, labels

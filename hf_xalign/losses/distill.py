@@ -6,8 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers import select_layer
-from ..pooling import ParallelEncoding, Pooling, pool
+from ..pooling import ParallelEncoding, Pooling, layer_states, pool
 from .base import AlignmentLoss, frozen_copy, hold_unregistered, register_loss, single_layer_read
 from .distance import MULTILINGUAL_DISTILLATION_CITATION
 
@@ -54,12 +53,9 @@ class DistillationLoss(AlignmentLoss):
         pairs = encoding.num_pairs
         batch = encoding.batch
         with torch.no_grad():
-            teacher_outputs = self.teacher(
-                input_ids=batch["input_ids"][:pairs],
-                attention_mask=batch["attention_mask"][:pairs],
-                output_hidden_states=True,
+            teacher_states = layer_states(  # (pairs, seq, dim); the teacher's upper blocks do not run
+                self.teacher, batch["input_ids"][:pairs], batch["attention_mask"][:pairs], self.layer
             )
-            teacher_states = select_layer(teacher_outputs.hidden_states, self.layer)  # (pairs, seq, dim)
             mask = encoding.content_mask()[:pairs]  # (pairs, seq)
             teacher_src = pool(teacher_states, mask, self.pooling)  # (pairs, dim)
         student_src, student_tgt = encoding.sentence_embeddings(self.layer, self.pooling)

@@ -7,8 +7,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..layers import select_layer
-from ..pooling import ParallelEncoding
+from ..pooling import ParallelEncoding, layer_states
 from .base import AlignmentLoss, frozen_copy, hold_unregistered, register_loss, single_layer_read
 
 L2_SP_CITATION = """\
@@ -78,10 +77,8 @@ class DriftLoss(AlignmentLoss):
             return self.weight_drift()
         batch = encoding.batch
         with torch.no_grad():
-            reference_outputs = self.reference(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True
-            )
-            reference_states = select_layer(reference_outputs.hidden_states, self.layer)  # (rows, seq, dim)
+            # (rows, seq, dim); the reference's upper blocks do not run
+            reference_states = layer_states(self.reference, batch["input_ids"], batch["attention_mask"], self.layer)
         return self.compute_loss_from_states(encoding.layer(self.layer), reference_states, encoding.content_mask())
 
     @staticmethod
