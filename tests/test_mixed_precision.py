@@ -5,7 +5,8 @@ accelerate builds no `GradScaler` on CPU, so the tests put a `torch.amp.GradScal
 the accelerator before training, where fp16 training on a GPU has its own: every backward then
 runs on the scaled loss and the optimizer step unscales (and skips on inf) through it. Clipping
 is off: on CPU accelerate does not unscale before clipping. The oracle is the same run without
-a scaler: scaling by a power of two is exact, so everything agrees to rounding.
+a scaler: scaling by a power of two is exact, so everything agrees to rounding. Under bf16
+autocast (no scaler) the statistics are float64 sums of the step's gradients.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import math
 import pytest
 import torch
 from test_trainer import make_args, make_trainer
+from transformers import TrainerCallback
+
+from hf_xalign.conflict import TASK
 
 SCALE = 2.0**12
 OVERFLOW_SCALE = 2.0**127  # the scaled contrastive gradients exceed float32's range
@@ -96,3 +100,35 @@ def test_overflowed_step_is_skipped_and_leaves_means_and_gradvac_state_alone(tmp
     assert set(targets) == set(expected_targets)
     for group, target in expected_targets.items():
         assert targets[group] == pytest.approx(target, rel=1e-6), group
+
+
+class SplitCapture(TrainerCallback):
+    """Copies the first step's total gradient G and task part T (the splitter's buffer) before the optimizer step."""
+
+    def __init__(self) -> None:
+        self.trainer, self.task, self.total = None, None, None
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        if self.task is None:
+            splitter = self.trainer.gradient_splitter
+            self.task = [t.detach().clone() for t in splitter.buffers[TASK]]
+            self.total = [splitter.gradient(i).detach().clone() for i in range(len(splitter.params))]
+
+
+def test_bf16_autocast_statistics_are_float64_sums_of_the_step_gradients(tmp_path, data):
+    tokenizer, task_dataset, parallel_dataset, task_collator = data
+    args = make_args(
+        tmp_path, max_steps=1, bf16=True, max_grad_norm=0.0, per_device_train_batch_size=4, alignment_lambda=0.7
+    )
+    capture = SplitCapture()
+    trainer = make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, args, callbacks=[capture])
+    capture.trainer = trainer
+    trainer.train()
+    assert trainer.accelerator.mixed_precision == "bf16"
+    # Oracle: every value cast to float64 first, A = G - T, summed over the whole model.
+    task = torch.cat([t.double().flatten() for t in capture.task])
+    align = torch.cat([g.double().flatten() for g in capture.total]) - task
+    (measured,) = trainer.conflict_callback.measurements
+    assert measured.task_norm == pytest.approx(float(task.norm()), rel=1e-6)
+    assert measured.align_norm == pytest.approx(float(align.norm()), rel=1e-6)
+    assert measured.cosine == pytest.approx(float(task @ align / (task.norm() * align.norm())), rel=1e-5)
