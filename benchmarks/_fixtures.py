@@ -144,8 +144,8 @@ def task_batches(dataset: datasets.Dataset, count: int) -> list[dict[str, torch.
     return batches
 
 
-def make_args(output_dir: str, conflict_every: int, max_steps: int = 10**6) -> AlignmentTrainingArguments:
-    """Arguments of every trainer variant: only `conflict_every` differs between them."""
+def make_args(output_dir: str, conflict_every: int, max_steps: int = 10**6, **options) -> AlignmentTrainingArguments:
+    """Arguments of every trainer variant: `conflict_every` and the `options` a benchmark varies differ between them."""
     return AlignmentTrainingArguments(
         output_dir=output_dir,
         use_cpu=True,
@@ -167,6 +167,7 @@ def make_args(output_dir: str, conflict_every: int, max_steps: int = 10**6) -> A
         alignment_batch_size=ALIGN_PAIRS,
         alignment_max_length=ALIGN_MAX_LENGTH,
         conflict_every=conflict_every,
+        **options,
     )
 
 
@@ -177,12 +178,13 @@ def make_trainer(
     pairs: datasets.Dataset,
     conflict_every: int,
     max_steps: int = 10**6,
+    **options,
 ) -> AlignmentTrainer:
     output_dir = tempfile.mkdtemp(prefix=f"xalign-bench-c{conflict_every}-")
     atexit.register(shutil.rmtree, output_dir, True)  # conflict.jsonl and summaries of the timed runs
     trainer = AlignmentTrainer(
         model=model,
-        args=make_args(output_dir, conflict_every, max_steps),
+        args=make_args(output_dir, conflict_every, max_steps, **options),
         train_dataset=task_dataset,
         alignment_dataset=pairs,
         processing_class=tokenizer,

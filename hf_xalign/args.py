@@ -14,6 +14,7 @@ from .schedules import LAMBDA_SCHEDULES
 from .surgery import COMBINATIONS
 
 ALIGNMENT_MODES: tuple[str, ...] = ("joint", "sequential", "alternate", "none")
+CONFLICT_STATISTICS: tuple[str, ...] = ("averaged", "pooled")
 
 
 @dataclass
@@ -75,6 +76,15 @@ class AlignmentTrainingArguments(TrainingArguments):
             Give each loss that reads the shared source+target forward its own gradient and cosine
             (costs one extra backward per such loss). Losses with a forward of their own (`mlm`,
             `tlm`) always get their own.
+        conflict_statistic (`str`, *optional*, defaults to `"averaged"`):
+            Under DDP, which gradients the statistics describe (one process: the same either way).
+            `averaged`: the step's averaged task and alignment gradients, the ones the optimizer
+            applies; costs one more parameter-sized all-reduce (of the task part) on measured steps,
+            amortized by `conflict_every`. `pooled`: each process's own gradients, their partial
+            sums added over processes (`Σ_r T_r·A_r / √(Σ_r |T_r|² · Σ_r |A_r|²)`), with no extra
+            all-reduce; a different, noisier quantity: per-process gradients carry more noise, so its
+            cosine is pulled toward 0, more so the more processes run, and its norms are root sums of
+            squares over processes. `pooled` needs `gradient_combination="sum"`.
         gradient_combination (`str`, *optional*, defaults to `"sum"`):
             How task and alignment gradients are combined before clipping and the optimizer step:
             `sum`, `pcgrad`, `gradvac`, `balance` or `adaptive` (see `hf_xalign.surgery`). Any rule
@@ -152,6 +162,12 @@ class AlignmentTrainingArguments(TrainingArguments):
     conflict_split_shared_forward: bool = field(
         default=False, metadata={"help": "Own gradient per loss of the shared forward (one extra backward each)."}
     )
+    conflict_statistic: str = field(
+        default="averaged",
+        metadata={
+            "help": "Under DDP: 'averaged' (the step's averaged gradients) or 'pooled' (each process's own, sums added)."
+        },
+    )
     gradient_combination: str = field(default="sum", metadata={"help": f"Combining rule: {', '.join(COMBINATIONS)}."})
     gradvac_beta: float = field(default=0.01, metadata={"help": "GradVac: EMA rate of the target similarity."})
     balance_ratio: float = field(default=1.0, metadata={"help": "balance: |align grad| = ratio * |task grad|."})
@@ -213,6 +229,16 @@ class AlignmentTrainingArguments(TrainingArguments):
             raise ValueError(f"head_learning_rate must be > 0, got {self.head_learning_rate}.")
         if self.conflict_every < 0:
             raise ValueError(f"conflict_every must be >= 0 (0 = off), got {self.conflict_every}.")
+        if self.conflict_statistic not in CONFLICT_STATISTICS:
+            raise ValueError(
+                f"conflict_statistic must be one of {CONFLICT_STATISTICS}, got {self.conflict_statistic!r}."
+            )
+        if self.conflict_statistic == "pooled" and self.gradient_combination != "sum":
+            raise ValueError(
+                f"conflict_statistic='pooled' measures each process's own gradients, but gradient_combination="
+                f"{self.gradient_combination!r} rewrites the averaged gradient from its averaged parts: use "
+                "conflict_statistic='averaged' (the default) with a combining rule."
+            )
         if self.gradient_combination not in COMBINATIONS:
             raise ValueError(f"gradient_combination must be one of {COMBINATIONS}, got {self.gradient_combination!r}.")
         if self.gradient_combination != "sum" and self.conflict_every != 1:

@@ -9,7 +9,11 @@ a forward (one backward for all of them) and each loss with a forward of its own
 TLM); every group but the last gets a buffer of its own, the last is `A` minus the others.
 
 Statistics are partial sums (`T·A`, `|T|²`, `|A|²` per parameter group, in float64) in one
-small tensor: under DDP that tensor is what processes exchange, never the gradients. The
+small tensor. Under DDP they are by default those of the step's averaged gradients (the
+trainer averages `T` too on measured steps), or with `conflict_statistic="pooled"` each
+process's own sums added up. With fp16 loss scaling they are divided by the squared scale
+(the sums of the unscaled gradients); a step with non-finite gradients is recorded as
+skipped and left out of every mean. The
 groups are named by [`parameter_group`]: `layer.<k>` follows the layer numbering of
 [`hf_xalign.layers`], so `layer.k` holds the parameters that produce `hidden_states[k]`.
 
@@ -80,6 +84,8 @@ class ConflictMeasurement:
     align_norm: float
     per_group: dict[str, dict[str, float]] = field(default_factory=dict)
     per_objective: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Non-finite gradients (an fp16 overflow: the scaler skips the optimizer step): no statistics.
+    skipped: bool = False
 
     @property
     def norm_ratio(self) -> float:
@@ -112,6 +118,7 @@ class ConflictMeasurement:
             align_norm=values["align_norm"],
             per_group=values["per_group"],
             per_objective=values["per_objective"],
+            skipped=values.get("skipped", False),
         )
 
     def to_record(self) -> dict:
@@ -126,6 +133,7 @@ class ConflictMeasurement:
                 "norm_ratio": self.norm_ratio,
                 "per_group": self.per_group,
                 "per_objective": self.per_objective,
+                "skipped": self.skipped,
             }
         )
 
@@ -306,8 +314,13 @@ class GradientSplitter:
     def task_gradient(self, index: int) -> torch.Tensor:
         return self.buffers[TASK][index]
 
-    def partial_sums(self) -> torch.Tensor:
+    def partial_sums(self, gradient_scale: float = 1.0) -> torch.Tensor:
         """Float64 partial sums for the step, one small tensor (all-reduce it under DDP).
+
+        Args:
+            gradient_scale (`float`, *optional*, defaults to `1.0`): the loss scale the gradients carry
+                (fp16 `GradScaler`): the sums, quadratic in the gradients, are divided by its square, so
+                they are those of the unscaled gradients.
 
         Layout: `(groups, 3)` rows of `[T·A, |T|², |A|²]` per parameter group, then
         `(objectives, 2)` rows of `[T·A_k, |A_k|²]` per alignment objective when there are several.
@@ -368,17 +381,25 @@ class GradientSplitter:
         sums = torch.stack([gram[:, 0, 1], gram[:, 0, 0], gram[:, 1, 1]], dim=1)  # (segments, 3)
         group_index = torch.tensor(groups, device=device, dtype=torch.long)
         per_group = sums.new_zeros(len(self.group_names), 3).index_add_(0, group_index, sums)
+        unscale = 1.0 / gradient_scale**2  # a power of two under GradScaler: exact
         if objectives <= 1:
-            return per_group.flatten()
+            return per_group.flatten() * unscale
         # Objective k's row in the Gram matrix: 2 + k (the last objective's is the remainder).
         k = torch.arange(2, rows, device=device)
         per_objective = torch.stack([gram[:, 0, 2:].sum(0), gram[:, k, k].sum(0)], dim=1)  # (objectives, 2)
-        return torch.cat([per_group.flatten(), per_objective.flatten()])  # one small tensor, still on the device
+        return torch.cat([per_group.flatten(), per_objective.flatten()]) * unscale  # one small tensor, on the device
 
     def measurement(self, sums: torch.Tensor, step: int, alignment_lambda: float) -> ConflictMeasurement:
-        """Cosines and norms from (possibly all-reduced) [`partial_sums`]."""
+        """Cosines and norms from (possibly all-reduced) [`partial_sums`]; `skipped` if any sum is not finite.
+
+        A non-finite gradient value makes `|T|²` or `|A|² = |G - T|²` of its group non-finite, so
+        the sums see every step that fp16's `GradScaler` skips.
+        """
         n_groups = len(self.group_names)
         sums = sums.detach().cpu()
+        if not torch.isfinite(sums).all():
+            nan = float("nan")
+            return ConflictMeasurement(step, alignment_lambda, nan, nan, nan, skipped=True)
         groups = sums[: 3 * n_groups].view(n_groups, 3).tolist()
         dot, task_sq, align_sq = (sum(row[j] for row in groups) for j in range(3))
         per_group = {name: _values(*row) for name, row in zip(self.group_names, groups)}
@@ -399,23 +420,37 @@ class GradientSplitter:
 
 
 def mean_logs(measurements: Sequence[ConflictMeasurement]) -> dict[str, float]:
-    """The mean of each `conflict/...` log value over several measured steps (NaNs left out)."""
+    """The mean of each `conflict/...` log value over several measured steps (NaNs and skipped steps left out).
+
+    Skipped steps are counted in `conflict/skipped_steps` (present when there is one).
+    """
     collected: dict[str, list[float]] = {}
     for measurement in measurements:
-        for key, value in measurement.to_logs().items():
-            collected.setdefault(key, []).append(value)
+        if not measurement.skipped:
+            for key, value in measurement.to_logs().items():
+                collected.setdefault(key, []).append(value)
     means = {key: _nanmean(values) for key, values in collected.items()}
-    return {key: value for key, value in means.items() if not math.isnan(value)}
+    logs = {key: value for key, value in means.items() if not math.isnan(value)}
+    skipped = sum(measurement.skipped for measurement in measurements)
+    if skipped:
+        logs["conflict/skipped_steps"] = float(skipped)
+    return logs
 
 
 def summarize(measurements: Sequence[ConflictMeasurement]) -> dict:
-    """Mean / median cosine, share of steps with a negative cosine, mean norm ratio per group."""
+    """Mean / median cosine, share of steps with a negative cosine, mean norm ratio per group.
+
+    Skipped steps (non-finite gradients) are counted in `skipped_steps` and left out of the rest.
+    """
+    skipped = sum(measurement.skipped for measurement in measurements)
+    measurements = [measurement for measurement in measurements if not measurement.skipped]
     if not measurements:
-        return {"measured_steps": 0}
+        return {"measured_steps": 0, "skipped_steps": skipped}
     cosines = [m.cosine for m in measurements if not math.isnan(m.cosine)]
     groups = measurements[-1].per_group.keys()
     return {
         "measured_steps": len(measurements),
+        "skipped_steps": skipped,
         "mean_cosine": statistics.fmean(cosines) if cosines else float("nan"),
         "median_cosine": statistics.median(cosines) if cosines else float("nan"),
         "negative_cosine_fraction": sum(c < 0 for c in cosines) / len(cosines) if cosines else float("nan"),

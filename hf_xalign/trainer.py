@@ -369,7 +369,13 @@ class AlignmentTrainer(Trainer):
         return total
 
     def _finish_step_gradients(self, step: int, lam: float, measuring: bool, distributed: bool) -> None:
-        """At the optimizer step: average over processes, measure, and apply the combining rule."""
+        """At the optimizer step: average over processes, measure, and apply the combining rule.
+
+        Under DDP the statistics are those of the averaged gradients: `G` is averaged anyway, and on
+        measured steps the task part (and the other buffered parts) too; `conflict_statistic="pooled"`
+        all-reduces each process's partial sums instead. A step with non-finite gradients (fp16
+        overflow) is recorded as skipped and leaves the combining rule's state alone.
+        """
         if not measuring:
             if distributed:
                 all_reduce_gradients(self._trainable_parameters(), self.args.world_size)
@@ -377,22 +383,23 @@ class AlignmentTrainer(Trainer):
         splitter = self.gradient_splitter
         params = splitter.params  # the same list, in the same order, on every process
         rule = self.args.gradient_combination
-        if distributed and rule != "sum":
-            # The rule rewrites the averaged gradient, so it needs the averaged task part too.
+        scale = self._gradient_scale()
+        if distributed and self.args.conflict_statistic == "pooled":
+            sums = splitter.partial_sums(scale)  # this process's own gradients, before averaging
+            torch.distributed.all_reduce(sums)
             all_reduce_gradients(params, self.args.world_size)
-            for buffer in splitter.buffers.values():
-                all_reduce_tensors(buffer, self.args.world_size)
-            sums = splitter.partial_sums()
         else:
-            # Statistics of each process's gradients, combined through one small all-reduce.
-            sums = splitter.partial_sums()
             if distributed:
-                torch.distributed.all_reduce(sums)
                 all_reduce_gradients(params, self.args.world_size)
+                for buffer in splitter.buffers.values():
+                    all_reduce_tensors(buffer, self.args.world_size)
+            sums = splitter.partial_sums(scale)
         measurement = splitter.measurement(sums, step, lam)
         self.conflict_callback.add(measurement)
         self._record_measurement(measurement)
-        if rule != "sum":
+        # The rules' coefficients are ratios of the unscaled sums (invariant to the loss scale), so
+        # they act alike on the scaled `.grad` and `T`; a skipped step would only poison their state.
+        if rule != "sum" and not measurement.skipped:
             n_groups = len(splitter.group_names)
             alphas, betas = combination_coefficients(
                 rule,
@@ -402,6 +409,11 @@ class AlignmentTrainer(Trainer):
                 self.combination_options,
             )
             apply_combination(splitter.params, splitter.buffers[TASK], splitter.group_of, alphas, betas)
+
+    def _gradient_scale(self) -> float:
+        """The loss scale the gradients in `.grad` carry: fp16's `GradScaler` scale, else 1."""
+        scaler = self.accelerator.scaler
+        return scaler.get_scale() if scaler is not None else 1.0
 
     def _next_micro_step(self, step: int) -> int:
         last_step, seen = self._micro_step

@@ -541,3 +541,11 @@ def test_copy_first_capture_gives_the_zero_and_add_buffer(micro_steps, objective
         for name in splitter.buffered:
             for got, want in zip(splitter.buffers[name], expected[name]):
                 assert torch.equal(got, want), (step, name)
+
+
+def test_conflict_statistic_is_checked_with_the_combining_rule(tmp_path):
+    with pytest.raises(ValueError, match="conflict_statistic must be one of"):
+        AlignmentTrainingArguments(output_dir=str(tmp_path), conflict_statistic="mean")
+    with pytest.raises(ValueError, match="conflict_statistic='pooled' measures each process's own gradients"):
+        AlignmentTrainingArguments(output_dir=str(tmp_path), conflict_statistic="pooled", gradient_combination="pcgrad")
+    assert AlignmentTrainingArguments(output_dir=str(tmp_path)).conflict_statistic == "averaged"

@@ -67,6 +67,14 @@ def test_two_process_step_equals_average_of_per_process_objectives(tmp_path, com
         g if g is not None else torch.zeros_like(p)
         for g, p in zip(torch.autograd.grad(align_objective, params, allow_unused=True), params)
     ]
+    # The logged statistics are those of the averaged T and A (conflict_statistic="averaged", the default).
+    dot = sum(float((t * a).sum()) for t, a in zip(task, align))
+    task_sq, align_sq = (sum(float((g * g).sum()) for g in grads) for grads in (task, align))
+    for rank in ranks:
+        measured = rank["measurement"]
+        assert measured["cosine"] == pytest.approx(dot / (task_sq * align_sq) ** 0.5, rel=1e-9, abs=1e-12)
+        assert measured["task_norm"] == pytest.approx(task_sq**0.5, rel=1e-9)
+        assert measured["align_norm"] == pytest.approx(align_sq**0.5, rel=1e-9)
     if combination == "balance":  # A' = A * |T| / |A| (balance_ratio 1), from the averaged T and A
         task_norm = torch.sqrt(sum((t * t).sum() for t in task))
         align_norm = torch.sqrt(sum((a * a).sum() for a in align))
