@@ -17,9 +17,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import PreTrainedTokenizerBase, Trainer, TrainerState
 from transformers.trainer import TRAINER_STATE_NAME
-from transformers.trainer_utils import get_last_checkpoint
 
 from .args import AlignmentTrainingArguments
+from .checkpoints import check_checkpoint_complete, last_complete_checkpoint
 from .conflict import TASK, ConflictMeasurement, GradientConflictCallback, GradientSplitter, mean_logs
 from .data.collator import ParallelCollator
 from .data.parallel import language_pair_counts, load_parallel
@@ -623,7 +623,8 @@ class AlignmentTrainer(Trainer):
         kept in `alignment_stage_log_history`.
         """
         if not self.alignment_stage:
-            return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+            resume = _complete_resume_point(resume_from_checkpoint, self.args.output_dir)
+            return super().train(resume_from_checkpoint=resume, **kwargs)
         stage_args = self._alignment_stage_args()
         resume_stage, resume_task = _split_resume(resume_from_checkpoint, self.args.output_dir, stage_args.output_dir)
         if resume_task is None:
@@ -705,18 +706,34 @@ def _saved_log_history(output_dir: str) -> list[dict[str, Any]]:
     return TrainerState.load_from_json(path).log_history if os.path.isfile(path) else []
 
 
+def _complete_resume_point(resume: str | bool | None, output_dir: str) -> str | bool | None:
+    """`resume_from_checkpoint` with `True` resolved to the last checkpoint written completely in `output_dir`.
+
+    A folder named explicitly must be complete too; anything else goes to Trainer as given.
+    """
+    if resume is True:
+        checkpoint = last_complete_checkpoint(output_dir)
+        if checkpoint is None:
+            raise ValueError(f"No complete checkpoint found in output directory ({output_dir}).")
+        return checkpoint
+    if isinstance(resume, str) and os.path.isdir(resume):
+        check_checkpoint_complete(resume)
+    return resume
+
+
 def _split_resume(resume: str | bool | None, output_dir: str, stage_dir: str) -> tuple[str | None, str | None]:
     """Which stage a `resume_from_checkpoint` value resumes: `(alignment stage ckpt, task stage ckpt)`."""
     if resume is None or resume is False:
         return None, None
     if resume is True:
-        task = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+        task = last_complete_checkpoint(output_dir)
         if task is not None:
             return None, task
-        stage = get_last_checkpoint(stage_dir) if os.path.isdir(stage_dir) else None
+        stage = last_complete_checkpoint(stage_dir)
         if stage is None:
-            raise ValueError(f"No valid checkpoint found in {output_dir} or {stage_dir}.")
+            raise ValueError(f"No complete checkpoint found in {output_dir} or {stage_dir}.")
         return stage, None
+    resume = _complete_resume_point(resume, output_dir)
     resume = os.path.abspath(resume)
     if os.path.commonpath([resume, os.path.abspath(stage_dir)]) == os.path.abspath(stage_dir):
         return resume, None
