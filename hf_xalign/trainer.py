@@ -139,6 +139,7 @@ class AlignmentTrainer(Trainer):
         for loss in self.alignment_losses:
             loss.setup(unwrapped)
         self._check_layers(unwrapped)
+        _check_vocabulary(unwrapped, processing_class)
         self.alignment_losses.to(args.device)
 
         self.alignment_stream: AlignmentStream | None = None
@@ -717,6 +718,25 @@ class AlignmentTrainer(Trainer):
             self.alignment_stage_log_history = list(self.state.log_history)
         finally:
             self.args, self.train_dataset, self.data_collator = task_settings
+
+
+def _check_vocabulary(model: nn.Module, tokenizer: Any) -> None:
+    """A tokenizer whose ids the model's embeddings cannot look up fails here, not inside the first forward."""
+    if not isinstance(tokenizer, PreTrainedTokenizerBase):
+        return
+    try:
+        embeddings = model.get_input_embeddings()
+    except (AttributeError, NotImplementedError):
+        return
+    rows = getattr(embeddings, "num_embeddings", None)
+    largest_id = max(tokenizer.get_vocab().values(), default=-1)
+    if rows is not None and largest_id >= rows:
+        raise ValueError(
+            f"The tokenizer (processing_class) has {len(tokenizer)} tokens, ids up to {largest_id}, but the model's "
+            f"input embeddings have {rows} rows (ids 0 to {rows - 1}): those tokens would index past the embedding "
+            "table. Use the tokenizer the model was trained with, or grow the table with "
+            "model.resize_token_embeddings(len(tokenizer)) before building the trainer."
+        )
 
 
 @contextlib.contextmanager

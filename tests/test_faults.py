@@ -1,4 +1,4 @@
-"""Faults: non-finite losses stop with the step and loss named, or are skipped (`skip_nonfinite_steps`)."""
+"""Faults: non-finite losses (stop with the step and loss named, or skip), and bad set-ups refused before any step."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import pytest
 import torch
 from conftest import make_model
 from test_trainer import _params, make_args, make_trainer
-from transformers import AutoModelForTokenClassification, TrainerCallback
+from transformers import AutoModelForTokenClassification, TrainerCallback, XLMRobertaForTokenClassification
 
 from hf_xalign import AlignmentTrainer
 from hf_xalign.conflict import CONFLICT_LOG_NAME
+from hf_xalign.tiny import tiny_xlmr_config
 
 
 class NonfiniteAt(AlignmentTrainer):
@@ -179,6 +180,28 @@ def test_once_the_skips_are_used_up_training_stops_and_the_last_checkpoint_loads
     for name, param in loaded.named_parameters():
         assert torch.isfinite(param).all(), name
         torch.testing.assert_close(param, current[name].detach(), atol=0, rtol=0, msg=name)
+
+
+# ---- bad set-ups, refused when the trainer is built ----
+
+
+def test_alignment_data_smaller_than_a_batch_is_refused_at_construction(
+    tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator
+):
+    args = make_args(tmp_path, alignment_batch_size=8)
+    with pytest.raises(ValueError, match=r"has 5 pairs, fewer than one batch \(alignment_batch_size=8 pairs"):
+        make_trainer(tokenizer, task_dataset, parallel_dataset.select(range(5)), task_collator, args)
+
+
+def test_a_tokenizer_larger_than_the_embeddings_is_refused_at_construction(
+    tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator
+):
+    rows = len(tokenizer) - 10
+    small = XLMRobertaForTokenClassification(tiny_xlmr_config(tokenizer, num_labels=4, vocab_size=rows))
+    assert small.get_input_embeddings().num_embeddings == rows
+    largest_id = max(tokenizer.get_vocab().values())  # oracle: the id the model could not look up
+    with pytest.raises(ValueError, match=rf"{len(tokenizer)} tokens, ids up to {largest_id}, but .* have {rows} rows"):
+        make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, make_args(tmp_path), model=small)
 
 
 def test_skip_nonfinite_steps_must_not_be_negative(tmp_path):
