@@ -116,6 +116,17 @@ class AlignmentTrainingArguments(TrainingArguments):
             than the pretrained encoder tolerates (as SetFit's `head_learning_rate`); the schedule
             scales both alike.
 
+    Parameters that control what happens when a loss is not finite:
+        skip_nonfinite_steps (`int`, *optional*, defaults to `0`):
+            How many optimizer steps of the run may be skipped because the task loss or an alignment loss
+            was NaN or infinite. A skipped step applies no update (all its gradients, every micro-step's
+            under gradient accumulation, are dropped, so parameters and optimizer state stay as they
+            were); `global_step`, λ's and the learning rate's schedules still advance, and its batches are
+            not replayed. Each skip logs a warning, the logs carry `skipped_nonfinite_steps` (the count so
+            far), and nothing of the step reaches the logged losses, `conflict.jsonl` or the combining
+            rules' state. One more non-finite step, or any with the default 0, stops training with a
+            `FloatingPointError` naming the step and the loss; checkpoints already saved are kept.
+
     Parameters that control what is published (with `push_to_hub`):
         hub_push_loss_heads (`bool`, *optional*, defaults to `False`):
             Also push the parameters the alignment losses own (`alignment_losses.safetensors`, e.g. an MLM
@@ -183,6 +194,13 @@ class AlignmentTrainingArguments(TrainingArguments):
     head_learning_rate: float | None = field(
         default=None, metadata={"help": "Learning rate of the task head (default: learning_rate)."}
     )
+    skip_nonfinite_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Skip up to N optimizer steps whose task or alignment loss is NaN/inf (no update, a warning "
+            "each); 0 = stop at the first with an error naming the step and the loss."
+        },
+    )
     hub_push_loss_heads: bool = field(
         default=False,
         metadata={"help": "push_to_hub also uploads the loss-owned heads (alignment_losses.safetensors)."},
@@ -245,6 +263,10 @@ class AlignmentTrainingArguments(TrainingArguments):
             raise ValueError(
                 f"gradient_combination={self.gradient_combination!r} rewrites every step's gradient from its "
                 f"measured parts: it needs conflict_every=1 (got {self.conflict_every})."
+            )
+        if self.skip_nonfinite_steps < 0:
+            raise ValueError(
+                f"skip_nonfinite_steps must be >= 0 (0 = stop at the first), got {self.skip_nonfinite_steps}."
             )
         if self.alignment_batch_size < 1:
             raise ValueError(f"alignment_batch_size must be >= 1, got {self.alignment_batch_size}.")

@@ -470,6 +470,20 @@ def _nanmean(values: list[float]) -> float:
     return statistics.fmean(kept) if kept else float("nan")
 
 
+def _read_records(path: str) -> list[dict]:
+    """The records of a `conflict.jsonl`; a last line cut short (a run killed while writing it) is dropped."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    records = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number < len(lines):
+                raise ValueError(f"{path}:{number}: not a JSON record; the measurement log is damaged.") from None
+    return records
+
+
 class GradientConflictCallback(TrainerCallback):
     """Writes each gradient measurement to `output_dir/conflict.jsonl` and a summary at the end.
 
@@ -491,8 +505,7 @@ class GradientConflictCallback(TrainerCallback):
         path = os.path.join(args.output_dir, CONFLICT_LOG_NAME)
         kept = []
         if state.global_step > 0 and os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                kept = [record for record in map(json.loads, f) if record["step"] < state.global_step]
+            kept = [record for record in _read_records(path) if record["step"] < state.global_step]
         self.measurements = [ConflictMeasurement.from_record(record) for record in kept]
         self._pending, self.summary = [], None
         if state.is_world_process_zero and os.path.isfile(path):

@@ -17,9 +17,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import PreTrainedTokenizerBase, Trainer, TrainerState
 from transformers.trainer import TRAINER_STATE_NAME
-from transformers.trainer_utils import get_last_checkpoint
 
 from .args import AlignmentTrainingArguments
+from .checkpoints import check_checkpoint_complete, last_complete_checkpoint
 from .conflict import TASK, ConflictMeasurement, GradientConflictCallback, GradientSplitter, mean_logs
 from .data.collator import ParallelCollator
 from .data.parallel import language_pair_counts, load_parallel
@@ -29,6 +29,7 @@ from .hub import ALIGNMENT_LOSSES_NAME, push_aligned
 from .layers import resolve_layer
 from .losses import AlignmentLoss, get_loss_class
 from .model_card import ALIGNMENT_CONFIG_NAME, build_model_card
+from .nonfinite import SKIPPED_STEPS_LOG_KEY, SKIPPED_STEPS_NAME, NonfiniteSteps
 from .pooling import ParallelEncoding
 from .schedules import alignment_lambda_at
 from .surgery import CombinationOptions, CombinationState, apply_combination, combination_coefficients
@@ -138,6 +139,7 @@ class AlignmentTrainer(Trainer):
         for loss in self.alignment_losses:
             loss.setup(unwrapped)
         self._check_layers(unwrapped)
+        _check_vocabulary(unwrapped, processing_class)
         self.alignment_losses.to(args.device)
 
         self.alignment_stream: AlignmentStream | None = None
@@ -188,6 +190,8 @@ class AlignmentTrainer(Trainer):
         self._micro_step = (-1, 0)  # (optimizer step, micro-steps seen in it)
         self._metric_sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=args.device))
         self._metric_steps: dict[str, int] = defaultdict(int)
+        self._step_sums: dict[str, torch.Tensor] = {}  # the current optimizer step's values, until it is applied
+        self.nonfinite = NonfiniteSteps(args.skip_nonfinite_steps)
         self._measurements_since_log: list[ConflictMeasurement] = []
 
     # ---- construction helpers ----
@@ -330,43 +334,90 @@ class AlignmentTrainer(Trainer):
         if micro_step == 0:
             # Trainer's model.zero_grad() after each optimizer step does not reach loss-owned parameters.
             self.alignment_losses.zero_grad(set_to_none=True)
+            self.nonfinite.start_step()
+            self._step_sums.clear()
             if measuring:
                 splitter.start_step()
-        capture = splitter.capture if measuring else _no_capture
-        accumulation = self.current_gradient_accumulation_steps
         distributed = self.args.world_size > 1
+        if not self.nonfinite.step_is_bad:  # a step already known to be skipped needs no more compute
+            total = self._objectives_step(model, inputs, num_items_in_batch, step, micro_step, lam, measuring)
+        else:
+            total = torch.tensor(float("nan"), device=self.args.device)
+        if run_alignment:
+            self._record("align_lambda", torch.tensor(lam / self.current_gradient_accumulation_steps))
+        if self.accelerator.sync_gradients:
+            if self._skips_step(distributed):
+                self.nonfinite.skip(step)
+                for param in self._trainable_parameters():
+                    param.grad = None  # torch optimizers leave a parameter without gradient (and its state) as is
+            else:
+                self._finish_step_gradients(step, lam, measuring, distributed)
+                self._commit_step_records()
+        return total
+
+    def _objectives_step(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        num_items_in_batch: torch.Tensor | int | None,
+        step: int,
+        micro_step: int,
+        lam: float,
+        measuring: bool,
+    ) -> torch.Tensor:
+        """One micro-step's task backward, then alignment forward and backward(s); returns the loss to log.
+
+        The losses are checked for finiteness (one synchronisation) before the alignment backward; a
+        non-finite one marks the step to be skipped, or raises when no skip is left.
+        """
+        run_task, run_alignment = self.alignment_objectives(step)
+        capture = self.gradient_splitter.capture if measuring else _no_capture
+        accumulation = self.current_gradient_accumulation_steps
         # Under DDP every backward runs unsynced; gradients are averaged once, at the sync step.
-        sync_context = self.accelerator.no_sync(model) if distributed else contextlib.nullcontext()
+        sync_context = self.accelerator.no_sync(model) if self.args.world_size > 1 else contextlib.nullcontext()
         total = torch.zeros((), device=self.args.device)
+        checked: dict[str, torch.Tensor] = {}
         with sync_context:
             if run_task:
                 with capture(TASK):
                     task_loss = super().training_step(model, inputs, num_items_in_batch)
-                self._record("task_loss", task_loss, micro_step == 0)
+                checked["task loss"] = task_loss
                 total = total + task_loss
-            if run_alignment and lam != 0.0:
-                batch = self._prepare_inputs(self.alignment_stream.batch(step, micro_step))
-                model.train()
-                with self.compute_loss_context_manager():
-                    parts = self.compute_alignment_loss(model, batch)
-                weighted = {
-                    name: w * parts[name] for name, w in zip(self.alignment_loss_names, self.alignment_loss_weights)
-                }
-                align_loss = sum(weighted.values())
-                self._check_finite(align_loss, parts, step)
-                for (objective, members), retain in zip(self.alignment_groups, self._retain_graph):
-                    group_loss = sum(weighted[self.alignment_loss_names[i]] for i in members)
-                    with capture(objective):
-                        self.accelerator.backward(lam * group_loss / accumulation, retain_graph=retain)
-                self._record("align_loss", align_loss.detach() / accumulation, micro_step == 0)
-                for name, value in parts.items():
-                    self._record(f"align/{name}", value.detach() / accumulation, micro_step == 0)
-                total = total + lam * align_loss.detach() / accumulation
-        if run_alignment:
-            self._record("align_lambda", torch.tensor(lam / accumulation, device=self.args.device), micro_step == 0)
-        if self.accelerator.sync_gradients:
-            self._finish_step_gradients(step, lam, measuring, distributed)
-        return total
+            if not (run_alignment and lam != 0.0):
+                if checked and self.nonfinite.all_finite(checked, step):
+                    self._record("task_loss", task_loss)
+                return total
+            batch = self._prepare_inputs(self.alignment_stream.batch(step, micro_step))
+            model.train()
+            with self.compute_loss_context_manager():
+                parts = self.compute_alignment_loss(model, batch)
+            checked.update({f"alignment loss {name!r}": value for name, value in parts.items()})
+            if not self.nonfinite.all_finite(checked, step):
+                return total + float("nan")
+            weighted = {
+                name: w * parts[name] for name, w in zip(self.alignment_loss_names, self.alignment_loss_weights)
+            }
+            align_loss = sum(weighted.values())
+            for (objective, members), retain in zip(self.alignment_groups, self._retain_graph):
+                group_loss = sum(weighted[self.alignment_loss_names[i]] for i in members)
+                with capture(objective):
+                    self.accelerator.backward(lam * group_loss / accumulation, retain_graph=retain)
+        if run_task:
+            self._record("task_loss", task_loss)
+        self._record("align_loss", align_loss.detach() / accumulation)
+        for name, value in parts.items():
+            self._record(f"align/{name}", value.detach() / accumulation)
+        return total + lam * align_loss.detach() / accumulation
+
+    def _skips_step(self, distributed: bool) -> bool:
+        """Whether the optimizer step ending now is skipped: a loss was not finite here or, if skips are allowed,
+        on any process (so that every process skips the same steps)."""
+        bad = self.nonfinite.step_is_bad
+        if distributed and self.args.skip_nonfinite_steps > 0:
+            flag = torch.tensor(float(bad), device=self.args.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            bad = bool(flag.item())
+        return bad
 
     def _finish_step_gradients(self, step: int, lam: float, measuring: bool, distributed: bool) -> None:
         """At the optimizer step: average over processes, measure, and apply the combining rule.
@@ -431,22 +482,19 @@ class AlignmentTrainer(Trainer):
     def _trainable_parameters(self) -> list[nn.Parameter]:
         return [param for _, param in self._named_trainable_parameters()]
 
-    @staticmethod
-    def _check_finite(align_loss: torch.Tensor, parts: dict[str, torch.Tensor], step: int) -> None:
-        if not torch.isfinite(align_loss):
-            bad = ", ".join(f"{name}={value.item()}" for name, value in parts.items())
-            raise FloatingPointError(
-                f"Alignment loss is not finite at optimizer step {step} ({bad}). Checkpoints already saved are "
-                "kept; lower the learning rate or alignment_lambda, or raise alignment_temperature."
-            )
-
     # ---- logging: averaged per optimizer step, merged before Trainer.log fans out ----
 
-    def _record(self, key: str, value: torch.Tensor, new_step: bool) -> None:
-        """Add a micro-step's share of a per-step value; logs show the mean over recorded steps."""
-        self._metric_sums[key] = self._metric_sums[key] + value.to(self.args.device)
-        if new_step:
+    def _record(self, key: str, value: torch.Tensor) -> None:
+        """Add a micro-step's share of a per-step value; it counts once the step is applied."""
+        value = value.to(self.args.device)
+        self._step_sums[key] = self._step_sums[key] + value if key in self._step_sums else value
+
+    def _commit_step_records(self) -> None:
+        """An applied optimizer step's values join the log's means (a skipped step's never do)."""
+        for key, value in self._step_sums.items():
+            self._metric_sums[key] = self._metric_sums[key] + value
             self._metric_steps[key] += 1
+        self._step_sums.clear()
 
     def _record_measurement(self, measurement: ConflictMeasurement) -> None:
         """Keep a step's gradient statistics for the next log (already global: no reduction needed)."""
@@ -464,6 +512,8 @@ class AlignmentTrainer(Trainer):
                 logs[key] = value / self._metric_steps[key]
             self._metric_sums.clear()
             self._metric_steps.clear()
+        if "loss" in logs and self.args.skip_nonfinite_steps > 0:
+            logs[SKIPPED_STEPS_LOG_KEY] = len(self.nonfinite.skipped)  # in the whole run so far
         super().log(logs, start_time)
 
     # ---- loss-owned parameters: optimized, saved, restored ----
@@ -521,6 +571,9 @@ class AlignmentTrainer(Trainer):
         if self.args.gradient_combination != "sum":
             with open(os.path.join(output_dir, COMBINATION_STATE_NAME), "w", encoding="utf-8") as f:
                 json.dump(self.combination_state.to_dict(), f, indent=2)
+        if self.args.skip_nonfinite_steps > 0:  # the skips left after a resume
+            with open(os.path.join(output_dir, SKIPPED_STEPS_NAME), "w", encoding="utf-8") as f:
+                json.dump(self.nonfinite.state_dict(), f, indent=2)
         self._write_model_card(output_dir)
 
     # ---- model card and Hub: the card is written from the saved files, as TRL writes its cards on save ----
@@ -632,6 +685,10 @@ class AlignmentTrainer(Trainer):
         if os.path.isfile(state_path):  # GradVac targets / adaptive EMA: an exact resume needs them
             with open(state_path, encoding="utf-8") as f:
                 self.combination_state = CombinationState.from_dict(json.load(f))
+        skipped_path = os.path.join(resume_from_checkpoint, SKIPPED_STEPS_NAME)
+        if os.path.isfile(skipped_path):
+            with open(skipped_path, encoding="utf-8") as f:
+                self.nonfinite.load_state_dict(json.load(f))
         path = os.path.join(resume_from_checkpoint, ALIGNMENT_LOSSES_NAME)
         if os.path.isfile(path):
             self.alignment_losses.load_state_dict(load_file(path, device=str(self.args.device)))
@@ -661,7 +718,8 @@ class AlignmentTrainer(Trainer):
 
     def _train_stages(self, resume_from_checkpoint: str | bool | None, **kwargs: Any):
         if not self.alignment_stage:
-            return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+            resume = _complete_resume_point(resume_from_checkpoint, self.args.output_dir)
+            return super().train(resume_from_checkpoint=resume, **kwargs)
         stage_args = self._alignment_stage_args()
         resume_stage, resume_task = _split_resume(resume_from_checkpoint, self.args.output_dir, stage_args.output_dir)
         if resume_task is None:
@@ -698,6 +756,25 @@ class AlignmentTrainer(Trainer):
             self.alignment_stage_log_history = list(self.state.log_history)
         finally:
             self.args, self.train_dataset, self.data_collator = task_settings
+
+
+def _check_vocabulary(model: nn.Module, tokenizer: Any) -> None:
+    """A tokenizer whose ids the model's embeddings cannot look up fails here, not inside the first forward."""
+    if not isinstance(tokenizer, PreTrainedTokenizerBase):
+        return
+    try:
+        embeddings = model.get_input_embeddings()
+    except (AttributeError, NotImplementedError):
+        return
+    rows = getattr(embeddings, "num_embeddings", None)
+    largest_id = max(tokenizer.get_vocab().values(), default=-1)
+    if rows is not None and largest_id >= rows:
+        raise ValueError(
+            f"The tokenizer (processing_class) has {len(tokenizer)} tokens, ids up to {largest_id}, but the model's "
+            f"input embeddings have {rows} rows (ids 0 to {rows - 1}): those tokens would index past the embedding "
+            "table. Use the tokenizer the model was trained with, or grow the table with "
+            "model.resize_token_embeddings(len(tokenizer)) before building the trainer."
+        )
 
 
 @contextlib.contextmanager
@@ -743,18 +820,34 @@ def _saved_log_history(output_dir: str) -> list[dict[str, Any]]:
     return TrainerState.load_from_json(path).log_history if os.path.isfile(path) else []
 
 
+def _complete_resume_point(resume: str | bool | None, output_dir: str) -> str | bool | None:
+    """`resume_from_checkpoint` with `True` resolved to the last checkpoint written completely in `output_dir`.
+
+    A folder named explicitly must be complete too; anything else goes to Trainer as given.
+    """
+    if resume is True:
+        checkpoint = last_complete_checkpoint(output_dir)
+        if checkpoint is None:
+            raise ValueError(f"No complete checkpoint found in output directory ({output_dir}).")
+        return checkpoint
+    if isinstance(resume, str) and os.path.isdir(resume):
+        check_checkpoint_complete(resume)
+    return resume
+
+
 def _split_resume(resume: str | bool | None, output_dir: str, stage_dir: str) -> tuple[str | None, str | None]:
     """Which stage a `resume_from_checkpoint` value resumes: `(alignment stage ckpt, task stage ckpt)`."""
     if resume is None or resume is False:
         return None, None
     if resume is True:
-        task = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+        task = last_complete_checkpoint(output_dir)
         if task is not None:
             return None, task
-        stage = get_last_checkpoint(stage_dir) if os.path.isdir(stage_dir) else None
+        stage = last_complete_checkpoint(stage_dir)
         if stage is None:
-            raise ValueError(f"No valid checkpoint found in {output_dir} or {stage_dir}.")
+            raise ValueError(f"No complete checkpoint found in {output_dir} or {stage_dir}.")
         return stage, None
+    resume = _complete_resume_point(resume, output_dir)
     resume = os.path.abspath(resume)
     if os.path.commonpath([resume, os.path.abspath(stage_dir)]) == os.path.abspath(stage_dir):
         return resume, None

@@ -1,8 +1,10 @@
-"""One process of the 2-process DDP test (tests/test_distributed.py); run under torchrun.
+"""One process of the 2-process DDP tests (tests/test_distributed.py); run under torchrun.
 
 Each rank trains one step of a float64 tiny tagger with a contrastive + MLM alignment and
 saves what it saw (its task batch, its alignment batch) and the gradients right before the
-optimizer step, so the test can rebuild the expected gradient independently.
+optimizer step, so the test can rebuild the expected gradient independently. With
+`skip-nonfinite` as the second argument, rank 1's task loss is NaN at step 0 instead, and each
+rank saves what it skipped and its parameters after two steps.
 """
 
 from __future__ import annotations
@@ -48,21 +50,19 @@ class CaptureGradients(TrainerCallback):
             self.grads = {n: p.grad.detach().clone() for n, p in named if p.grad is not None}
 
 
-def main(out_dir: str, combination: str) -> None:
-    transformers.logging.set_verbosity_error()
-    datasets.disable_progress_bars()
-    tokenizer = build_tokenizer()
-    task = tag_dataset(tokenizer, synthetic_sentences(32, seed=2))
-    collate = DataCollatorForTokenClassification(tokenizer)
-    seen = []
+class NonfiniteTaskOnRank1(AlignmentTrainer):
+    """The task loss is NaN at step 0 on rank 1 only."""
 
-    def recording_collator(rows):
-        batch = collate(rows)
-        seen.append({k: v.clone() for k, v in batch.items()})
-        return batch
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        return loss * float("nan") if (self.state.global_step, self.args.process_index) == (0, 1) else loss
 
-    model = make_model(tokenizer).double()
-    args = AlignmentTrainingArguments(
+
+def build_trainer(
+    out_dir: str, tokenizer, collate, callbacks, trainer_class=AlignmentTrainer, **overrides
+) -> AlignmentTrainer:
+    """A float64 tiny tagger with contrastive + MLM alignment, one step unless `overrides` say otherwise."""
+    options = dict(
         output_dir=os.path.join(out_dir, "run"),
         max_steps=1,
         per_device_train_batch_size=4,
@@ -76,26 +76,39 @@ def main(out_dir: str, combination: str) -> None:
         seed=7,
         alignment_lambda=LAMBDA,
         alignment_loss=["contrastive", "mlm"],
-        gradient_combination=combination,
     )
-    trainer_ref = []
-    capture = CaptureGradients(trainer_ref)
-    trainer = AlignmentTrainer(
-        model=model,
-        args=args,
-        train_dataset=task,
+    options.update(overrides)
+    return trainer_class(
+        model=make_model(tokenizer).double(),
+        args=AlignmentTrainingArguments(**options),
+        train_dataset=tag_dataset(tokenizer, synthetic_sentences(32, seed=2)),
         alignment_dataset=build_parallel(),
         processing_class=tokenizer,
-        data_collator=recording_collator,
-        callbacks=[capture],
+        data_collator=collate,
+        callbacks=callbacks,
     )
+
+
+def main(out_dir: str, combination: str) -> None:
+    seen = []
+    tokenizer = build_tokenizer()
+    collate = DataCollatorForTokenClassification(tokenizer)
+
+    def recording_collator(rows):
+        batch = collate(rows)
+        seen.append({k: v.clone() for k, v in batch.items()})
+        return batch
+
+    trainer_ref = []
+    capture = CaptureGradients(trainer_ref)
+    trainer = build_trainer(out_dir, tokenizer, recording_collator, [capture], gradient_combination=combination)
     trainer_ref.append(trainer)
     initial_head = {k: v.clone() for k, v in trainer.alignment_losses.state_dict().items()}
     trainer.train()
-    rank = args.process_index
+    rank = trainer.args.process_index
     torch.save(
         {
-            "world_size": args.world_size,
+            "world_size": trainer.args.world_size,
             "task_batch": seen[0],
             "alignment_batch": trainer.alignment_stream.batch(0, 0),
             "grads": capture.grads,
@@ -106,5 +119,39 @@ def main(out_dir: str, combination: str) -> None:
     )
 
 
+def skip_on_one_rank(out_dir: str) -> None:
+    """Step 0's task loss is NaN on rank 1 only: with skip_nonfinite_steps=1 both ranks must skip it."""
+    trainer_ref = []
+    capture = CaptureGradients(trainer_ref)
+    tokenizer = build_tokenizer()
+    trainer = build_trainer(
+        out_dir,
+        tokenizer,
+        DataCollatorForTokenClassification(tokenizer),
+        [capture],
+        trainer_class=NonfiniteTaskOnRank1,
+        max_steps=2,
+        skip_nonfinite_steps=1,
+    )
+    trainer_ref.append(trainer)
+    initial = {n: p.detach().clone() for n, p in trainer._named_trainable_parameters()}
+    trainer.train()
+    torch.save(
+        {
+            "skipped": trainer.nonfinite.skipped,
+            "grads_at_step_0": capture.grads,
+            "initial": initial,
+            "final": {n: p.detach().clone() for n, p in trainer._named_trainable_parameters()},
+            "measured_steps": [m.step for m in trainer.conflict_callback.measurements],
+        },
+        os.path.join(out_dir, f"rank{trainer.args.process_index}.pt"),
+    )
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "sum")
+    transformers.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    if sys.argv[2:3] == ["skip-nonfinite"]:
+        skip_on_one_rank(sys.argv[1])
+    else:
+        main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "sum")

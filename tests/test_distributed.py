@@ -84,3 +84,13 @@ def test_two_process_step_equals_average_of_per_process_objectives(tmp_path, com
     assert set(got) <= set(expected)
     for name, grad in got.items():
         torch.testing.assert_close(grad, expected[name], atol=1e-6, rtol=0, msg=name)
+
+
+def test_a_nonfinite_loss_on_one_process_skips_the_step_on_every_process(tmp_path):
+    ranks = run_two_processes(tmp_path, "skip-nonfinite")  # NaN task loss at step 0 on rank 1 only
+    assert [r["skipped"] for r in ranks] == [[0], [0]]
+    assert [r["grads_at_step_0"] for r in ranks] == [{}, {}]  # no gradient reached either optimizer
+    assert [r["measured_steps"] for r in ranks] == [[1], [1]]
+    for name, value in ranks[0]["final"].items():
+        assert torch.equal(ranks[1]["final"][name], value), name  # the processes stay in step
+    assert any(not torch.equal(ranks[0]["final"][n], v) for n, v in ranks[0]["initial"].items())  # step 1 applied

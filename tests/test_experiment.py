@@ -101,6 +101,18 @@ def test_unknown_yaml_key_is_named(tmp_path):
         parse_config((pos.PosArguments, AlignmentTrainingArguments), [str(config)])
 
 
+def test_every_unknown_yaml_key_is_named_in_one_error(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("model_name_or_path: m\nlearning_rat: 0.1\nalignment_layr: 3\nzzz_qqq: 1\nmax_steps: 2\n")
+    with pytest.raises(ConfigError) as error:
+        parse_config((pos.PosArguments, AlignmentTrainingArguments), [str(config)])
+    assert str(error.value).splitlines() == [  # the unknown keys only: no line about options not given
+        f"{config}: unknown option 'alignment_layr' (did you mean: alignment_layer, alignment_lambda, alignment_loss?)",
+        f"{config}: unknown option 'learning_rat' (did you mean: learning_rate?)",
+        f"{config}: unknown option 'zzz_qqq'",
+    ]
+
+
 @pytest.mark.parametrize("entry", ["tr", "=x", "tr="])
 def test_language_paths_need_lang_equals_path(entry):
     with pytest.raises(ValueError, match="eval_treebanks: .* is not LANG=PATH"):

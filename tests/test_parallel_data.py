@@ -519,3 +519,8 @@ def test_hold_out_pairs_per_language_pair_is_seeded_and_disjoint():
     assert list(hold_out_pairs(pairs, per_language_pair=4, seed=1)[1]["src"]) != list(held["src"])
     with pytest.raises(ValueError, match="per_language_pair must be >= 2"):
         hold_out_pairs(pairs, per_language_pair=1, seed=0)
+
+
+def test_language_pair_counts_of_a_dataset_without_language_columns():
+    parallel = datasets.Dataset.from_dict({"src": ["a", "b", "c"], "tgt": ["x", "y", "z"]})
+    assert language_pair_counts(parallel) == {"?-?": 3}

@@ -377,7 +377,12 @@ def hold_out_pairs(
 def language_pair_counts(parallel: datasets.Dataset) -> dict[str, int]:
     """`{"en-fr": 329, ...}`: pairs per language pair, sorted (`?` where the data names no language)."""
     counts: dict[str, int] = {}
-    for source, target in zip(parallel["src_lang"], parallel["tgt_lang"]):
+    # A `datasets.Dataset` given to the trainer directly may have no language columns at all.
+    sources, targets = (
+        parallel[column] if column in parallel.column_names else [None] * len(parallel)
+        for column in ("src_lang", "tgt_lang")
+    )
+    for source, target in zip(sources, targets):
         key = f"{source or '?'}-{target or '?'}"
         counts[key] = counts.get(key, 0) + 1
     return dict(sorted(counts.items()))

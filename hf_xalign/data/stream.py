@@ -58,7 +58,8 @@ class AlignmentStream:
             raise ValueError(f"alignment_batch_size must be >= 1, got {batch_size}.")
         if len(dataset) < batch_size:
             raise ValueError(
-                f"The alignment dataset has {len(dataset)} pairs, fewer than alignment_batch_size={batch_size}."
+                f"The alignment dataset has {len(dataset)} pairs, fewer than one batch (alignment_batch_size="
+                f"{batch_size} pairs per process and micro-step): lower alignment_batch_size or add pairs."
             )
         self.dataset = dataset
         self.collate = collate

@@ -47,6 +47,11 @@ def _suggestion(name: str, known: Sequence[str]) -> str:
     return f" (did you mean: {', '.join(close)}?)" if close else ""
 
 
+def unknown_option_errors(values: Mapping[str, Any], known: Sequence[str], source: str) -> list[str]:
+    """One line per key of `values` that is not in `known`, each with the closest known names."""
+    return [f"{source}: unknown option {key!r}" + _suggestion(key, known) for key in values if key not in known]
+
+
 def config_errors(values: Mapping[str, Any], dataclass_types: Sequence[type], source: str) -> list[str]:
     """Every problem of a config at once: unknown keys (with the closest known names), bad values."""
     known: dict[str, type] = {}
@@ -55,9 +60,7 @@ def config_errors(values: Mapping[str, Any], dataclass_types: Sequence[type], so
         for f in dataclasses.fields(cls):
             if f.init and known.setdefault(f.name, cls) is not cls:  # argparse would refuse the second one
                 errors.append(f"option {f.name!r} is defined by both {known[f.name].__name__} and {cls.__name__}")
-    for key in values:
-        if key not in known:
-            errors.append(f"{source}: unknown option {key!r}" + _suggestion(key, list(known)))
+    errors += unknown_option_errors(values, list(known), source)
     for cls in dataclass_types:
         own = {k: v for k, v in values.items() if known.get(k) is cls}
         try:
@@ -80,9 +83,9 @@ def parse_config(dataclass_types: Sequence[type], argv: Sequence[str] | None = N
     if path is not None:
         with open(path, encoding="utf-8") as f:
             values = yaml.safe_load(f) or {}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ConfigError("\n".join(config_errors({k: values[k] for k in unknown}, dataclass_types, path)))
+        unknown = unknown_option_errors(dict(sorted(values.items())), known, path)
+        if unknown:  # every unknown key at once, before any value is checked
+            raise ConfigError("\n".join(unknown))
         parser.set_defaults(**values)
         for action in parser._actions:  # a value from the file satisfies a required option
             if action.dest in values:
