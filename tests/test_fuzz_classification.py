@@ -100,9 +100,7 @@ def classification_sources(draw) -> GeneratedSource:
     )
     expected.update(label=[names.index(label) for label in labels], lang=[LANGUAGE] * len(labels))
 
-    read = lambda paths: load_classification(  # noqa: E731
-        paths[0], layout=layout_name, label_names=fixed_names, language=LANGUAGE
-    )
+    read = lambda paths: load_classification(paths[0], layout=layout_name, label_names=fixed_names, language=LANGUAGE)
     return GeneratedSource({name: text}, read, (expected, names), raw_values=name == "x.tsv")
 
 

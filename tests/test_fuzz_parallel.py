@@ -105,7 +105,7 @@ def headed_tsv(draw, pairs: list[dict]) -> tuple[str, list[dict]]:
 def jsonl(draw, pairs: list[dict]) -> tuple[str, list[dict]]:
     """One object per line, keys in any order, optional keys absent or null, an extra key, ASCII-escaped or not."""
     ensure_ascii = draw(st.booleans())
-    lines, given = [], []
+    lines, as_written = [], []
     for pair in pairs:
         record = {"src": pair["src"], "tgt": pair["tgt"], "id": draw(st.integers(-5, 5))}
         for name in ("src_lang", "tgt_lang"):
@@ -114,7 +114,7 @@ def jsonl(draw, pairs: list[dict]) -> tuple[str, list[dict]]:
                 record[name] = pair[name]
             elif form == "null":
                 record[name] = None
-        given.append(without_codes(pair, tuple(name for name in ("src_lang", "tgt_lang") if not record.get(name))))
+        as_written.append(without_codes(pair, tuple(name for name in ("src_lang", "tgt_lang") if not record.get(name))))
         links = pair["alignment"]
         form = draw(st.sampled_from(("string", "list") if links else JSON_ALIGNMENT_FORMS))
         alignment = {"string": pharaoh(draw, links), "list": links, "null": None, "empty string": "", "empty list": []}
@@ -122,7 +122,7 @@ def jsonl(draw, pairs: list[dict]) -> tuple[str, list[dict]]:
             record["alignment"] = alignment[form]
         keys = draw(st.permutations(list(record)))
         lines.append(json.dumps({key: record[key] for key in keys}, ensure_ascii=ensure_ascii))
-    return "\n".join(lines), given
+    return "\n".join(lines), as_written
 
 
 FILE_FORMATS = {"pairs.tsv": headerless_tsv, "headed.tsv": headed_tsv, "pairs.jsonl": jsonl}
@@ -141,11 +141,11 @@ def parallel_sources(draw) -> GeneratedSource:
         src_lang = "en" if default_src is None else default_src
         tgt_lang = "de" if default_tgt is None else default_tgt
         expected = [{**pair, "src_lang": src_lang, "tgt_lang": tgt_lang, "alignment": []} for pair in pairs]
-        read = lambda paths: load_parallel(tuple(paths), src_lang=default_src, tgt_lang=default_tgt)  # noqa: E731
+        read = lambda paths: load_parallel(tuple(paths), src_lang=default_src, tgt_lang=default_tgt)
         return GeneratedSource(files, read, expected, raw_values=True)
-    text, given = FILE_FORMATS[name](draw, pairs)
-    read = lambda paths: load_parallel(paths[0], src_lang=default_src, tgt_lang=default_tgt)  # noqa: E731
-    expected = [expected_row(pair, default_src, default_tgt) for pair in given]
+    text, as_written = FILE_FORMATS[name](draw, pairs)
+    read = lambda paths: load_parallel(paths[0], src_lang=default_src, tgt_lang=default_tgt)
+    expected = [expected_row(pair, default_src, default_tgt) for pair in as_written]
     return GeneratedSource({name: text + ending}, read, expected, raw_values=name.endswith(".tsv"))
 
 
