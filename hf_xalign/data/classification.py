@@ -60,7 +60,9 @@ __all__ = [
     "tokenize_classification",
 ]
 
-_INTEGER = re.compile(r"-?[0-9]+\Z", re.ASCII)
+# A label that is an integer: sorted as a number, and an index into a label set of names. At most 18 digits (an
+# int64): a longer run of digits is a name, so `int()`, which refuses more than 4,300 digits, never sees it.
+_INTEGER = re.compile(r"-?[0-9]{1,18}\Z", re.ASCII)
 
 
 class ClassificationDataError(reading.DataFileError):

@@ -81,12 +81,14 @@ def read_conllu(
 
     Raises:
         [`CoNLLUError`]: a line with a number of columns other than 10, an ID that is not an
-            integer, a range or an empty node, a tag outside UPOS (after `tag_map`), or a
-            sentence without words; the message names file and line.
+            integer, a range or an empty node, a tag outside UPOS (after `tag_map`), a
+            sentence without words, or a file without sentences (empty or blank); the message
+            names file and line.
     """
     rows: dict[str, list] = {"words": [], "upos": [], "lang": [], "sent_id": []}
     tag_ids = {tag: i for i, tag in enumerate(UPOS_TAGS)}
     for path in conllu_files(source):
+        sentences_before = len(rows["words"])
         for start_line, comments, tokens in _sentences(path):
             words, tags = [], []
             for number, columns in tokens:
@@ -111,6 +113,8 @@ def read_conllu(
             rows["upos"].append(tags)
             rows["lang"].append(language)
             rows["sent_id"].append(str(metadata.get("sent_id") or f"{path.name}:{start_line}"))
+        if len(rows["words"]) == sentences_before:  # as the other readers: an empty file is a mistake, not data
+            raise reading.no_records_error(path, 1, "sentence", CoNLLUError)
     return reading.dataset_from_columns(rows, CONLLU_FEATURES)
 
 

@@ -82,6 +82,9 @@ _HEADERLESS_COLUMNS = ("src", "tgt", "alignment")
 # "negative index" message instead of "malformed". ASCII digits only: `int()` would
 # accept other scripts' digits, which no aligner writes.
 _LINK_PATTERN = re.compile(r"(-?[0-9]+)-(-?[0-9]+)", re.ASCII)
+# No sentence has a billion words: an index of more digits is out of range unread, and `int()`, which refuses
+# more than 4,300 digits, never sees it.
+_MAX_INDEX_DIGITS = 9
 
 
 class ParallelDataError(reading.DataFileError):
@@ -128,7 +131,14 @@ def parse_alignment(links: str | list, *, n_src: int, n_tgt: int, where: reading
             match = _LINK_PATTERN.fullmatch(link)
             if match is None:
                 raise ParallelDataError(
-                    where, f"malformed alignment link {link!r}", "'i-j' with non-negative integers i and j"
+                    where, f"malformed alignment link {link!r:.40}", "'i-j' with non-negative integers i and j"
+                )
+            digits = max(len(match[1].removeprefix("-")), len(match[2].removeprefix("-")))
+            if digits > _MAX_INDEX_DIGITS:
+                raise ParallelDataError(
+                    where,
+                    f"alignment link {link!r:.40} has an index of {digits} digits",
+                    f"word indices below the sentence lengths ({n_src} source and {n_tgt} target words)",
                 )
             alignment.append([int(match[1]), int(match[2])])
     elif isinstance(links, (list, tuple)):
