@@ -108,7 +108,7 @@ def test_every_unknown_yaml_key_is_named_in_one_error(tmp_path):
         parse_config((pos.PosArguments, AlignmentTrainingArguments), [str(config)])
     assert str(error.value).splitlines() == [  # the unknown keys only: no line about options not given
         f"{config}: unknown option 'alignment_layr' (did you mean: alignment_layer, alignment_lambda, alignment_loss?)",
-        f"{config}: unknown option 'learning_rat' (did you mean: learning_rate?)",
+        f"{config}: unknown option 'learning_rat' (did you mean: learning_rate, head_learning_rate?)",
         f"{config}: unknown option 'zzz_qqq'",
     ]
 
