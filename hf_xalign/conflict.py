@@ -35,6 +35,11 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainerCallback
 
+try:
+    from torch.distributed.tensor import DTensor
+except ImportError:  # a torch build without torch.distributed: no sharded tensors to meet
+    DTensor = ()
+
 TASK = "task"
 ALIGN = "align"
 CONFLICT_LOG_NAME = "conflict.jsonl"
@@ -178,6 +183,12 @@ def _buffer_dtype(param: torch.Tensor) -> torch.dtype:
     return torch.float32 if param.dtype in (torch.float16, torch.bfloat16) else param.dtype
 
 
+def _local(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    """This process's values of a tensor: the local shard of a DTensor (FSDP2's sharded parameters and
+    gradients), the tensor itself otherwise. Sums over local shards, all-reduced, are the full sums."""
+    return tensor.to_local() if isinstance(tensor, DTensor) else tensor
+
+
 def _copy_all(destinations: list[torch.Tensor], sources: list[torch.Tensor]) -> None:
     torch._foreach_copy_(destinations, sources)
 
@@ -237,6 +248,8 @@ class GradientSplitter:
     ) -> None:
         self.names = [name for name, _ in named_parameters]
         self.params = [param for _, param in named_parameters]
+        # Under FSDP2 a parameter and its `.grad` are DTensors: the buffers hold this process's shard only.
+        self._local_params = [_local(param) for param in self.params]
         groups = [parameter_group(name, encoder_prefix) for name in self.names]
         self.group_names = sorted(set(groups), key=_group_order)
         index = {name: i for i, name in enumerate(self.group_names)}
@@ -269,16 +282,16 @@ class GradientSplitter:
             return
         buffer = self._buffer(objective)
         if objective in self._touched:
-            with_grad = [(b, p.grad) for b, p in zip(buffer, self.params) if p.grad is not None]
+            with_grad = [(b, _local(p.grad)) for b, p in zip(buffer, self.params) if p.grad is not None]
             if with_grad:
                 torch._foreach_sub_([b for b, _ in with_grad], [g for _, g in with_grad])
             yield
-            with_grad = [(b, p.grad) for b, p in zip(buffer, self.params) if p.grad is not None]
+            with_grad = [(b, _local(p.grad)) for b, p in zip(buffer, self.params) if p.grad is not None]
             if with_grad:
                 torch._foreach_add_([b for b, _ in with_grad], [g for _, g in with_grad])
             return
         had_grad = [p.grad is not None for p in self.params]
-        before = [(b, p.grad) for b, p, had in zip(buffer, self.params, had_grad) if had]
+        before = [(b, _local(p.grad)) for b, p, had in zip(buffer, self.params, had_grad) if had]
         if before:  # the buffer holds `before` until the backward has run
             _copy_all([b for b, _ in before], [g for _, g in before])
         yield
@@ -288,10 +301,10 @@ class GradientSplitter:
             if p.grad is None:
                 zeroed.append(b)  # no gradient before or after (a grad set to None mid-step: also zero)
             elif had:
-                subtracted.append((b, p.grad))
+                subtracted.append((b, _local(p.grad)))
             else:
                 copied[0].append(b)
-                copied[1].append(p.grad)
+                copied[1].append(_local(p.grad))
         if copied[0]:
             _copy_all(*copied)
         for b, grad in subtracted:
@@ -302,20 +315,21 @@ class GradientSplitter:
     def _buffer(self, objective: str) -> list[torch.Tensor]:
         if objective not in self.buffers:
             self.buffers[objective] = [
-                torch.zeros(p.shape, dtype=_buffer_dtype(p), device=p.device) for p in self.params
+                torch.zeros(p.shape, dtype=_buffer_dtype(p), device=p.device) for p in self._local_params
             ]
         return self.buffers[objective]
 
     def gradient(self, index: int) -> torch.Tensor:
         """The total gradient `G` of parameter `index` (zeros where it has none)."""
-        grad = self.params[index].grad
-        return torch.zeros_like(self.params[index]) if grad is None else grad
+        grad = _local(self.params[index].grad)
+        return torch.zeros_like(self._local_params[index]) if grad is None else grad
 
     def task_gradient(self, index: int) -> torch.Tensor:
         return self.buffers[TASK][index]
 
     def partial_sums(self, gradient_scale: float = 1.0) -> torch.Tensor:
-        """Float64 partial sums for the step, one small tensor (all-reduce it under DDP).
+        """Float64 partial sums for the step, one small tensor (under FSDP2, of this process's shards:
+        all-reduced with SUM they are the full sums; no gradient is gathered).
 
         Args:
             gradient_scale (`float`, *optional*, defaults to `1.0`): the loss scale the gradients carry
@@ -336,7 +350,7 @@ class GradientSplitter:
         relative off; chunks of 4096 are ~1e-7 off; float64 gradients are exact to ~1e-15.)
         """
         if self._segments is None:
-            self._segments = _segments(self.params, self.group_of, self.buffers[TASK])
+            self._segments = _segments(self._local_params, self.group_of, self.buffers[TASK])
         objectives = len(self.alignment_objectives)
         parts = [self.buffers[name] for name in self.alignment_objectives[:-1]]
         rows = 2 + (len(parts) + 1 if objectives > 1 else 0)
@@ -360,7 +374,7 @@ class GradientSplitter:
                 torch.cat(pieces, out=row)
             offset = 0
             for i, start, end in segment.pieces:  # A = G - T, written straight into its row (no copy of G)
-                grad, piece = self.params[i].grad, align[offset : offset + end - start]
+                grad, piece = _local(self.params[i].grad), align[offset : offset + end - start]
                 if grad is None:
                     piece.zero_()
                 else:
