@@ -10,14 +10,14 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import TAGS
-from test_trainer import GradientCapture
+from test_trainer import GradientCapture, make_args
 from transformers import (
     BertConfig,
     BertForTokenClassification,
     XLMRobertaForTokenClassification,
 )
 
-from hf_xalign import AlignmentTrainer, AlignmentTrainingArguments
+from hf_xalign import AlignmentTrainer
 from hf_xalign.data.collator import ParallelCollator
 from hf_xalign.losses import (
     AlignmentLoss,
@@ -285,20 +285,12 @@ def test_a_trainer_step_with_early_exit_equals_one_with_the_full_forward(
     runs = {}
     for trainer_class in (AlignmentTrainer, FullForwardTrainer):
         model = tiny_tagger(tokenizer, family, num_labels=len(TAGS))
-        args = AlignmentTrainingArguments(
-            output_dir=str(tmp_path / trainer_class.__name__),
-            per_device_train_batch_size=8,
-            alignment_batch_size=8,
+        args = make_args(
+            tmp_path / trainer_class.__name__,
             alignment_loss=["contrastive", "token"],
             alignment_layer=2,
-            learning_rate=1e-3,
             max_steps=1,
             max_grad_norm=0.0,
-            save_strategy="no",
-            report_to=[],
-            use_cpu=True,
-            disable_tqdm=True,
-            seed=7,
         )
         capture = GradientCapture(model)
         calls, _ = count_block_calls(model.base_model)
