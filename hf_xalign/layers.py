@@ -31,6 +31,13 @@ from collections.abc import Sequence
 import torch
 
 
+def num_blocks(model: object) -> int | None:
+    """The number of transformer blocks `config.num_hidden_layers` of a model or encoder; `None` where its config
+    does not say (then layers cannot be resolved, and forwards run whole)."""
+    value = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    return value if isinstance(value, int) else None
+
+
 def resolve_layer(layer: int, num_layers: int) -> int:
     """The non-negative number of `layer` in a model with `num_layers` transformer blocks (`-1` gives `num_layers`).
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .layers import resolve_layer, select_layer
+from .layers import num_blocks, resolve_layer, select_layer
 
 Pooling = Literal["mean", "cls"]
 POOLINGS: tuple[str, ...] = ("mean", "cls")
@@ -87,8 +87,8 @@ def transformer_blocks(encoder: nn.Module) -> nn.ModuleList | None:
     That is `encoder.layer` of BERT and XLM-R, `transformer.layer` of DistilBERT, and so on. `None`
     when there is no such list (shared blocks as in ALBERT, blocks grouped as in Funnel, no config).
     """
-    num_layers = getattr(getattr(encoder, "config", None), "num_hidden_layers", None)
-    if not isinstance(num_layers, int) or num_layers < 1:
+    num_layers = num_blocks(encoder)
+    if num_layers is None or num_layers < 1:
         return None
     for module in encoder.modules():
         if isinstance(module, nn.ModuleList) and len(module) == num_layers and len(set(map(id, module))) == num_layers:
@@ -171,8 +171,8 @@ def layer_states(encoder: nn.Module, input_ids: torch.Tensor, attention_mask: to
     Returns:
         `torch.Tensor` of shape `(rows, seq, dim)`.
     """
-    num_layers = getattr(getattr(encoder, "config", None), "num_hidden_layers", None)
-    if not isinstance(num_layers, int):
+    num_layers = num_blocks(encoder)
+    if num_layers is None:
         return select_layer(hidden_states_up_to(encoder, input_ids, attention_mask), layer)
     resolved = resolve_layer(layer, num_layers)
     return hidden_states_up_to(encoder, input_ids, attention_mask, resolved)[resolved]
@@ -202,8 +202,7 @@ class ParallelEncoding:
     def __init__(self, encoder: torch.nn.Module, batch: dict, layers: Iterable[int] | None = None) -> None:
         self.encoder = encoder
         self.batch = batch
-        num_layers = getattr(getattr(encoder, "config", None), "num_hidden_layers", None)
-        self.num_layers: int | None = num_layers if isinstance(num_layers, int) else None
+        self.num_layers = num_blocks(encoder)
         layers = None if layers is None else list(layers)
         # The highest layer the shared forward computes; None: all of them.
         self.last_layer: int | None = None

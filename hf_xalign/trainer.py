@@ -26,7 +26,7 @@ from .data.parallel import language_pair_counts, load_parallel
 from .data.stream import AlignmentStream
 from .distributed import all_reduce_gradients, all_reduce_tensors
 from .hub import ALIGNMENT_LOSSES_NAME, push_aligned
-from .layers import resolve_layer
+from .layers import num_blocks, resolve_layer
 from .losses import AlignmentLoss, get_loss_class
 from .model_card import ALIGNMENT_CONFIG_NAME, build_model_card
 from .nonfinite import SKIPPED_STEPS_LOG_KEY, SKIPPED_STEPS_NAME, NonfiniteSteps
@@ -261,7 +261,7 @@ class AlignmentTrainer(Trainer):
 
     def _check_layers(self, model: nn.Module) -> None:
         """A loss reading a layer the model does not have fails here, not at the first step."""
-        layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+        layers = num_blocks(model)
         if layers is None:
             return
         for key, loss in zip(self.alignment_loss_names, self.alignment_losses):
@@ -315,9 +315,9 @@ class AlignmentTrainer(Trainer):
         the values with `alignment_loss_weights` and λ.
         """
         encoder = self.accelerator.unwrap_model(model).base_model
-        num_layers = getattr(encoder.config, "num_hidden_layers", None)
+        num_layers = num_blocks(encoder)
         layers = None
-        if isinstance(num_layers, int):
+        if num_layers is not None:
             layers = set().union(*(loss.layers_read(num_layers) for loss in self.alignment_losses))
         encoding = ParallelEncoding(encoder, batch, layers)
         return {name: loss(encoding) for name, loss in zip(self.alignment_loss_names, self.alignment_losses)}
@@ -646,8 +646,9 @@ class AlignmentTrainer(Trainer):
         and the package version.
         """
         args = self.args
-        model_config = getattr(self.accelerator.unwrap_model(self.model), "config", None)
-        num_layers = getattr(model_config, "num_hidden_layers", None)
+        model = self.accelerator.unwrap_model(self.model)
+        model_config = getattr(model, "config", None)
+        num_layers = num_blocks(model)
         pairs = self.alignment_stream.dataset if self.alignment_stream else None
         return {
             "hf_xalign_version": __version__,
