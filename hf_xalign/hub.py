@@ -1,9 +1,11 @@
 """Aligned checkpoints on the Hugging Face Hub: push a run's model with its card, load one back.
 
 An aligned checkpoint is a model folder as `AlignmentTrainer` saves it: the model in
-safetensors, the tokenizer, `alignment_config.json` (how it was aligned), and where the run has
-them `results.json` (per-language scores, with the baseline's) and `conflict_summary.json`. The
-card is written from those files ([`~hf_xalign.model_card.build_model_card`]).
+safetensors (for a PEFT model, the adapter as PEFT saves it, `adapter_config.json` and
+`adapter_model.safetensors`, loaded back on its base model), the tokenizer,
+`alignment_config.json` (how it was aligned), and where the run has them `results.json`
+(per-language scores, with the baseline's) and `conflict_summary.json`. The card is written
+from those files ([`~hf_xalign.model_card.build_model_card`]).
 
 What is never published: pickles (`training_args.bin`, optimizer states: they can run code when
 loaded), checkpoint folders, the alignment stage (`_alignment_stage`), and, unless asked,
@@ -15,12 +17,12 @@ Tokens come from the usual `huggingface_hub` sources (`HF_TOKEN`, the login cach
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from huggingface_hub import CommitOperationAdd, HfApi, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError
 from transformers import (
@@ -28,13 +30,14 @@ from transformers import (
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
     AutoTokenizer,
-    PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.utils import is_peft_available
 
-from .model_card import ALIGNMENT_CONFIG_NAME, build_model_card, task_kind_of
+from .model_card import ADAPTER_CONFIG_NAME, ALIGNMENT_CONFIG_NAME, build_model_card, read_json, task_kind_of
 
 ALIGNMENT_LOSSES_NAME = "alignment_losses.safetensors"
+ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"  # PEFT's `save_pretrained` (safe_serialization, its default)
 # Weights in a format that runs code when loaded: never published, never loaded.
 PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt")
 UNPUBLISHED_DIRS = ("checkpoint-*", "_*", "runs", ".*")
@@ -54,7 +57,7 @@ class HubError(RuntimeError):
 class AlignedModel:
     """What [`load_aligned`] returns: unpack it as `model, tokenizer, alignment_config = ...`."""
 
-    model: PreTrainedModel
+    model: torch.nn.Module  # a `PreTrainedModel`, or for an adapter a `peft.PeftModel` on its base model
     tokenizer: PreTrainedTokenizerBase
     alignment_config: dict[str, Any] | None
     path: str  # the local folder it was loaded from
@@ -100,8 +103,8 @@ def push_aligned(
     The repository is created if needed (`private` applies then). The local folder is not changed:
     the card is made in memory. Raises [`HubError`] when the Hub refuses (e.g. a wrong token).
     """
-    if not os.path.isfile(os.path.join(folder, "config.json")):
-        raise FileNotFoundError(f"{folder} is not a saved model folder (no config.json).")
+    if not any(os.path.isfile(os.path.join(folder, name)) for name in ("config.json", ADAPTER_CONFIG_NAME)):
+        raise FileNotFoundError(f"{folder} is not a saved model folder (no config.json or {ADAPTER_CONFIG_NAME}).")
     api = HfApi(token=token)
     try:
         repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
@@ -131,7 +134,10 @@ def download_aligned(
 
 def _require_safetensors(folder: str) -> None:
     names = os.listdir(folder)
-    if any(name.endswith(".safetensors") and name != ALIGNMENT_LOSSES_NAME for name in names):
+    if ADAPTER_CONFIG_NAME in names:  # PEFT would fall back to adapter_model.bin, a pickle
+        if ADAPTER_WEIGHTS_NAME in names:
+            return
+    elif any(name.endswith(".safetensors") and name != ALIGNMENT_LOSSES_NAME for name in names):
         return
     pickles = sorted(name for name in names if any(fnmatch.fnmatch(name, p) for p in PICKLE_PATTERNS))
     if pickles:
@@ -140,7 +146,9 @@ def _require_safetensors(folder: str) -> None:
             "since loading a pickle can run code. Convert it where you trust it "
             "(`AutoModel.from_pretrained(path).save_pretrained(path, safe_serialization=True)`)."
         )
-    raise FileNotFoundError(f"{folder} has no model weights (expected model.safetensors).")
+    raise FileNotFoundError(
+        f"{folder} has no model weights (expected model.safetensors, or adapter_model.safetensors for an adapter)."
+    )
 
 
 def load_aligned(
@@ -150,6 +158,7 @@ def load_aligned(
     revision: str | None = None,
     token: str | None = None,
     cache_dir: str | None = None,
+    base_model: str | None = None,
     **model_kwargs: Any,
 ) -> AlignedModel:
     """Load an aligned checkpoint (a Hub id or a local folder): model, tokenizer and alignment config.
@@ -160,8 +169,13 @@ def load_aligned(
             by default the task the checkpoint was saved for. An aligned bare encoder loads as the base of
             a new task model with `task="token-classification", num_labels=17` (and so on).
         revision, token, cache_dir: as for `huggingface_hub.snapshot_download`.
-        **model_kwargs: passed to `from_pretrained` (`num_labels`, `id2label`, `torch_dtype`, ...).
+        base_model (`str`, *optional*): for an adapter, the checkpoint it adapts (a Hub id or a folder); defaults
+            to the one `adapter_config.json` names (`base_model_name_or_path`).
+        **model_kwargs: passed to `from_pretrained` (`num_labels`, `id2label`, `torch_dtype`, ...); for an adapter,
+            to the base model's.
 
+    An adapter (a folder with `adapter_config.json`, as a PEFT model saves) loads as a `peft.PeftModel` on its
+    base model, with the task class and labels of the model it was trained on (`alignment_config.json`).
     Weights load only from safetensors, and never with `trust_remote_code`.
     """
     if task is not None and task not in LOAD_TASKS:
@@ -171,14 +185,36 @@ def load_aligned(
     else:
         folder = download_aligned(repo_id_or_path, revision=revision, token=token, cache_dir=cache_dir)
     _require_safetensors(folder)
-    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
-        architectures = json.load(f).get("architectures") or []
-    model_class = LOAD_TASKS[task or task_kind_of(architectures)]
-    model = model_class.from_pretrained(folder, use_safetensors=True, trust_remote_code=False, **model_kwargs)
+    alignment = read_json(folder, ALIGNMENT_CONFIG_NAME)
+    if os.path.isfile(os.path.join(folder, ADAPTER_CONFIG_NAME)):
+        model = _load_adapter(folder, task, (alignment or {}).get("adapter") or {}, base_model, model_kwargs)
+    else:
+        architectures = (read_json(folder, "config.json") or {}).get("architectures") or []
+        model_class = LOAD_TASKS[task or task_kind_of(architectures)]
+        model = model_class.from_pretrained(folder, use_safetensors=True, trust_remote_code=False, **model_kwargs)
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
-    alignment_path = os.path.join(folder, ALIGNMENT_CONFIG_NAME)
-    alignment = None
-    if os.path.isfile(alignment_path):
-        with open(alignment_path, encoding="utf-8") as f:
-            alignment = json.load(f)
     return AlignedModel(model=model, tokenizer=tokenizer, alignment_config=alignment, path=folder)
+
+
+def _load_adapter(
+    folder: str, task: str | None, adapted: dict[str, Any], base_model: str | None, model_kwargs: dict[str, Any]
+) -> torch.nn.Module:
+    """The adapter in `folder` on its base model, built as the task model it was trained on (`adapted`: the
+    `adapter` entry of `alignment_config.json`, with its class and labels)."""
+    if not is_peft_available():
+        raise ImportError(f"{folder} holds a PEFT adapter; loading it needs peft: pip install 'hf-xalign[peft]'.")
+    from peft import PeftModel
+
+    base_model = base_model or read_json(folder, ADAPTER_CONFIG_NAME).get("base_model_name_or_path")
+    if not base_model:
+        raise ValueError(
+            f"{folder}/{ADAPTER_CONFIG_NAME} names no base model (base_model_name_or_path): pass the checkpoint the "
+            "adapter was trained on as load_aligned(..., base_model=<Hub id or folder>)."
+        )
+    kind = task or task_kind_of(adapted.get("architectures") or [])
+    options = {}
+    if kind != "encoder" and adapted.get("id2label"):  # the task head's size: one row per label
+        options["id2label"] = {int(index): label for index, label in adapted["id2label"].items()}
+    options.update(model_kwargs)
+    base = LOAD_TASKS[kind].from_pretrained(base_model, use_safetensors=True, trust_remote_code=False, **options)
+    return PeftModel.from_pretrained(base, folder)

@@ -25,6 +25,7 @@ from .results import CellResult
 from .version import __version__
 
 ALIGNMENT_CONFIG_NAME = "alignment_config.json"
+ADAPTER_CONFIG_NAME = "adapter_config.json"  # written by PEFT's `save_pretrained`
 RESULTS_NAME = "results.json"
 TEMPLATE_NAME = "aligned_model.md"
 TAGS = ("cross-lingual-alignment", "hf-xalign")
@@ -84,7 +85,8 @@ def template_path() -> str:
     )
 
 
-def _read_json(folder: str, name: str) -> Any:
+def read_json(folder: str, name: str) -> Any:
+    """The content of JSON file `name` in `folder`; `None` when the folder has no such file."""
     path = os.path.join(folder, name)
     if not os.path.isfile(path):
         return None
@@ -101,17 +103,33 @@ class RunFiles:
     reference: CellResult | None = None
     conflict: dict | None = None
     architectures: list[str] = field(default_factory=list)
+    adapter: dict | None = None  # PEFT's adapter_config.json: the folder holds an adapter, not a whole model
 
     @classmethod
     def read(cls, folder: str) -> RunFiles:
-        results = _read_json(folder, RESULTS_NAME) or {}
+        results = read_json(folder, RESULTS_NAME) or {}
+        alignment = read_json(folder, ALIGNMENT_CONFIG_NAME)
+        # An adapter folder has no config.json: the adapted model's class is in alignment_config.json.
+        model_config = read_json(folder, "config.json") or (alignment or {}).get("adapter") or {}
         return cls(
-            alignment=_read_json(folder, ALIGNMENT_CONFIG_NAME),
+            alignment=alignment,
             result=CellResult.from_dict(results["result"]) if results.get("result") else None,
             reference=CellResult.from_dict(results["reference"]) if results.get("reference") else None,
-            conflict=_read_json(folder, CONFLICT_SUMMARY_NAME),
-            architectures=list((_read_json(folder, "config.json") or {}).get("architectures") or []),
+            conflict=read_json(folder, CONFLICT_SUMMARY_NAME),
+            architectures=list(model_config.get("architectures") or []),
+            adapter=read_json(folder, ADAPTER_CONFIG_NAME),
         )
+
+    @property
+    def adapted_model(self) -> dict:
+        """The `adapter` entry of `alignment_config.json` (the model an adapter adapts); empty if none."""
+        return (self.alignment or {}).get("adapter") or {}
+
+    @property
+    def base_model(self) -> str | None:
+        """The checkpoint the run started from (for an adapter: the one it adapts), `None` if unknown."""
+        base = (self.alignment or {}).get("base_model") or (self.adapter or {}).get("base_model_name_or_path")
+        return base or None
 
     @property
     def task_kind(self) -> str:
@@ -250,6 +268,27 @@ def _score_table(run: RunFiles) -> str:
     return f"{result.metric} per language.{note}\n\n" + "\n".join(lines)
 
 
+def adapter_description(adapter: dict, trained_in_full: Sequence[str] | None = None) -> str:
+    """What an adapter is, from its `adapter_config.json`: `LoRA adapter (r 8; alpha 16; target modules ...)`.
+
+    Args:
+        adapter (`dict`): the adapter's `adapter_config.json`.
+        trained_in_full (`Sequence[str]`, *optional*): the modules it holds a full copy of, as the trainer found
+            them (`alignment_config.json`); by default the config's `modules_to_save`.
+    """
+    name = {"LORA": "LoRA"}.get(adapter.get("peft_type"), adapter.get("peft_type") or "PEFT")
+    details = [f"{key} {adapter[field]}" for key, field in (("r", "r"), ("alpha", "lora_alpha")) if field in adapter]
+    targets = adapter.get("target_modules")
+    if targets:
+        targets = [targets] if isinstance(targets, str) else sorted(targets)  # a regex, or a list of names
+        details.append("target modules " + ", ".join(f"`{target}`" for target in targets))
+    saved = (adapter.get("modules_to_save") or []) if trained_in_full is None else trained_in_full
+    saved = list(dict.fromkeys(saved))  # PEFT may list a name twice
+    if saved:
+        details.append("trained in full: " + ", ".join(f"`{module}`" for module in saved))
+    return f"{name} adapter ({'; '.join(details)})" if details else f"{name} adapter"
+
+
 def _conflict_lines(summary: dict) -> list[str]:
     return [
         f"Measured steps: {summary.get('measured_steps', 0)}.",
@@ -262,16 +301,24 @@ def _conflict_lines(summary: dict) -> list[str]:
 
 def _summary(run: RunFiles) -> str:
     kind = TASK_KINDS[run.task_kind]
-    base = (run.alignment or {}).get("base_model")
+    base = run.base_model
     start = f"`{base}`" if base else "A multilingual encoder"
+    adapter = ""
+    if run.adapter is not None:
+        what = adapter_description(run.adapter, run.adapted_model.get("trained_in_full"))
+        adapter = (
+            f" This repository holds a {what} on {start if base else 'that encoder'}, not the whole model: "
+            "the base weights load from there (see Usage)."
+        )
     if run.result is None:
         task = "aligned on parallel text" if run.aligned else "fine-tuned"
-        return f"{start}, {task} with hf-xalign ({kind.title.lower()})."
+        return f"{start}, {task} with hf-xalign ({kind.title.lower()}).{adapter}"
     task = TASK_TITLES.get(run.result.task, kind.title)
     how = "with cross-lingual alignment on parallel text" if run.aligned else "without alignment"
     return (
         f"{start} fine-tuned for {task.lower()} on {run.result.source_language} only, {how}, and evaluated "
         f"zero-shot on {', '.join(run.result.target_languages) or 'no other language'}. Trained with hf-xalign."
+        + adapter
     )
 
 
@@ -296,13 +343,15 @@ def build_model_card(
     repo_id = repo_id or Path(folder).resolve().name
     model_name = model_name or repo_id.split("/")[-1]
     kind = TASK_KINDS[run.task_kind]
-    base_model = (run.alignment or {}).get("base_model")
+    base_model = run.base_model
+    # An adapter is a PEFT repository on the Hub (`library_name: peft`), tagged with its method (`lora`).
+    adapter_tags = [str(run.adapter.get("peft_type", "")).lower()] if run.adapter else []
     card_data = ModelCardData(
         language=run.languages or None,
         license=license,
-        library_name="transformers",
+        library_name="peft" if run.adapter else "transformers",
         pipeline_tag=kind.pipeline_tag,
-        tags=[*TAGS, *(tag for tag in tags if tag not in TAGS)],
+        tags=list(dict.fromkeys([*TAGS, *filter(None, adapter_tags), *tags])),
         # A local folder is not a Hub id: only an id-shaped name goes into the metadata.
         base_model=base_model
         if base_model and not os.path.isabs(base_model) and not base_model.startswith(".")
@@ -335,6 +384,8 @@ def build_model_card(
         conflict_lines=_conflict_lines(run.conflict) if run.conflict else [],
         task_argument=kind.load_task,
         auto_class=kind.auto_class,
+        adapter_base=(base_model or "<base model>") if run.adapter else None,
+        num_labels=len(run.adapted_model.get("id2label") or {}),
         paper_citation=PAPER_CITATION,
         loss_citations=citations,
     )

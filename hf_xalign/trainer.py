@@ -18,6 +18,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase, Trainer, TrainerState
 from transformers.trainer import TRAINER_STATE_NAME
 
+from .adapters import adapted_model_facts, encoder_of, encoder_prefix, is_peft_model, task_model
 from .args import AlignmentTrainingArguments
 from .checkpoints import check_checkpoint_complete, last_complete_checkpoint
 from .conflict import TASK, ConflictMeasurement, GradientConflictCallback, GradientSplitter, mean_logs
@@ -77,6 +78,8 @@ class AlignmentTrainer(Trainer):
     Args:
         model: a task model (`AutoModelForTokenClassification`, `...ForSequenceClassification`, ...),
             or with no task data a bare encoder or masked-LM model. Its `base_model` is the encoder.
+            Either may be wrapped by PEFT (`peft.get_peft_model`, e.g. LoRA): the encoder is found through
+            the wrapper, only the trainable (adapter) parameters are measured, and saving writes the adapter.
         args ([`AlignmentTrainingArguments`]): training and alignment settings.
         train_dataset: task data; `None` trains alignment alone (then `args.max_steps` must be set).
         alignment_dataset: parallel text: a `datasets.Dataset` with `src`/`tgt`, or anything
@@ -136,10 +139,11 @@ class AlignmentTrainer(Trainer):
         self.alignment_loss_weights = self._loss_weights(losses) if aligning else []
         self.alignment_losses = nn.ModuleList(losses)
         unwrapped = self.accelerator.unwrap_model(self.model)
+        inner_model = task_model(unwrapped)  # the transformers model, inside a PEFT wrapper or not
         for loss in self.alignment_losses:
-            loss.setup(unwrapped)
-        self._check_layers(unwrapped)
-        _check_vocabulary(unwrapped, processing_class)
+            loss.setup(inner_model)
+        self._check_layers(inner_model)
+        _check_vocabulary(inner_model, processing_class)
         self.alignment_losses.to(args.device)
 
         self.alignment_stream: AlignmentStream | None = None
@@ -173,8 +177,8 @@ class AlignmentTrainer(Trainer):
         if args.conflict_every > 0:
             self.gradient_splitter = GradientSplitter(
                 self._named_trainable_parameters(),
-                # A bare encoder's parameter names carry no prefix: all of them are encoder parameters.
-                "" if unwrapped.base_model is unwrapped else unwrapped.base_model_prefix,
+                # `roberta`, `base_model.model.roberta` under PEFT, "" for a bare encoder (all encoder parameters).
+                encoder_prefix(unwrapped),
                 [name for name, _ in self.alignment_groups],
             )
             self.conflict_callback = GradientConflictCallback()
@@ -314,7 +318,7 @@ class AlignmentTrainer(Trainer):
         (`AlignmentLoss.layers_read`); MLM/TLM run their own masked forward. The trainer weighs
         the values with `alignment_loss_weights` and λ.
         """
-        encoder = self.accelerator.unwrap_model(model).base_model
+        encoder = encoder_of(self.accelerator.unwrap_model(model))
         num_layers = num_blocks(encoder)
         layers = None
         if num_layers is not None:
@@ -473,11 +477,15 @@ class AlignmentTrainer(Trainer):
         return micro_step
 
     def _named_trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:
-        """Model parameters, then loss-owned ones as `loss.<key>.<name>`: the order every process shares."""
+        """Model parameters, then loss-owned ones as `loss.<key>.<name>`: the order every process shares.
+
+        Only those with `requires_grad`: a frozen parameter (a PEFT model's base weights) has no gradient
+        to split, measure, clip or average, and gets no buffer.
+        """
         named = list(self.accelerator.unwrap_model(self.model).named_parameters())
         for key, loss in zip(self.alignment_loss_names, self.alignment_losses):
             named += [(f"loss.{key}.{name}", param) for name, param in loss.named_parameters()]
-        return named
+        return [(name, param) for name, param in named if param.requires_grad]
 
     def _trainable_parameters(self) -> list[nn.Parameter]:
         return [param for _, param in self._named_trainable_parameters()]
@@ -535,10 +543,10 @@ class AlignmentTrainer(Trainer):
     def _give_head_its_learning_rate(self, optimizer: torch.optim.Optimizer, model: nn.Module) -> None:
         """Move the task head's parameters into groups of their own at `head_learning_rate`."""
         unwrapped = self.accelerator.unwrap_model(model)
-        if unwrapped.base_model is unwrapped:
+        prefix = encoder_prefix(unwrapped)
+        if encoder_of(unwrapped) is task_model(unwrapped):
             raise ValueError("head_learning_rate: the model is a bare encoder, it has no task head.")
-        prefix = unwrapped.base_model_prefix + "."
-        head = {id(p) for name, p in unwrapped.named_parameters() if not name.startswith(prefix)}
+        head = {id(p) for name, p in unwrapped.named_parameters() if not name.startswith(prefix + ".")}
         # Before the first step the optimizer holds no state, so its groups can still be re-cut.
         for group in list(optimizer.param_groups):
             head_params = [p for p in group["params"] if id(p) in head]
@@ -643,10 +651,12 @@ class AlignmentTrainer(Trainer):
 
         The losses (options and weights), λ and its schedule, the mode, the layer and pooling the
         losses read, the parallel data (pairs per language pair), steps and seeds, the base model
-        and the package version.
+        and the package version; for a PEFT model, under `adapter`, the wrapped model's class and labels, which
+        the saved adapter does not record and [`~hf_xalign.load_aligned`] needs to rebuild it.
         """
         args = self.args
-        model = self.accelerator.unwrap_model(self.model)
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        model = task_model(unwrapped)
         model_config = getattr(model, "config", None)
         num_layers = num_blocks(model)
         pairs = self.alignment_stream.dataset if self.alignment_stream else None
@@ -678,6 +688,7 @@ class AlignmentTrainer(Trainer):
             "seed": args.seed,
             "alignment_seed": args.alignment_seed,
             "gradient_combination": args.gradient_combination,
+            **({"adapter": adapted_model_facts(unwrapped)} if is_peft_model(unwrapped) else {}),
         }
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:

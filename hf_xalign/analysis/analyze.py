@@ -43,6 +43,7 @@ import datasets
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from ..adapters import encoder_of
 from ..data.collator import ParallelCollator
 from ..data.parallel import ParallelSource, load_parallel
 from ..hub import load_aligned
@@ -174,7 +175,8 @@ def analyze(
     The model is in eval mode meanwhile (no dropout) and goes back to its previous mode after.
 
     Args:
-        model ([`PreTrainedModel`]): an encoder, or a task model whose `base_model` is one.
+        model ([`PreTrainedModel`]): an encoder, or a task model whose `base_model` is one; either may be wrapped
+            by PEFT (an adapter as [`~hf_xalign.load_aligned`] loads it).
         tokenizer ([`PreTrainedTokenizerBase`]): its fast tokenizer.
         pairs ([`datasets.Dataset`]): columns `src`, `tgt`, `src_lang`, `tgt_lang`, as
             [`~hf_xalign.data.load_parallel`] returns; at least 2 pairs per language pair.
@@ -194,7 +196,7 @@ def analyze(
         `ValueError`: before any forward, for a layer the model does not have (naming the valid range), an
             unknown pooling, a `batch_size` below 1, or a language pair with fewer than 2 translation pairs.
     """
-    encoder = model.base_model
+    encoder = encoder_of(model)
     chosen = resolve_layers(layers, encoder.config.num_hidden_layers)
     if pooling not in POOLINGS:
         raise ValueError(f"Unknown pooling {pooling!r}; choose one of {POOLINGS}.")
