@@ -171,7 +171,9 @@ def align_encoder(
             text): every pair with one of them on either side is dropped, as are those of
             `script_args.held_out_files`.
 
-    A folder that already has [`ALIGNED_MARKER`] is returned at once, untrained. With `push_to_hub`
+    The gradient measurement and combining rules (`conflict_every`, `gradient_combination`) are off:
+    they compare with a task gradient, and there is none. A folder that already has
+    [`ALIGNED_MARKER`] is returned at once, untrained. With `push_to_hub`
     the folder is pushed to `hub_model_id` (card included) before the marker is written. Every
     process of a distributed launch must call it; the main process writes the files.
     """
@@ -197,9 +199,11 @@ def align_encoder(
     layer = resolve_layer(training_args.alignment_layer, num_layers)
     before = _retrieval(model, tokenizer, measured, layer, training_args.alignment_max_length)
     # The folder is pushed below, once the objective is recorded in it: the trainer itself never pushes.
+    # Without a task there is no task gradient to measure against, nor to combine with (arguments shared
+    # with a study's task cells may ask for both).
     trainer = AlignmentTrainer(
         model=model,
-        args=dataclasses.replace(training_args, push_to_hub=False),
+        args=dataclasses.replace(training_args, push_to_hub=False, conflict_every=0, gradient_combination="sum"),
         alignment_dataset=kept,
         processing_class=tokenizer,
     )
