@@ -6,6 +6,8 @@ import copy
 import json
 import math
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -13,7 +15,15 @@ from _tiny_experiment import training_arguments, write_parallel_tsv
 from conftest import synthetic_sentences, translate
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
-from transformers import AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification, XLMRobertaModel
+from transformers import (
+    AutoModel,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    BertConfig,
+    BertForMaskedLM,
+    XLMRobertaForMaskedLM,
+    XLMRobertaModel,
+)
 
 from hf_xalign import AlignmentTrainer
 from hf_xalign.data import load_parallel
@@ -28,9 +38,11 @@ from hf_xalign.experiment import (
 )
 from hf_xalign.experiment import align as align_module
 from hf_xalign.experiment.align import select_language_pairs
+from hf_xalign.losses import pretrained_head_state
 from hf_xalign.pooling import ParallelEncoding
 from hf_xalign.tiny import tiny_xlmr_config
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # One English sentence and one synthetic-language sentence of the parallel file (write_parallel_tsv's pairs).
 HELD_OUT = [" ".join(synthetic_sentences(64, seed=1)[0]), " ".join(translate(synthetic_sentences(64, seed=1)[5]))]
 
@@ -221,3 +233,72 @@ def test_bad_objective_or_pair_fails_clearly(encoder_dir, parallel_tsv, tmp_path
     with pytest.raises(ValueError, match=r"no parallel text for en-fr; the parallel data has en-xx \(64\)"):
         align_encoder(script_args, align_training_args(tmp_path))
     assert read_marker(str(tmp_path)) is None
+
+
+def test_the_recipe_aligns_prints_its_summary_and_pushes(tmp_path, encoder_dir, parallel_tsv, hub_server):
+    config = tmp_path / "align.yaml"
+    config.write_text(
+        f"model_name_or_path: {encoder_dir}\nparallel_data: [{parallel_tsv}]\nlanguage_pairs: [en-xx]\n"
+        "objective: mlm_tlm\neval_pairs: 4\noutput_dir: out\nmax_steps: 2\nlogging_steps: 1\nalignment_batch_size: 8\n"
+        "use_cpu: true\nreport_to: none\ndisable_tqdm: true\n",
+        encoding="utf-8",
+    )
+    repo = f"{hub_server.user}/tiny-aligned"
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "recipes", "align.py"), str(config), "--push_to_hub", "true"]
+        + ["--hub_model_id", repo],
+        env=hub_server.client_env(tmp_path / "home"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    marker = read_marker(str(tmp_path / "out"))
+    assert f"with mlm_tlm on en-xx {marker['language_pairs']['en-xx']} pairs" in result.stdout
+    assert "retrieval P@1 en-xx at layer 2: " in result.stdout  # mlm_tlm reads no layer: the last one
+    assert marker["language_pairs"]["en-xx"] == 64 - 4  # 4 pairs kept aside to measure retrieval
+    assert marker["pushed"] and repo in marker["pushed"]
+    files = hub_server.root / "models" / hub_server.user / "tiny-aligned" / "files"
+    pushed = {str(path.relative_to(files)) for path in files.rglob("*") if path.is_file()}
+    assert {"model.safetensors", "config.json", "alignment_config.json", "README.md", "tokenizer.json"} <= pushed
+    assert "alignment_losses.safetensors" not in pushed and "training_args.bin" not in pushed  # heads and pickles stay
+    assert "alignment-only checkpoint" in ModelCard.load(files / "README.md").text
+
+
+@pytest.mark.parametrize("layout", ["roberta", "bert"])
+def test_the_pretrained_lm_head_is_read_from_the_checkpoint(layout, tmp_path, tokenizer, encoder_dir):
+    torch.manual_seed(1)
+    config = tiny_xlmr_config(tokenizer)
+    if layout == "roberta":
+        model = XLMRobertaForMaskedLM(config)
+        head = model.lm_head
+        expected = {"dense": head.dense, "layer_norm": head.layer_norm, "bias": head.bias}
+    else:
+        model = BertForMaskedLM(BertConfig(**{**config.to_dict(), "model_type": "bert"}))
+        head = model.cls.predictions
+        expected = {"dense": head.transform.dense, "layer_norm": head.transform.LayerNorm, "bias": head.bias}
+    model.save_pretrained(tmp_path)
+    state = pretrained_head_state(tmp_path)
+    for part in ("dense", "layer_norm"):
+        for name in ("weight", "bias"):
+            torch.testing.assert_close(state[f"{part}.{name}"], getattr(expected[part], name), rtol=0, atol=0)
+    torch.testing.assert_close(state["bias"], expected["bias"], rtol=0, atol=0)
+    assert pretrained_head_state(encoder_dir) is None  # a bare encoder has no LM head
+
+
+def test_mlm_and_tlm_start_from_the_checkpoints_lm_head(tmp_path, tokenizer, parallel_tsv):
+    torch.manual_seed(2)
+    model = XLMRobertaForMaskedLM(tiny_xlmr_config(tokenizer, hidden_dropout_prob=0.0))
+    model.save_pretrained(tmp_path / "mlm")
+    tokenizer.save_pretrained(tmp_path / "mlm")
+    script_args = AlignArguments(
+        model_name_or_path=str(tmp_path / "mlm"), parallel_data=[parallel_tsv], objective="mlm_tlm"
+    )
+    # A learning rate of 0: the heads the losses trained are still the ones they started from.
+    folder = align_encoder(script_args, align_training_args(tmp_path / "out", max_steps=1, learning_rate=0.0))
+    assert read_marker(folder)["lm_head"] == "pretrained"
+    heads = load_file(os.path.join(folder, "alignment_losses.safetensors"))
+    for loss_index in (0, 1):  # mlm, tlm: one head each
+        torch.testing.assert_close(heads[f"{loss_index}.head.dense.weight"], model.lm_head.dense.weight, rtol=0, atol=0)
+        torch.testing.assert_close(heads[f"{loss_index}.head.bias"], model.lm_head.bias, rtol=0, atol=0)

@@ -10,6 +10,9 @@ model card, `config.yaml` (reruns it with `recipes/align.py`), and last the mark
 again returns at once. The checkpoint loads as the encoder of any task model
 (`AutoModelForTokenClassification.from_pretrained(folder, num_labels=17)`, a fresh head).
 
+MLM and TLM start from the checkpoint's own LM head when it has one (XLM-R, mBERT), else from a fresh
+one (a bare sentence encoder); `aligned.json` says which (`lm_head`).
+
 Objectives come from the training arguments (`alignment_loss`, weights, layer), or by name from
 [`OBJECTIVES`] (`objective: paper_mix` in [`AlignArguments`]; see `objectives.py`).
 """
@@ -34,6 +37,7 @@ from ..data.conllu import read_treebank
 from ..data.parallel import drop_pairs_containing, hold_out_pairs, language_pair_counts, load_parallel
 from ..hub import push_aligned
 from ..layers import resolve_layer
+from ..losses import MaskedLMHead, pretrained_head_state
 from ..model_card import ALIGNMENT_CONFIG_NAME, build_model_card
 from ..trainer import AlignmentTrainer
 from .config import resolved_config, save_config
@@ -137,6 +141,25 @@ def _first_and_last(log_history: list[dict[str, Any]], key: str) -> dict[str, fl
     return {"first": values[0], "last": values[-1]} if values else None
 
 
+def _start_from_pretrained_lm_head(trainer: AlignmentTrainer, model_name_or_path: str) -> str | None:
+    """Give the MLM/TLM losses' heads the checkpoint's own LM head, when it has one; says which they start from.
+
+    A fresh head on a pretrained encoder starts with a loss far above the model's own (≈30 instead of ≈2
+    on XLM-R) and sends that head's noise into the encoder; the checkpoint's head continues its
+    pretraining. Returns `"pretrained"`, `"fresh"` (no head in the checkpoint), or `None` (no MLM/TLM loss).
+    The optimizer is not built yet: the weights are copied into the heads it will train.
+    """
+    heads = [loss.head for loss in trainer.alignment_losses if isinstance(getattr(loss, "head", None), MaskedLMHead)]
+    if not heads:
+        return None
+    state = pretrained_head_state(model_name_or_path)
+    if state is None:
+        return "fresh"
+    for head in heads:
+        head.load_state_dict(state)
+    return "pretrained"
+
+
 def _record_objective(folder: str, objective: str | None, repo_id: str | None) -> None:
     """Add the objective's name to `alignment_config.json` and write the card again from it."""
     path = os.path.join(folder, ALIGNMENT_CONFIG_NAME)
@@ -207,6 +230,7 @@ def align_encoder(
         alignment_dataset=kept,
         processing_class=tokenizer,
     )
+    lm_head = _start_from_pretrained_lm_head(trainer, script_args.model_name_or_path)
     use_console_log(trainer)
     started = time.perf_counter()
     trainer.train()
@@ -235,6 +259,7 @@ def align_encoder(
             "losses": list(training_args.alignment_loss),
             "loss_weights": trainer.alignment_loss_weights,
             "layer": layer,
+            "lm_head": lm_head,
             "language_pairs": language_pair_counts(kept),
             "pairs_dropped_as_held_out": len(pairs) - len(kept) - (len(measured) if measured else 0),
             "steps": trainer.state.global_step,
@@ -266,6 +291,8 @@ def alignment_summary(marker: dict[str, Any]) -> str:
         lines.append(
             f"retrieval P@1 {pair} at layer {marker['retrieval_layer']}: {before[pair]:.3f} -> {after[pair]:.3f}"
         )
+    if marker["lm_head"]:
+        lines.append(f"MLM/TLM head: {marker['lm_head']} (the checkpoint's own LM head when it has one)")
     if marker["pushed"]:
         lines.append(f"pushed: {marker['pushed']}")
     return "\n".join(lines)
