@@ -6,6 +6,7 @@ import copy
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -302,3 +303,25 @@ def test_mlm_and_tlm_start_from_the_checkpoints_lm_head(tmp_path, tokenizer, par
     for loss_index in (0, 1):  # mlm, tlm: one head each
         torch.testing.assert_close(heads[f"{loss_index}.head.dense.weight"], model.lm_head.dense.weight, rtol=0, atol=0)
         torch.testing.assert_close(heads[f"{loss_index}.head.bias"], model.lm_head.bias, rtol=0, atol=0)
+
+
+def test_an_interrupted_alignment_goes_on_from_its_last_checkpoint(tmp_path, encoder_dir, parallel_tsv, monkeypatch):
+    script_args = AlignArguments(model_name_or_path=encoder_dir, parallel_data=[parallel_tsv], objective="contrastive")
+    options = dict(save_strategy="steps", save_steps=1)
+    uninterrupted = align_encoder(script_args, align_training_args(tmp_path / "whole", **options))
+    # A run killed after its first step: its first checkpoint, no model, no marker.
+    shutil.copytree(os.path.join(uninterrupted, "checkpoint-1"), tmp_path / "killed" / "checkpoint-1")
+    steps_run = []
+    training_step = AlignmentTrainer.training_step
+
+    def counted_step(self, *args, **kwargs):
+        steps_run.append(self.state.global_step)
+        return training_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(AlignmentTrainer, "training_step", counted_step)
+    resumed = align_encoder(script_args, align_training_args(tmp_path / "killed", **options))
+    assert steps_run == [1]  # only the step the killed run had not done
+    assert read_marker(resumed)["steps"] == 2
+    expected = load_file(os.path.join(uninterrupted, "model.safetensors"))
+    for name, tensor in load_file(os.path.join(resumed, "model.safetensors")).items():
+        torch.testing.assert_close(tensor, expected[name], msg=name)

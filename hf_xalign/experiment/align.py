@@ -33,6 +33,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, 
 
 from ..analysis.analyze import analyze
 from ..args import AlignmentTrainingArguments
+from ..checkpoints import last_complete_checkpoint
 from ..data.conllu import read_treebank
 from ..data.parallel import drop_pairs_containing, hold_out_pairs, language_pair_counts, load_parallel
 from ..hub import push_aligned
@@ -196,7 +197,8 @@ def align_encoder(
 
     The gradient measurement and combining rules (`conflict_every`, `gradient_combination`) are off:
     they compare with a task gradient, and there is none. A folder that already has
-    [`ALIGNED_MARKER`] is returned at once, untrained. With `push_to_hub`
+    [`ALIGNED_MARKER`] is returned at once, untrained; one without it is trained again, from its last
+    complete checkpoint when it has one (`save_strategy: steps`). With `push_to_hub`
     the folder is pushed to `hub_model_id` (card included) before the marker is written. Every
     process of a distributed launch must call it; the main process writes the files.
     """
@@ -233,7 +235,8 @@ def align_encoder(
     lm_head = _start_from_pretrained_lm_head(trainer, script_args.model_name_or_path)
     use_console_log(trainer)
     started = time.perf_counter()
-    trainer.train()
+    # A run killed before its end (no marker) goes on from its last complete checkpoint, if it saved one.
+    trainer.train(resume_from_checkpoint=last_complete_checkpoint(output_dir))
     seconds = time.perf_counter() - started
     trainer.save_model()
     after = _retrieval(model, tokenizer, measured, layer, training_args.alignment_max_length)
