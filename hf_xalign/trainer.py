@@ -641,8 +641,8 @@ class AlignmentTrainer(Trainer):
     def alignment_config(self) -> dict[str, Any]:
         """How this model is being aligned, for `alignment_config.json` and the model card.
 
-        The losses (options and weights), λ and its schedule, the mode, the layer and pooling the
-        losses read, the parallel data (pairs per language pair), steps and seeds, the base model
+        The losses (options and weights), λ and its schedule, the mode (and whether the run is
+        alignment-only: no task data), the layer and pooling the losses read, the parallel data (pairs per language pair), steps and seeds, the base model
         and the package version.
         """
         args = self.args
@@ -668,6 +668,7 @@ class AlignmentTrainer(Trainer):
             "lambda": args.alignment_lambda,
             "lambda_schedule": args.alignment_lambda_schedule,
             "mode": args.alignment_mode,
+            "alignment_only": self.task_dataset is None,  # no task data: an encoder aligned for later fine-tuning
             "layer": resolve_layer(args.alignment_layer, num_layers) if num_layers else args.alignment_layer,
             "pooling": args.alignment_pooling,
             "alignment_batch_size": args.alignment_batch_size,

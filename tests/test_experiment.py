@@ -15,6 +15,7 @@ import yaml
 
 from hf_xalign import AlignmentTrainingArguments
 from hf_xalign.experiment import (
+    AlignArguments,
     CellResult,
     ConfigError,
     config_errors,
@@ -34,6 +35,7 @@ import pos  # noqa: E402
 import xnli  # noqa: E402
 
 RECIPE_ARGUMENTS = {"pos": pos.PosArguments, "xnli": xnli.ClassificationArguments, "sib": xnli.ClassificationArguments}
+RECIPE_ARGUMENTS["align"] = AlignArguments
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "recipes", "configs", "*.yaml"))))
