@@ -43,13 +43,13 @@ def result_of(study: str, task: str, variant: str, seed: int) -> dict:
         return json.loads(f.readline())
 
 
-def own_measures(study: str, task: str, variant: str, seed: int) -> dict[tuple, float]:
-    """The fine-tuned model's rows of the cell's analysis.csv (a base cell's: the second half, after the
-    pretrained model's rows, which share its name)."""
+def own_measures(study: str, task: str, variant: str, seed: int, before: bool = False) -> dict[tuple, float]:
+    """The rows of the cell's analysis.csv of its fine-tuned model, or with `before` of the model it started
+    from (the runner's first rows, named `base`, which a base cell's own later rows share)."""
     with open(os.path.join(study, "cells", cell_id(task, variant, seed), "analysis.csv"), encoding="utf-8") as f:
-        rows = [row for row in csv.DictReader(f) if row["model"] == variant]
+        rows = [row for row in csv.DictReader(f) if row["model"] == ("base" if before else variant)]
     if variant == "base":
-        rows = rows[len(rows) // 2 :]
+        rows = rows[: len(rows) // 2] if before else rows[len(rows) // 2 :]
     return {(row["pair"], int(row["layer"]), row["measure"]): float(row["value"]) for row in rows}
 
 
@@ -108,6 +108,22 @@ def test_spearman_of_distance_change_vs_transfer_change_equals_scipy(study, repo
     row = next(line for line in report.splitlines() if line.startswith(f"| {task} | Δ {measure} |"))
     rho, p, n = (cell.strip() for cell in row.strip("|").split("|")[2:])
     assert (rho, p, n) == (f"{expected.statistic:.3f}", f"{expected.pvalue:.3g}", "6")
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["before-fine-tuning", "after-fine-tuning"])
+def test_alignment_change_before_and_after_fine_tuning_equals_hand_computation(study, report, before):
+    variant, measure = ALIGNED[0], "pair_cosine"  # sequential: it starts from the aligned encoder
+    per_seed = []
+    for seed in SEEDS:
+        own, base = (own_measures(study, "pos", v, seed, before) for v in (variant, "base"))
+        per_seed.append(
+            np.mean([own[(f"en-{t}", LAYER, measure)] - base[(f"en-{t}", LAYER, measure)] for t in TARGETS])
+        )
+    row = next(line for line in report.splitlines() if line.startswith(f"| pos | tiny | {variant} | Δ {measure} |"))
+    shown = row.strip("|").split("|")[4 if before else 5].strip()
+    assert shown == f"{np.mean(per_seed):+.4f}"
+    if before:
+        assert np.mean(per_seed) != 0  # the aligned encoder differs from the pretrained one
 
 
 def test_mean_gradient_cosine_per_task_and_objective_is_read_from_the_conflict_logs(study, report):

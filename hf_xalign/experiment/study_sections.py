@@ -23,6 +23,8 @@ from .study_stats import (
     Summary,
     TableEntry,
     TransferPoint,
+    aligned_groups,
+    alignment_change,
     cells_of,
     effects,
     gradient_groups,
@@ -149,7 +151,31 @@ def transfer_section(
         "Transfer change vs alignment change, a point per (variant, target language), colour = task",
         os.path.join(folder, path),
     )
-    return lines + [f"![Δ score vs Δ measure, all tasks pooled (correlation in each panel)]({path})", ""]
+    lines += [f"![Δ score vs Δ measure, all tasks pooled (correlation in each panel)]({path})", ""]
+    return lines + _alignment_change_lines(inputs, [m for m in LAYER_PLOT_MEASURES if m in measures])
+
+
+def _alignment_change_lines(inputs: StudyInputs, measures: Sequence[str]) -> list[str]:
+    """Did alignment bring translations closer, and did it last through fine-tuning? Δ measure before and
+    after fine-tuning per variant, averaged over target languages and seeds."""
+    if not measures:
+        return []
+    lines = [
+        "Δ measure at the aligned layer (variant − base variant), mean over target languages and seeds: "
+        "before fine-tuning (the models the cells started from: for sequential variants the aligned encoder "
+        "minus the pretrained one; joint variants start from the pretrained one) and after.",
+        "",
+        "| task | encoder | variant | measure | before fine-tuning | after fine-tuning |",
+        "|---|---|---|---|---:|---:|",
+    ]
+    for (task, encoder, variant), cells in aligned_groups(inputs, "task", "encoder", "variant").items():
+        for measure in measures:
+            before, after = (alignment_change(inputs, cells, measure, stage).mean for stage in (True, False))
+            lines.append(
+                f"| {task} | {encoder} | {variant} | Δ {measure} | {number(before, signed=True)} | "
+                f"{number(after, signed=True)} |"
+            )
+    return lines + [""]
 
 
 def gradient_section(inputs: StudyInputs) -> list[str]:
@@ -277,11 +303,13 @@ def header_lines(inputs: StudyInputs) -> list[str]:
     variants = ", ".join(dict.fromkeys(cell.variant for cell in inputs.grid))
     seeds = ", ".join(str(seed) for seed in dict.fromkeys(cell.seed for cell in inputs.grid))
     missing = f"; **{len(inputs.missing)} missing** (see Missing cells)" if inputs.missing else ""
+    metrics = {cell.study_cell.task: cell.result.metric for cell in reversed(inputs.cells.values())}
+    tasks = ", ".join(f"{task} ({metrics.get(task, 'not run')})" for task in tasks_of(inputs))
     return [
         "# Study report: does alignment help cross-lingual transfer?",
         "",
         f"{finished} of {len(inputs.grid)} cells finished{missing}; {seconds:.0f} s of cell time.",
-        f"Encoders: {encoders}. Variants: {variants}. Tasks: {', '.join(tasks_of(inputs))}. Seeds: {seeds}.",
+        f"Encoders: {encoders}. Variants: {variants}. Seeds: {seeds}. Tasks (main score): {tasks}.",
         "",
         "Δ: a cell minus the base cell of the same task, encoder and seed. Layer k = hidden_states[k], "
         "0 = embedding output.",

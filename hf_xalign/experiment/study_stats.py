@@ -116,17 +116,38 @@ class TransferPoint:
     delta_measures: dict[str, float] = field(default_factory=dict)
 
 
-def delta_measures(inputs: StudyInputs, cell: FinishedCell, language: str, measures: Sequence[str]) -> dict[str, float]:
+def delta_measures(
+    inputs: StudyInputs, cell: FinishedCell, language: str, measures: Sequence[str], before_fine_tuning: bool = False
+) -> dict[str, float]:
     """Measure -> the cell's fine-tuned model minus its base cell's, at the variant's layer, for the
-    held-out pair of the source and `language` (NaN where either was not measured)."""
+    held-out pair of the source and `language` (NaN where either was not measured).
+
+    With `before_fine_tuning`, the models the two cells started from instead: for a sequential variant,
+    the aligned encoder minus the pretrained one (what alignment alone changed).
+    """
     base = base_of(inputs, cell)
     if base is None or cell.layer is None:
         return {measure: math.nan for measure in measures}
-    after, before = cell.measures(), base.measures()
-    pair = target_pair({key[0] for key in after}, cell.result.source_language, language)
+    stage = FinishedCell.measures_before if before_fine_tuning else FinishedCell.measures
+    own, reference = stage(cell), stage(base)
+    pair = target_pair({key[0] for key in own}, cell.result.source_language, language)
     return {
-        m: after.get((pair, cell.layer, m), math.nan) - before.get((pair, cell.layer, m), math.nan) for m in measures
+        m: own.get((pair, cell.layer, m), math.nan) - reference.get((pair, cell.layer, m), math.nan) for m in measures
     }
+
+
+def alignment_change(
+    inputs: StudyInputs, cells: Sequence[FinishedCell], measure: str, before_fine_tuning: bool
+) -> Summary:
+    """Δ `measure` ([`delta_measures`]) of `cells`, averaged over their target languages per cell, then over cells."""
+    per_cell = []
+    for cell in cells:
+        values = [
+            delta_measures(inputs, cell, language, [measure], before_fine_tuning)[measure]
+            for language in cell.result.target_languages
+        ]
+        per_cell.append(summarize(values).mean)
+    return summarize(per_cell)
 
 
 def measures_of_study(inputs: StudyInputs) -> list[str]:
