@@ -110,6 +110,17 @@ def test_spearman_of_distance_change_vs_transfer_change_equals_scipy(study, repo
     assert (rho, p, n) == (f"{expected.statistic:.3f}", f"{expected.pvalue:.3g}", "6")
 
 
+@pytest.mark.parametrize("task", TASKS)
+def test_the_finding_names_the_best_ranking_measure_and_counts_significant_ones(study, report, task):
+    measures = ("pair_cosine", "cosine_gap", "pair_l2", "linear_cka", "retrieval_src_to_tgt", "retrieval_tgt_to_src")
+    results = {m: stats.spearmanr(*hand_collected_pairs(study, task, m)) for m in measures}
+    best = max(measures, key=lambda m: results[m].statistic)
+    significant = sum(result.pvalue < 0.05 for result in results.values())
+    line = next(line for line in report.splitlines() if line.startswith(f"- {task}: The measure"))
+    assert f"most like Δ accuracy: {best} (ρ = {results[best].statistic:.3f})" in line
+    assert line.endswith(f"p < 0.05 for {significant} of 6 measures.")
+
+
 @pytest.mark.parametrize("before", [True, False], ids=["before-fine-tuning", "after-fine-tuning"])
 def test_alignment_change_before_and_after_fine_tuning_equals_hand_computation(study, report, before):
     variant, measure = ALIGNED[0], "pair_cosine"  # sequential: it starts from the aligned encoder

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from ..analysis.plots import ScatterPoint, plot_measure_by_layer, plot_transfer_vs_distance
 from ..analysis.report_inputs import BASE_MODEL
 from ..analysis.report_stats import Correlation, correlate
-from ..analysis.report_text import number
+from ..analysis.report_text import best_predictor_sentence, number
 from .study import BASE_VARIANT
 from .study_inputs import StudyInputs
 from .study_stats import (
@@ -37,6 +37,7 @@ from .study_stats import (
 PLOTS_FOLDER = "plots"
 LAYER_PLOT_MEASURES = ("retrieval_src_to_tgt", "pair_cosine")  # per layer, base vs variants: a figure each
 FLAG = "†"
+SIGNIFICANCE = 0.05  # the p-value below which the report counts a correlation (uncorrected for the many tests)
 
 
 def _file_name(name: str) -> str:
@@ -134,10 +135,13 @@ def transfer_section(
     if not measures or not points:
         return lines + ["Not measured: no cell has an analysis.csv (run the tasks with `analysis: true`).", ""]
     lines += ["| task | measure | Spearman ρ | p | n |", "|---|---|---:|---:|---:|"]
+    sentences = []
     for task in tasks_of(inputs):
-        for measure, correlation in task_correlations(points, task, measures).items():
+        correlations = task_correlations(points, task, measures)
+        for measure, correlation in correlations.items():
             lines.append(f"| {task} | Δ {measure} | {_correlation_cells(correlation)} |")
-    lines.append("")
+        sentences.append(_correlation_finding(task, cells_of(inputs, task=task), correlations))
+    lines += [""] + [sentence for sentence in sentences if sentence] + [""]
     scatter = {
         m: [ScatterPoint(p.language, p.task, p.delta_measures[m], p.delta_score) for p in points] for m in measures
     }
@@ -153,6 +157,16 @@ def transfer_section(
     )
     lines += [f"![Δ score vs Δ measure, all tasks pooled (correlation in each panel)]({path})", ""]
     return lines + _alignment_change_lines(inputs, [m for m in LAYER_PLOT_MEASURES if m in measures])
+
+
+def _correlation_finding(task: str, cells: Sequence, correlations: dict[str, Correlation]) -> str | None:
+    """`pos: the measure whose change ranks ... most like Δ accuracy: ...; p < 0.05 for 1 of 6 measures.`"""
+    defined = [c for c in correlations.values() if c.spearman_p is not None]
+    best = best_predictor_sentence(cells[0].result.metric, correlations) if cells else None
+    if best is None:
+        return None
+    significant = sum(c.spearman_p < SIGNIFICANCE for c in defined)
+    return f"- {task}: {best} p < {SIGNIFICANCE} for {significant} of {len(defined)} measures."
 
 
 def _alignment_change_lines(inputs: StudyInputs, measures: Sequence[str]) -> list[str]:
