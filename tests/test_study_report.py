@@ -254,3 +254,12 @@ def test_a_base_model_near_majority_class_is_flagged(study, tmp_path):
     assert flag.source_score - flag.reference == pytest.approx(NEAR_CHANCE_MARGIN / 2)
     entries = table("\n".join(results_section(inputs, [flag])))
     assert all(value.endswith("†") for (_, column), value in entries.items() if column.startswith("pos"))
+
+
+def test_a_study_without_finished_cells_reports_every_cell_missing(study, tmp_path):
+    empty = copy_study(study, os.fspath(tmp_path / "empty"), [])
+    with open(build_study_report([empty]), encoding="utf-8") as f:
+        text = f.read()
+    assert set(table(text).values()) == {"missing"}
+    assert {column for _, column in table(text)} == set(TASKS)
+    assert len([line for line in text.splitlines() if line.endswith(": not run")]) == 12

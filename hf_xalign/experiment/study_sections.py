@@ -82,6 +82,8 @@ def results_section(inputs: StudyInputs, flagged: Sequence[NearChance]) -> list[
             columns.append((task, header, lambda result, language=language: result.score(language)))
         if languages:
             columns.append((task, f"{task} targets avg", lambda result: result.target_average()))
+        else:  # no cell of the task finished: its languages are not known yet
+            columns.append((task, task, lambda result: math.nan))
     flags = {(f.encoder, f.task) for f in flagged}
     lines = [
         "## Results",
@@ -132,7 +134,9 @@ def transfer_section(
         "source and the target language; Δ score as in the results table.",
         "",
     ]
-    if not measures or not points:
+    if not points:
+        return lines + ["No aligned cell finished.", ""]
+    if not measures:
         return lines + ["Not measured: no cell has an analysis.csv (run the tasks with `analysis: true`).", ""]
     lines += ["| task | measure | Spearman ρ | p | n |", "|---|---|---:|---:|---:|"]
     sentences = []
