@@ -58,6 +58,11 @@ class StudyRun:
     report: str | None = None
 
 
+def main_process() -> bool:
+    """Whether this is the main process of its launch (`RANK`, as `accelerate launch` and torchrun set it)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _num_layers(model: str) -> int:
     return AutoConfig.from_pretrained(model).num_hidden_layers
 
@@ -118,9 +123,14 @@ def alignment_lock(folder: str) -> Iterator[None]:
 
 
 def run_study_cell(config: StudyConfig, cell: StudyCell) -> None:
-    """Run one cell into its (emptied) folder and write `cell.json` last."""
+    """Run one cell into its (emptied) folder and write `cell.json` last.
+
+    Every process of a launch calls it; the main process empties the folder and writes the files (the
+    others write nothing there, as in any recipe run).
+    """
     folder = cell_folder(config.output_dir, cell)
-    shutil.rmtree(folder, ignore_errors=True)
+    if main_process():
+        shutil.rmtree(folder, ignore_errors=True)
     started = time.perf_counter()
     base = config.encoders[cell.encoder]
     model = aligned_encoder(config, cell) if cell.mode == "sequential" else base
@@ -130,6 +140,8 @@ def run_study_cell(config: StudyConfig, cell: StudyCell) -> None:
     if cell.mode == "joint":  # the task read every pair (for the analysis); the cell aligns on its own
         task.alignment_dataset = select_language_pairs(task.alignment_dataset, [cell.pair])
     run_experiment(task, cells=[(cell.variant, {})], reference=None)
+    if not main_process():
+        return
     marker = {**cell.marker(), "seconds": time.perf_counter() - started}
     with open(os.path.join(folder, CELL_MARKER + ".tmp"), "w", encoding="utf-8") as f:
         json.dump(marker, f, indent=2)
@@ -141,8 +153,9 @@ def prepare_study_dir(config: StudyConfig) -> None:
     path = os.path.join(config.output_dir, STUDY_CONFIG_NAME)
     if os.path.isfile(path) and read_study_config(path).to_dict() != config.to_dict():
         raise ConfigError(f"{path} holds another study: rerun that one, or give this one another output_dir")
-    os.makedirs(config.output_dir, exist_ok=True)
-    write_study_config(config, path)
+    if main_process():
+        os.makedirs(config.output_dir, exist_ok=True)
+        write_study_config(config, path)
 
 
 def run_study(config: StudyConfig, patterns: Iterable[str] = (), keep_going: bool = True) -> StudyRun:
@@ -164,13 +177,15 @@ def run_study(config: StudyConfig, patterns: Iterable[str] = (), keep_going: boo
             run_study_cell(config, cell)
             outcome.ran.append(cell.cell_id)
         except Exception:
-            folder = cell_folder(config.output_dir, cell)
-            os.makedirs(folder, exist_ok=True)
-            with open(os.path.join(folder, ERROR_NAME), "w", encoding="utf-8") as f:
-                f.write(traceback.format_exc())
             outcome.failed.append(cell.cell_id)
-            tqdm.write(f"cell {cell.cell_id} failed: see {os.path.join(folder, ERROR_NAME)}")
+            if main_process():
+                folder = cell_folder(config.output_dir, cell)
+                os.makedirs(folder, exist_ok=True)
+                with open(os.path.join(folder, ERROR_NAME), "w", encoding="utf-8") as f:
+                    f.write(traceback.format_exc())
+                tqdm.write(f"cell {cell.cell_id} failed: see {os.path.join(folder, ERROR_NAME)}")
             if not keep_going:
                 raise
-    outcome.report = build_study_report([config.output_dir])
+    if main_process():
+        outcome.report = build_study_report([config.output_dir])
     return outcome
