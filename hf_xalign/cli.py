@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 from .analysis.analyze import add_analyze_command
-from .analysis.report import add_report_command
+from .analysis.report import add_report_command, run_report
 from .experiment.report import RESULTS_JSONL, read_results
+from .experiment.study_inputs import is_study_dir
+from .experiment.study_report import build_study_report
 from .hub import HubError, download_aligned, push_aligned
 from .losses import LOSS_REGISTRY
 from .model_card import ALIGNMENT_CONFIG_NAME
@@ -73,6 +75,18 @@ def download(args: argparse.Namespace) -> int:
     return 0
 
 
+def report(args: argparse.Namespace) -> int:
+    """`xalign report`: the study report for study folders (with study.yaml), the run report for run folders."""
+    studies = [folder for folder in args.run_dirs if is_study_dir(folder)]
+    if not studies:
+        return run_report(args)
+    if len(studies) != len(args.run_dirs):
+        runs = ", ".join(folder for folder in args.run_dirs if folder not in studies)
+        raise ValueError(f"give study folders (with study.yaml) or run folders, not both: no study.yaml in {runs}")
+    print(build_study_report(args.run_dirs, args.output))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="xalign", description="hf-xalign: cross-lingual alignment tools.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -96,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     download_command.add_argument("--token", help=token_help)
     download_command.set_defaults(run=download)
     add_analyze_command(commands)
-    add_report_command(commands)
+    add_report_command(commands).set_defaults(run=report)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

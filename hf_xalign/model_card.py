@@ -142,6 +142,11 @@ class RunFiles:
         return bool(self.alignment and self.alignment.get("mode") != "none" and self.alignment.get("losses"))
 
     @property
+    def alignment_only(self) -> bool:
+        """Aligned on parallel text alone (no task data): an encoder to fine-tune later."""
+        return self.aligned and bool(self.alignment.get("alignment_only"))
+
+    @property
     def languages(self) -> list[str]:
         """The run's languages: those it was scored on and those of its parallel text, sorted."""
         languages = set(self.result.scores) if self.result else set()
@@ -219,10 +224,12 @@ def _alignment_lines(alignment: dict) -> list[str]:
         "sequential": f"sequential: {alignment.get('alignment_steps', 0)} alignment-only steps, then the task",
         "alternate": "alternate: the alignment loss is added on every k-th step",
     }
+    mode = modes.get(alignment.get("mode"), alignment.get("mode"))
+    if alignment.get("alignment_only"):
+        mode = "alignment only: no task loss, no task head"
     lines = [
         f"Losses: {losses}.",
-        f"λ = {alignment.get('lambda'):g} ({alignment.get('lambda_schedule')} schedule); mode "
-        f"{modes.get(alignment.get('mode'), alignment.get('mode'))}.",
+        f"λ = {alignment.get('lambda'):g} ({alignment.get('lambda_schedule')} schedule); mode {mode}.",
         f"Layer {alignment.get('layer')} (hidden_states[{alignment.get('layer')}], 0 = embedding output), "
         f"{alignment.get('pooling')} pooling.",
         f"Parallel data: {alignment.get('alignment_pairs', 0):,} pairs"
@@ -231,6 +238,8 @@ def _alignment_lines(alignment: dict) -> list[str]:
         f"{alignment.get('steps')} optimizer steps, seed {alignment.get('seed')}; gradient combination "
         f"`{alignment.get('gradient_combination')}`.",
     ]
+    if alignment.get("objective"):
+        lines.insert(0, f"Objective: `{alignment['objective']}` (a preset of `hf_xalign.experiment.OBJECTIVES`).")
     if alignment.get("base_model"):
         lines.insert(0, f"Base model: `{alignment['base_model']}`.")
     return lines
@@ -309,6 +318,15 @@ def _summary(run: RunFiles) -> str:
         adapter = (
             f" This repository holds a {what} on {start if base else 'that encoder'}, not the whole model: "
             "the base weights load from there (see Usage)."
+        )
+    if run.result is None and run.alignment_only:
+        alignment = run.alignment
+        objective = alignment.get("objective") or " + ".join(loss["name"] for loss in alignment["losses"])
+        pairs = ", ".join(alignment.get("language_pairs", {})) or "parallel text"
+        return (
+            f"An alignment-only checkpoint: {start} aligned with hf-xalign on {pairs} with the `{objective}` "
+            f"objective for {alignment.get('steps')} steps, with no task training. Fine-tune it as you would its "
+            "base model: a task model loads it as its encoder, with a fresh head." + adapter
         )
     if run.result is None:
         task = "aligned on parallel text" if run.aligned else "fine-tuned"

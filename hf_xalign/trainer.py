@@ -649,10 +649,11 @@ class AlignmentTrainer(Trainer):
     def alignment_config(self) -> dict[str, Any]:
         """How this model is being aligned, for `alignment_config.json` and the model card.
 
-        The losses (options and weights), λ and its schedule, the mode, the layer and pooling the
-        losses read, the parallel data (pairs per language pair), steps and seeds, the base model
-        and the package version; for a PEFT model, under `adapter`, the wrapped model's class and labels, which
-        the saved adapter does not record and [`~hf_xalign.load_aligned`] needs to rebuild it.
+        The losses (options and weights), λ and its schedule, the mode (and whether the run is
+        alignment-only: no task data), the layer and pooling the losses read, the parallel data
+        (pairs per language pair), steps and seeds, the base model and the package version; for a
+        PEFT model, under `adapter`, the wrapped model's class and labels, which the saved adapter
+        does not record and [`~hf_xalign.load_aligned`] needs to rebuild it.
         """
         args = self.args
         unwrapped = self.accelerator.unwrap_model(self.model)
@@ -678,6 +679,7 @@ class AlignmentTrainer(Trainer):
             "lambda": args.alignment_lambda,
             "lambda_schedule": args.alignment_lambda_schedule,
             "mode": args.alignment_mode,
+            "alignment_only": self.task_dataset is None,  # no task data: an encoder aligned for later fine-tuning
             "layer": resolve_layer(args.alignment_layer, num_layers) if num_layers else args.alignment_layer,
             "pooling": args.alignment_pooling,
             "alignment_batch_size": args.alignment_batch_size,

@@ -267,6 +267,36 @@ def test_an_error_in_a_hub_dataset_names_the_spec_and_row(monkeypatch):
     assert (error.value.path, error.value.row) == ("hub:my/pairs:train", 1)
 
 
+def test_the_hub_translation_layout_reads_as_src_and_tgt_in_the_features_order():
+    features = datasets.Features({"translation": datasets.Translation(languages=["de", "en"])})
+    opus_like = datasets.Dataset.from_dict(
+        {"translation": [{"de": "Danke", "en": "Thank you"}, {"de": "Hallo Welt", "en": "Hello world"}]},
+        features=features,
+    )
+    assert rows(load_parallel(opus_like)) == [
+        {"src": "Danke", "tgt": "Thank you", "src_lang": "de", "tgt_lang": "en", "alignment": []},
+        {"src": "Hallo Welt", "tgt": "Hello world", "src_lang": "de", "tgt_lang": "en", "alignment": []},
+    ]
+
+
+def test_a_hub_split_may_be_sliced(monkeypatch):
+    from hf_xalign.data import hub
+
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda *args, **kwargs: calls.append((args, kwargs)))
+    hub.load_hub_split("hub:Helsinki-NLP/opus-100:de-en:train[:50000]")
+    hub.load_hub_split("hub:my/pairs:validation[10%:20%]")
+    hub.load_hub_split("hub:my/pairs:en-de:test")
+    assert calls == [
+        (("Helsinki-NLP/opus-100", "de-en"), {"split": "train[:50000]"}),
+        (("my/pairs", None), {"split": "validation[10%:20%]"}),
+        (("my/pairs", "en-de"), {"split": "test"}),
+    ]
+    for bad in ("hub:my/pairs", "hub:my/pairs:train[:5", "hub:a:b:c:train"):
+        with pytest.raises(ValueError, match="expected hub:PATH"):
+            hub.load_hub_split(bad)
+
+
 # --------------------------------------------------------------------------- parse_alignment
 
 

@@ -38,13 +38,13 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .report_inputs import RunInputs, read_run
 from .report_sections import combined_section, run_labels, run_section
 from .report_stats import TransferRow
 
-__all__ = ["REPORT_FOLDER", "add_report_command", "build_report"]
+__all__ = ["REPORT_FOLDER", "add_report_command", "build_report", "write_report_folder"]
 
 REPORT_FOLDER, REPORT_MARKDOWN, REPORT_TABLE = "report", "report.md", "report_table.csv"
 
@@ -69,11 +69,17 @@ def build_report(run_dirs: Sequence[str], output_dir: str | None = None, referen
         raise ValueError("xalign report needs at least one run folder")
     runs = [read_run(os.fspath(folder)) for folder in run_dirs]
     output_dir = os.fspath(output_dir if output_dir is not None else run_dirs[0])
+    return write_report_folder(output_dir, lambda folder: _render(runs, reference, folder))
+
+
+def write_report_folder(output_dir: str, render: Callable[[str], None]) -> str:
+    """Run `render(folder)` on an empty temporary folder, which then replaces `output_dir/report`; return the
+    path of its report.md. On an error nothing is left behind (nor `output_dir`, if this call created it)."""
     created = not os.path.isdir(output_dir)
     os.makedirs(output_dir, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".report-", dir=output_dir)
     try:
-        _render(runs, reference, staging)
+        render(staging)
         _replace_folder(staging, os.path.join(output_dir, REPORT_FOLDER))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -159,8 +165,18 @@ def add_report_command(subparsers: argparse._SubParsersAction) -> argparse.Argum
         "measures per layer before and after training, transfer change vs alignment change with Spearman and "
         "Pearson correlations, and task vs alignment gradients, written to OUTPUT/report/report.md.",
     )
-    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a recipe's output_dir (with results.jsonl)")
+    parser.add_argument(
+        "run_dirs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="a recipe's output_dir (with results.jsonl), or a study folder (with study.yaml): several study "
+        "folders of one study merge into one study report",
+    )
     parser.add_argument("--output", metavar="DIR", help="where the report/ folder goes (default: the first RUN_DIR)")
-    parser.add_argument("--reference", default="baseline", help="the cell Δ scores subtract (default: baseline)")
+    parser.add_argument(
+        "--reference",
+        default="baseline",
+        help="the cell Δ scores subtract (default: baseline; a study's Δs subtract its base variant)",
+    )
     parser.set_defaults(run=run_report)
     return parser

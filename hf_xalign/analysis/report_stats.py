@@ -141,13 +141,15 @@ def transfer_rows(label: str, run: RunInputs, reference: CellInputs | None) -> l
 class Correlation:
     """Spearman and Pearson correlation of two series over their `n` points where both are finite.
 
-    `spearman` and `pearson` are `None` when undefined, and `undefined` says why.
+    `spearman`, `spearman_p` (its two-sided p-value) and `pearson` are `None` when undefined, and
+    `undefined` says why.
     """
 
     n: int
     spearman: float | None = None
     pearson: float | None = None
     undefined: str | None = None
+    spearman_p: float | None = None
 
 
 def correlate(xs: Sequence[float], ys: Sequence[float]) -> Correlation:
@@ -160,7 +162,10 @@ def correlate(xs: Sequence[float], ys: Sequence[float]) -> Correlation:
     if np.ptp(x) == 0 or np.ptp(y) == 0:
         constant = "the x values are" if np.ptp(x) == 0 else "the y values are"
         return Correlation(n, undefined=f"{constant} all equal, n = {n}")
-    return Correlation(n, float(stats.spearmanr(x, y).statistic), float(stats.pearsonr(x, y).statistic))
+    spearman = stats.spearmanr(x, y)
+    return Correlation(
+        n, float(spearman.statistic), float(stats.pearsonr(x, y).statistic), spearman_p=float(spearman.pvalue)
+    )
 
 
 def oriented(measure: str, delta: float) -> float:

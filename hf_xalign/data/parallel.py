@@ -237,10 +237,36 @@ def _jsonl_records(path: Path) -> Iterator[reading.Record]:
     )
 
 
+def _from_translation_column(dataset: datasets.Dataset) -> datasets.Dataset:
+    """A dataset in the Hub's translation layout (a `translation` column of `{language: text}`, as in
+    opus-100 or opus_books) with two languages, as `src`/`tgt` columns; others are returned as they are.
+
+    The languages keep the order the `Translation` feature names them (opus-100's `de-en`: de → en).
+    """
+    feature = dataset.features.get("translation")
+    if "src" in dataset.column_names or not isinstance(feature, datasets.Translation) or len(feature.languages) != 2:
+        return dataset
+    src_lang, tgt_lang = feature.languages
+    rows = dataset["translation"]
+    return datasets.Dataset.from_dict(
+        {
+            "src": [row[src_lang] for row in rows],
+            "tgt": [row[tgt_lang] for row in rows],
+            "src_lang": [src_lang] * len(rows),
+            "tgt_lang": [tgt_lang] * len(rows),
+        }
+    )
+
+
 def _dataset_records(dataset: datasets.Dataset, name: str) -> Iterator[reading.Record]:
     optional = ("src_lang", "tgt_lang", "alignment")
     return reading.dataset_records(
-        dataset, _REQUIRED_COLUMNS, name=name, unit="pair", error=ParallelDataError, optional=optional
+        _from_translation_column(dataset),
+        _REQUIRED_COLUMNS,
+        name=name,
+        unit="pair",
+        error=ParallelDataError,
+        optional=optional,
     )
 
 
@@ -302,7 +328,8 @@ def load_parallel(
       `alignment` (an `"i-j ..."` string or a list of `[i, j]` pairs).
     - a **tuple** of two line-aligned plain-text files in Moses style, such as `("train.en", "train.de")`.
       The file suffixes give the languages unless `src_lang`/`tgt_lang` are passed.
-    - a [`datasets.Dataset`] with `src` and `tgt` columns and optionally the other three.
+    - a [`datasets.Dataset`] with `src` and `tgt` columns and optionally the other three, or in the Hub's
+      translation layout: one `translation` column (a `datasets.Translation` of two languages, as opus-100).
     - `"hub:PATH[:CONFIG]:SPLIT"`: that split of a Hub dataset with those columns (needs a network or a cache).
     - a **list** of the above, read as one dataset in list order. Inside the list, a two-element list is a
       plain-text pair as a tuple is (YAML configs have no tuples): `[["train.en", "train.de"], "more.tsv"]`.

@@ -5,6 +5,7 @@ into a [`ZeroShotTask`] and runs a grid of cells on it; the pieces it reuses liv
 """
 
 from ..results import CELL_RESULT_NAME, CellResult
+from .align import ALIGNED_MARKER, AlignArguments, align_encoder, alignment_summary, read_marker
 from .cells import (
     ALIGNED,
     BASELINE,
@@ -23,30 +24,39 @@ from .config import (
     save_config,
 )
 from .console import ConsoleLogCallback, use_console_log
+from .objectives import OBJECTIVES, objective_arguments, resolve_objective
 from .report import RESULTS_JSONL, RESULTS_MARKDOWN, conflict_markdown, read_results, results_markdown, write_results
 from .runner import run_experiment
 from .task import ZeroShotArguments, ZeroShotTask, predicted_ids
 
 __all__ = [
     "ALIGNED",
+    "ALIGNED_MARKER",
     "BASELINE",
     "CELL_RESULT_NAME",
     "CONFIG_NAME",
+    "OBJECTIVES",
     "RESULTS_JSONL",
     "RESULTS_MARKDOWN",
+    "AlignArguments",
     "CellResult",
     "ConfigError",
     "ConsoleLogCallback",
     "ZeroShotArguments",
     "ZeroShotTask",
+    "align_encoder",
+    "alignment_summary",
     "compare_cells",
     "config_errors",
     "conflict_markdown",
     "evaluate_languages",
+    "objective_arguments",
     "parse_config",
     "parse_language_paths",
     "predicted_ids",
+    "read_marker",
     "read_results",
+    "resolve_objective",
     "resolved_config",
     "results_markdown",
     "run_cell",

@@ -112,10 +112,15 @@ class ZeroShotTask:
         With `analysis`, `analysis_pairs` pairs of each language pair are held out first into
         `analysis_dataset`: alignment training never sees them. Nothing is read when the experiment
         neither aligns nor analyses. `details` records the counts.
+
+        `held_out_texts` keeps every text that alignment must not see (the test texts given, and both
+        sides of the analysis pairs), for an alignment stage run apart from this task (a study's).
         """
         args = self.script_args
         aligning = self.training_args.alignment_mode != "none"
         self.details.update(parallel_pairs=0, parallel_pairs_dropped_as_test_text=0)
+        test_texts = None if test_texts is None else list(test_texts)
+        self.held_out_texts: list[str] = list(test_texts or ())
         if not args.parallel_data or not (aligning or args.analysis):
             return
         pairs = load_parallel(args.parallel_data)
@@ -124,6 +129,7 @@ class ZeroShotTask:
         if args.analysis:
             kept, self.analysis_dataset = hold_out_pairs(kept, args.analysis_pairs, self.training_args.seed)
             self.details["analysis_pairs_held_out"] = language_pair_counts(self.analysis_dataset)
+            self.held_out_texts += [*self.analysis_dataset["src"], *self.analysis_dataset["tgt"]]
         if aligning:
             self.alignment_dataset = kept
             self.details["parallel_pairs"] = len(kept)

@@ -5,7 +5,7 @@ from .contrastive import ContrastiveLoss
 from .distance import CosineLoss, MSELoss
 from .distill import DistillationLoss
 from .drift import DriftLoss
-from .mlm import MaskedLMHead, MaskedLMLoss, TranslationLMLoss
+from .mlm import MaskedLMHead, MaskedLMLoss, TranslationLMLoss, pretrained_head_state
 from .token import TokenAlignmentLoss, mutual_argmax_links
 
 __all__ = [
@@ -23,5 +23,6 @@ __all__ = [
     "get_loss",
     "get_loss_class",
     "mutual_argmax_links",
+    "pretrained_head_state",
     "register_loss",
 ]

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from torch import nn
+from transformers.utils import cached_file
 
 from ..pooling import ParallelEncoding
 from .base import AlignmentLoss, hold_unregistered, register_loss
@@ -53,6 +58,60 @@ class MaskedLMHead(nn.Module):
         """Logits `(tokens, vocab)` from hidden states `(tokens, dim)`."""
         transformed = self.layer_norm(F.gelu(self.dense(hidden)))
         return F.linear(transformed, decoder_weight, self.bias)
+
+
+# Where masked-LM checkpoints keep the parts of their LM head, by [`MaskedLMHead`]'s names. The decoder is
+# tied to the input embeddings in both layouts, so only the transform and the output bias are read.
+PRETRAINED_HEAD_LAYOUTS: dict[str, dict[str, str]] = {
+    "roberta": {  # RoBERTa, XLM-R: `lm_head`
+        "dense.weight": "lm_head.dense.weight",
+        "dense.bias": "lm_head.dense.bias",
+        "layer_norm.weight": "lm_head.layer_norm.weight",
+        "layer_norm.bias": "lm_head.layer_norm.bias",
+        "bias": "lm_head.bias",
+    },
+    "bert": {  # BERT, mBERT: `cls.predictions`
+        "dense.weight": "cls.predictions.transform.dense.weight",
+        "dense.bias": "cls.predictions.transform.dense.bias",
+        "layer_norm.weight": "cls.predictions.transform.LayerNorm.weight",
+        "layer_norm.bias": "cls.predictions.transform.LayerNorm.bias",
+        "bias": "cls.predictions.bias",
+    },
+}
+
+
+def _checkpoint_files(model_name_or_path: str) -> list[str]:
+    """The safetensors files of a checkpoint (a folder or a Hub id); `[]` when it has none."""
+    single = cached_file(model_name_or_path, "model.safetensors", _raise_exceptions_for_missing_entries=False)
+    if single is not None:
+        return [single]
+    index = cached_file(model_name_or_path, "model.safetensors.index.json", _raise_exceptions_for_missing_entries=False)
+    if index is None:
+        return []
+    with open(index, encoding="utf-8") as f:
+        shards = sorted(set(json.load(f)["weight_map"].values()))
+    return [cached_file(model_name_or_path, shard) for shard in shards]
+
+
+def pretrained_head_state(model_name_or_path: str | os.PathLike) -> dict[str, torch.Tensor] | None:
+    """The LM head of a masked-LM checkpoint (RoBERTa/XLM-R or BERT layout) as a [`MaskedLMHead`] state dict.
+
+    Read from the checkpoint's safetensors files alone (the encoder's weights are not loaded). `None` when the
+    checkpoint has no LM head in a known layout (a bare encoder such as a sentence-embedding model): MLM and TLM
+    then start from a fresh head.
+    """
+    files = _checkpoint_files(str(model_name_or_path))
+    for layout in PRETRAINED_HEAD_LAYOUTS.values():
+        state = {}
+        for path in files:
+            with safe_open(path, framework="pt") as checkpoint:
+                names = set(checkpoint.keys())
+                state.update(
+                    {ours: checkpoint.get_tensor(theirs) for ours, theirs in layout.items() if theirs in names}
+                )
+        if len(state) == len(layout):
+            return state
+    return None
 
 
 class _MaskedLMBase(AlignmentLoss):
@@ -106,7 +165,9 @@ class MaskedLMLoss(_MaskedLMBase):
     $$L = -\frac{1}{|M|}\sum_{t\in M}\log p_\theta(x_t \mid \tilde{x})$$
     over the masked positions $M$ of the source and target sentences ($\tilde{x}$: the
     sentence with BERT-style corruption: of the selected 15%, 80% `<mask>`, 10% random, 10% kept).
-    The LM head is owned by the loss, tied to the input embeddings, trained and saved.
+    The LM head is owned by the loss, tied to the input embeddings, trained and saved. It starts
+    fresh; [`pretrained_head_state`] reads a masked-LM checkpoint's own head for it (as
+    `hf_xalign.experiment.align_encoder` does).
 
     Inputs:
         | batch views | labels |

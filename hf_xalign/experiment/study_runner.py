@@ -1,0 +1,191 @@
+"""Run a study's cells: resumable, a subset at a time, a failed cell reported without stopping the rest.
+
+Each cell is an ordinary experiment run ([`run_experiment`] with one cell) in its own folder,
+`cells/<cell_id>/`, and gets `cell.json` last. A rerun skips the cells that have it, wipes and redoes
+the others (a killed run leaves a folder without it). A sequential cell fine-tunes an encoder
+aligned once per (encoder, objective, pair) into `aligned/` ([`align_encoder`], resumable the same
+way) and shared by every task and seed. At the end, the combined report of every finished cell
+([`build_study_report`]).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import time
+import traceback
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from tqdm.auto import tqdm
+from transformers import AutoConfig
+
+from ..args import AlignmentTrainingArguments
+from ..tasks import TASKS
+from .align import AlignArguments, align_encoder, read_marker, select_language_pairs
+from .config import ConfigError
+from .objectives import resolve_objective
+from .runner import run_experiment
+from .study import (
+    ALIGNED_FOLDER,
+    CELL_MARKER,
+    STUDY_CONFIG_NAME,
+    StudyCell,
+    StudyConfig,
+    cell_folder,
+    expand_grid,
+    finished,
+    read_study_config,
+    select_cells,
+    write_study_config,
+)
+from .study_checks import cell_arguments, cell_values, check_study
+from .study_report import build_study_report
+
+ERROR_NAME = "error.txt"  # a failed cell's traceback, in its folder
+
+
+@dataclass
+class StudyRun:
+    """What a call of [`run_study`] did: cell ids run, skipped (finished before) and failed."""
+
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    report: str | None = None
+
+
+def main_process() -> bool:
+    """Whether this is the main process of its launch (`RANK`, as `accelerate launch` and torchrun set it)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _num_layers(model: str) -> int:
+    return AutoConfig.from_pretrained(model).num_hidden_layers
+
+
+def held_out_texts(config: StudyConfig, encoder: str) -> set[str]:
+    """What no alignment stage may see: every task's evaluation texts and analysis pairs, for every seed.
+
+    Read through the tasks themselves (as their base cells read them), so the texts are exactly those
+    the cells hold out.
+    """
+    texts: set[str] = set()
+    for cell in expand_grid(config):
+        if cell.encoder == encoder and cell.objective is None:
+            values = cell_values(config, cell, config.encoders[encoder], os.devnull)
+            task_kind = config.tasks[cell.task].task
+            texts.update(TASKS[task_kind][1](*cell_arguments(values, task_kind)).held_out_texts)
+    return texts
+
+
+def aligned_encoder(config: StudyConfig, cell: StudyCell) -> str:
+    """The folder of the encoder `cell` fine-tunes, aligned first if no finished alignment is there."""
+    folder = os.path.join(config.output_dir, ALIGNED_FOLDER, cell.aligned_id)
+    base, objective = config.encoders[cell.encoder], config.objectives[cell.objective]
+    preset = objective if isinstance(objective, str) else None  # align_encoder applies (and records) a preset
+    options = {
+        "output_dir": folder,
+        "seed": config.seeds[0],  # one alignment serves every seed; `align: {seed: ...}` sets its own
+        "report_to": [],
+        "conflict_every": 0,  # no task gradient to compare with
+        **config.align,
+        **(resolve_objective(objective, _num_layers(base)) if preset is None else {}),
+    }
+    script_args = AlignArguments(
+        model_name_or_path=base, parallel_data=config.pairs[cell.pair], language_pairs=[cell.pair], objective=preset
+    )
+    os.makedirs(os.path.dirname(folder), exist_ok=True)
+    with alignment_lock(folder):
+        if read_marker(folder) is not None:  # finished: no need to read the tasks' held-out texts
+            return folder
+        # An interrupted alignment goes on from its last complete checkpoint (align_encoder's own resume).
+        return align_encoder(script_args, AlignmentTrainingArguments(**options), held_out_texts(config, cell.encoder))
+
+
+@contextlib.contextmanager
+def alignment_lock(folder: str) -> Iterator[None]:
+    """Held while an alignment is checked and made: two cells of a job array that need the same aligned
+    encoder at once align it once, the second waits and finds it finished.
+
+    Only for one process per cell: in a multi-process launch every process must enter the alignment
+    together, so there the cells of an array should not share an alignment (run one first).
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        yield
+        return
+    with open(folder + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def run_study_cell(config: StudyConfig, cell: StudyCell) -> None:
+    """Run one cell into its (emptied) folder and write `cell.json` last.
+
+    Every process of a launch calls it; the main process empties the folder and writes the files (the
+    others write nothing there, as in any recipe run).
+    """
+    folder = cell_folder(config.output_dir, cell)
+    if main_process():
+        shutil.rmtree(folder, ignore_errors=True)
+    started = time.perf_counter()
+    base = config.encoders[cell.encoder]
+    model = aligned_encoder(config, cell) if cell.mode == "sequential" else base
+    num_layers = _num_layers(base) if cell.mode == "joint" else None
+    task_kind = config.tasks[cell.task].task
+    task = TASKS[task_kind][1](*cell_arguments(cell_values(config, cell, model, folder, num_layers), task_kind))
+    if cell.mode == "joint":  # the task read every pair (for the analysis); the cell aligns on its own
+        task.alignment_dataset = select_language_pairs(task.alignment_dataset, [cell.pair])
+    run_experiment(task, cells=[(cell.variant, {})], reference=None)
+    if not main_process():
+        return
+    marker = {**cell.marker(), "seconds": time.perf_counter() - started}
+    with open(os.path.join(folder, CELL_MARKER + ".tmp"), "w", encoding="utf-8") as f:
+        json.dump(marker, f, indent=2)
+    os.replace(os.path.join(folder, CELL_MARKER + ".tmp"), os.path.join(folder, CELL_MARKER))
+
+
+def prepare_study_dir(config: StudyConfig) -> None:
+    """Create the study folder with `study.yaml`; a folder holding another study is refused."""
+    path = os.path.join(config.output_dir, STUDY_CONFIG_NAME)
+    if os.path.isfile(path) and read_study_config(path).to_dict() != config.to_dict():
+        raise ConfigError(f"{path} holds another study: rerun that one, or give this one another output_dir")
+    if main_process():
+        os.makedirs(config.output_dir, exist_ok=True)
+        write_study_config(config, path)
+
+
+def run_study(config: StudyConfig, patterns: Iterable[str] = (), keep_going: bool = True) -> StudyRun:
+    """Run the cells of `config` that match `patterns` (all without any) and are not finished yet.
+
+    Every problem of the config is raised first, as one [`ConfigError`]. A failing cell leaves its
+    traceback in `error.txt` in its folder and the next cell starts, unless `keep_going` is off.
+    """
+    check_study(config)
+    cells = select_cells(expand_grid(config), patterns)
+    prepare_study_dir(config)
+    outcome = StudyRun(skipped=[cell.cell_id for cell in cells if finished(config.output_dir, cell)])
+    pending = [cell for cell in cells if not finished(config.output_dir, cell)]
+    print(f"study {config.output_dir}: {len(pending)} cells to run, {len(outcome.skipped)} finished before")
+    progress = tqdm(pending, desc="study", unit="cell", dynamic_ncols=True)
+    for cell in progress:
+        progress.set_postfix_str(cell.cell_id)
+        try:
+            run_study_cell(config, cell)
+            outcome.ran.append(cell.cell_id)
+        except Exception:
+            outcome.failed.append(cell.cell_id)
+            if main_process():
+                folder = cell_folder(config.output_dir, cell)
+                os.makedirs(folder, exist_ok=True)
+                with open(os.path.join(folder, ERROR_NAME), "w", encoding="utf-8") as f:
+                    f.write(traceback.format_exc())
+                tqdm.write(f"cell {cell.cell_id} failed: see {os.path.join(folder, ERROR_NAME)}")
+            if not keep_going:
+                raise
+    if main_process():
+        outcome.report = build_study_report([config.output_dir])
+    return outcome

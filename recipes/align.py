@@ -1,0 +1,35 @@
+"""Alignment only: align a multilingual encoder on parallel text and save it to fine-tune later.
+
+    python recipes/align.py recipes/configs/align_demo.yaml                 # offline demo (make demo)
+    accelerate launch recipes/align.py recipes/configs/align_xlmr.yaml      # xlm-roberta-base, public data
+    python recipes/align.py recipes/configs/align_demo.yaml --objective contrastive --max_steps 20
+
+The story: read the parallel text of the chosen language pairs, without the pairs that contain a
+held-out sentence (evaluation text must not be aligned), and keep `eval_pairs` pairs of each
+language pair aside to measure retrieval; train the bare encoder (`AutoModel`) with
+`AlignmentTrainer` and no task data, on an objective given by name (`objective: paper_mix`: MLM
+on each side, TLM on the pair, contrastive and token-level alignment at the middle layer) or by
+its losses (`alignment_loss`, `alignment_loss_weights`, `alignment_layer`). `output_dir` gets
+the aligned encoder (safetensors + tokenizer), `alignment_config.json`, the model card,
+`config.yaml` (reruns it) and, written last, `aligned.json` (what was aligned). A finished folder
+is not trained again. With `push_to_hub: true` and `hub_model_id` the folder is pushed with its card.
+"""
+
+from __future__ import annotations
+
+from hf_xalign import AlignmentTrainingArguments
+from hf_xalign.experiment import AlignArguments, align_encoder, alignment_summary, read_marker, run_recipe
+
+
+def main(script_args: AlignArguments, training_args: AlignmentTrainingArguments) -> str:
+    if read_marker(training_args.output_dir) is not None:
+        print(f"{training_args.output_dir} is already aligned (aligned.json): not training again.")
+    folder = align_encoder(script_args, training_args)
+    marker = read_marker(folder)
+    if marker is not None:  # the main process's summary
+        print(alignment_summary(marker))
+    return folder
+
+
+if __name__ == "__main__":
+    run_recipe(main, (AlignArguments, AlignmentTrainingArguments))

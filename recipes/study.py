@@ -1,0 +1,65 @@
+"""The paper's study in one command: encoders × alignment variants × tasks × seeds, one report.
+
+    python recipes/study.py recipes/configs/study_demo.yaml             # offline demo (2 pairs × 2 tasks)
+    python recipes/study.py recipes/configs/study_demo.yaml             # again: finished cells are skipped
+    python recipes/study.py recipes/configs/study_xlmr.yaml --list-cells            # the grid, one cell id a line
+    accelerate launch recipes/study.py recipes/configs/study_xlmr.yaml --cells 'pos__*'   # a subset
+    xalign report outputs/study_demo                                   # the report of whatever finished
+
+The story: read the study and check all of it (tasks, files, languages, objectives) before any
+training; list its cells; then, cell after cell, skip the finished ones, align an encoder copy for
+each (encoder, objective, pair) the first time a sequential cell needs it, fine-tune and evaluate the
+cell as its recipe would (`recipes/pos.py`, `recipes/xnli.py`), and write its completion marker
+last. A failed cell leaves `error.txt` in its folder and the study goes on. At the end, the combined
+report of every finished cell. The folder layout: `hf_xalign/experiment/study.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hf_xalign.experiment.config import ConfigError
+from hf_xalign.experiment.study import expand_grid, read_study_config, select_cells
+from hf_xalign.experiment.study_runner import run_study
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", help="The study YAML (or a study folder's study.yaml).")
+    parser.add_argument(
+        "--cells", action="append", default=[], metavar="PATTERN", help="Run only matching cell ids (fnmatch)."
+    )
+    parser.add_argument("--list-cells", action="store_true", help="Print the cell ids of the grid and exit.")
+    parser.add_argument("--output_dir", help="The study folder, instead of the config's output_dir.")
+    parser.add_argument(
+        "--keep-going",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Go on after a failed cell (default); --no-keep-going stops at the first.",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    overrides = {"output_dir": arguments.output_dir} if arguments.output_dir else {}
+    try:
+        config = read_study_config(arguments.config, **overrides)
+        if arguments.list_cells:
+            print("\n".join(cell.cell_id for cell in select_cells(expand_grid(config), arguments.cells)))
+            return 0
+        outcome = run_study(config, arguments.cells, keep_going=arguments.keep_going)
+    except (ConfigError, FileNotFoundError) as error:
+        print(f"study.py: error: {error}", file=sys.stderr)
+        return 2
+    print(f"cells run: {len(outcome.ran)}, finished before: {len(outcome.skipped)}, failed: {len(outcome.failed)}")
+    for cell_id in outcome.failed:
+        print(f"  failed: {cell_id}")
+    if outcome.report:
+        print(f"report: {outcome.report}")
+    return 1 if outcome.failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
