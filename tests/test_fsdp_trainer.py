@@ -21,6 +21,7 @@ import torch
 from conftest import make_model
 from distributed_worker import build_tokenizer
 from fsdp_trainer_worker import RUNS, STEPS, runs
+from test_trainer import make_args, make_trainer
 
 WORKER = os.path.join(os.path.dirname(__file__), "fsdp_trainer_worker.py")
 TOLERANCE = 1e-5
@@ -80,3 +81,33 @@ def test_pcgrad_changed_the_training_it_is_compared_on(one_process):
         (pcgrad["parameters"][name] - value).abs().max().item() for name, value in plain["parameters"].items()
     ]
     assert max(differences) > 100 * TOLERANCE
+
+
+def test_the_measurement_follows_parameters_replaced_after_construction(
+    tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator
+):
+    """accelerate's FSDP2 replaces every parameter inside `Accelerator.prepare`, after the trainer was built:
+    the gradient split must measure the new parameters. Oracle: a trainer built on them from the start."""
+    data = (tokenizer, task_dataset, parallel_dataset, task_collator)
+
+    def replace_parameters(model: torch.nn.Module) -> None:
+        for module in model.modules():
+            for name, param in list(module.named_parameters(recurse=False)):
+                setattr(module, name, torch.nn.Parameter(param.detach().clone()))
+
+    replaced_later = make_trainer(*data, make_args(tmp_path / "later", max_steps=1), model=make_model(tokenizer))
+    replace_parameters(replaced_later.model)
+    replaced_later.train()
+    model = make_model(tokenizer)
+    replace_parameters(model)
+    replaced_first = make_trainer(*data, make_args(tmp_path / "first", max_steps=1), model=model)
+    replaced_first.train()
+
+    params = list(replaced_later.model.parameters())
+    assert all(a is b for a, b in zip(replaced_later.gradient_splitter.params, params))
+    got, expected = (t.conflict_callback.measurements[0].to_record() for t in (replaced_later, replaced_first))
+    assert got["cosine"] == pytest.approx(expected["cosine"], rel=1e-9)
+    assert set(got["per_group"]) == set(expected["per_group"])
+    for group, values in expected["per_group"].items():
+        for key in ("task_norm", "align_norm"):
+            assert got["per_group"][group][key] == pytest.approx(values[key], rel=1e-9), (group, key)
