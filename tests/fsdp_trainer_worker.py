@@ -24,16 +24,14 @@ from pathlib import Path
 import datasets
 import torch
 import transformers
-from transformers import DataCollatorForTokenClassification, XLMRobertaForTokenClassification
+from torch.distributed.tensor import DTensor
+from transformers import XLMRobertaForTokenClassification
 from transformers.distributed import DistributedConfig
 
 sys.path.insert(0, os.path.dirname(__file__))
-from conftest import synthetic_sentences, tag_dataset  # noqa: E402
 from distributed_worker import LAMBDA, build_tokenizer  # noqa: E402
-from equivalence_worker import build_parallel  # noqa: E402
+from equivalence_worker import conflict_logs, train_tagger  # noqa: E402
 from test_trainer import make_args  # noqa: E402
-
-from hf_xalign import AlignmentTrainer  # noqa: E402
 
 STEPS = 3
 MICRO_BATCHES_PER_STEP = 4  # of 2 task rows and 2 pairs each, over all processes
@@ -70,24 +68,12 @@ def run(out_dir: str, model_dir: str, combination: str, conflict_every: int, ali
         conflict_every=conflict_every,
         gradient_combination=combination,
     )
-    trainer = AlignmentTrainer(
-        model=model,
-        args=args,
-        train_dataset=tag_dataset(tokenizer, synthetic_sentences(32, seed=2)),
-        alignment_dataset=build_parallel(),
-        processing_class=tokenizer,
-        data_collator=DataCollatorForTokenClassification(tokenizer),
-    )
-    trainer.train()
-    full = {name: p.full_tensor() if hasattr(p, "full_tensor") else p for name, p in model.named_parameters()}
+    trainer = train_tagger(model, tokenizer, args)
+    full = {name: p.full_tensor() if isinstance(p, DTensor) else p for name, p in model.named_parameters()}
     return {
         "sharded": trainer._sharded_gradients,
         "parameters": {name: value.detach().clone() for name, value in full.items()},
-        "logs": [
-            {key: value for key, value in entry.items() if key.startswith("conflict/")}
-            for entry in trainer.state.log_history
-            if "loss" in entry
-        ],
+        "logs": conflict_logs(trainer),
     }
 
 
