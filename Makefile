@@ -42,7 +42,7 @@ bench: install
 	$(PY) benchmarks/conllu_throughput.py
 	$(PY) benchmarks/analysis_throughput.py --threads 1
 	$(PY) benchmarks/alignment_step.py --threads 1
-	$(PY) benchmarks/distributed_measurement.py
+	$(PY) benchmarks/distributed_overhead.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .cache

@@ -35,10 +35,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainerCallback
 
-try:
-    from torch.distributed.tensor import DTensor
-except ImportError:  # a torch build without torch.distributed: no sharded tensors to meet
-    DTensor = ()
+from .distributed import local_values
 
 TASK = "task"
 ALIGN = "align"
@@ -183,12 +180,6 @@ def _buffer_dtype(param: torch.Tensor) -> torch.dtype:
     return torch.float32 if param.dtype in (torch.float16, torch.bfloat16) else param.dtype
 
 
-def _local(tensor: torch.Tensor | None) -> torch.Tensor | None:
-    """This process's values of a tensor: the local shard of a DTensor (FSDP2's sharded parameters and
-    gradients), the tensor itself otherwise. Sums over local shards, all-reduced, are the full sums."""
-    return tensor.to_local() if isinstance(tensor, DTensor) else tensor
-
-
 def _copy_all(destinations: list[torch.Tensor], sources: list[torch.Tensor]) -> None:
     torch._foreach_copy_(destinations, sources)
 
@@ -249,7 +240,7 @@ class GradientSplitter:
         self.names = [name for name, _ in named_parameters]
         self.params = [param for _, param in named_parameters]
         # Under FSDP2 a parameter and its `.grad` are DTensors: the buffers hold this process's shard only.
-        self._local_params = [_local(param) for param in self.params]
+        self._local_params = [local_values(param) for param in self.params]
         groups = [parameter_group(name, encoder_prefix) for name in self.names]
         self.group_names = sorted(set(groups), key=_group_order)
         index = {name: i for i, name in enumerate(self.group_names)}
@@ -282,16 +273,16 @@ class GradientSplitter:
             return
         buffer = self._buffer(objective)
         if objective in self._touched:
-            with_grad = [(b, _local(p.grad)) for b, p in zip(buffer, self.params) if p.grad is not None]
+            with_grad = [(b, local_values(p.grad)) for b, p in zip(buffer, self.params) if p.grad is not None]
             if with_grad:
                 torch._foreach_sub_([b for b, _ in with_grad], [g for _, g in with_grad])
             yield
-            with_grad = [(b, _local(p.grad)) for b, p in zip(buffer, self.params) if p.grad is not None]
+            with_grad = [(b, local_values(p.grad)) for b, p in zip(buffer, self.params) if p.grad is not None]
             if with_grad:
                 torch._foreach_add_([b for b, _ in with_grad], [g for _, g in with_grad])
             return
         had_grad = [p.grad is not None for p in self.params]
-        before = [(b, _local(p.grad)) for b, p, had in zip(buffer, self.params, had_grad) if had]
+        before = [(b, local_values(p.grad)) for b, p, had in zip(buffer, self.params, had_grad) if had]
         if before:  # the buffer holds `before` until the backward has run
             _copy_all([b for b, _ in before], [g for _, g in before])
         yield
@@ -301,10 +292,10 @@ class GradientSplitter:
             if p.grad is None:
                 zeroed.append(b)  # no gradient before or after (a grad set to None mid-step: also zero)
             elif had:
-                subtracted.append((b, _local(p.grad)))
+                subtracted.append((b, local_values(p.grad)))
             else:
                 copied[0].append(b)
-                copied[1].append(_local(p.grad))
+                copied[1].append(local_values(p.grad))
         if copied[0]:
             _copy_all(*copied)
         for b, grad in subtracted:
@@ -321,7 +312,7 @@ class GradientSplitter:
 
     def gradient(self, index: int) -> torch.Tensor:
         """The total gradient `G` of parameter `index` (zeros where it has none)."""
-        grad = _local(self.params[index].grad)
+        grad = local_values(self.params[index].grad)
         return torch.zeros_like(self._local_params[index]) if grad is None else grad
 
     def task_gradient(self, index: int) -> torch.Tensor:
@@ -374,7 +365,7 @@ class GradientSplitter:
                 torch.cat(pieces, out=row)
             offset = 0
             for i, start, end in segment.pieces:  # A = G - T, written straight into its row (no copy of G)
-                grad, piece = _local(self.params[i].grad), align[offset : offset + end - start]
+                grad, piece = local_values(self.params[i].grad), align[offset : offset + end - start]
                 if grad is None:
                     piece.zero_()
                 else:

@@ -5,6 +5,10 @@ alignment forward calls the bare encoder (`model.module.base_model`), which DDP 
 and a second backward after the reducer has fired is not reduced at all. So the trainer runs
 both backward passes with DDP's reduction off (`no_sync`) and averages all gradients here,
 once per optimizer step, loss-owned parameters included (DDP does not know them).
+
+Under FSDP2 (`fully_shard`) parameters and gradients are DTensors: each process holds a shard of
+each, and every synced backward already reduce-scatters, so each process holds its shard of the
+averaged gradient. Arithmetic on the gradients then runs on [`local_values`].
 """
 
 from __future__ import annotations
@@ -15,9 +19,55 @@ import torch
 import torch.distributed as dist
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
+try:
+    from torch.distributed.fsdp import FSDPModule
+    from torch.distributed.tensor import DTensor
+except ImportError:  # a torch build without torch.distributed: no sharded tensors to meet
+    DTensor = FSDPModule = ()
+
 # Elements per all_reduce call: large enough to amortise the call, small enough to bound the
 # temporary flat buffer (~100 MB in fp32).
 BUCKET_NUMEL = 25_000_000
+
+
+def local_values(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    """This process's values of a tensor: the local shard of a DTensor (FSDP2's sharded parameters and
+    gradients), the tensor itself otherwise. Sums over local shards, all-reduced, are the full sums."""
+    return tensor.to_local() if isinstance(tensor, DTensor) else tensor
+
+
+def is_sharded(parameter: torch.Tensor) -> bool:
+    """Whether `parameter` is a DTensor (sharded by FSDP2's `fully_shard`)."""
+    return isinstance(parameter, DTensor)
+
+
+def set_gradient_sync(model: torch.nn.Module, sync: bool) -> None:
+    """Whether the next backward through `model`'s FSDP2 modules reduce-scatters their gradients.
+
+    With `sync=False` the gradients accumulate unsharded, and a later synced backward reduce-scatters
+    the sum (gradient accumulation without communication). Every `fully_shard`-ed module of `model` is
+    set, whether or not `model` itself is one.
+    """
+    for module in model.modules():
+        if isinstance(module, FSDPModule):
+            module.set_requires_gradient_sync(sync, recurse=False)
+
+
+def register_sharded_output_capture(model: torch.nn.Module) -> None:
+    """Let `fully_shard`-ed `transformers` models return `output_hidden_states` again.
+
+    transformers (5.x) finds what a model's forward may record (`_can_record_outputs`) by the name of
+    the model's class, and `fully_shard` swaps that class for a subclass (`FSDPXLMRobertaModel`): the
+    sharded encoder then returns `hidden_states=None`, which the alignment losses read. Registering
+    the swapped classes under their own name restores it. Cheap when already done.
+    """
+    from transformers.utils.output_capturing import _CAN_RECORD_REGISTRY
+
+    for module in model.modules():
+        if isinstance(module, FSDPModule) and not _CAN_RECORD_REGISTRY.get(module):
+            recordable = getattr(module, "_can_record_outputs", None)
+            if recordable:
+                _CAN_RECORD_REGISTRY[module] = recordable
 
 
 def all_reduce_gradients(parameters: Iterable[torch.nn.Parameter], world_size: int) -> None:

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .distributed import local_values
+
 COMBINATIONS: tuple[str, ...] = ("sum", "pcgrad", "gradvac", "balance", "adaptive")
 
 
@@ -133,9 +135,14 @@ def apply_combination(
     alphas: list[float],
     betas: list[float],
 ) -> None:
-    """Rewrite `.grad` in place as `α T + β (G - T) = β G + (α - β) T`, per parameter group."""
+    """Rewrite `.grad` in place as `α T + β (G - T) = β G + (α - β) T`, per parameter group.
+
+    Under FSDP2 `.grad` is a DTensor and `task_grads` hold this process's shards: the rule runs on the local
+    shard of `.grad` (the coefficients are global, from all-reduced sums), which is the whole rule, sharded.
+    """
     for param, task, group in zip(params, task_grads, group_of):
         alpha, beta = alphas[group], betas[group]
         if param.grad is None or (alpha == 1.0 and beta == 1.0):
             continue
-        param.grad.mul_(beta).add_(task.to(param.grad.dtype), alpha=alpha - beta)
+        grad = local_values(param.grad)
+        grad.mul_(beta).add_(task.to(grad.dtype), alpha=alpha - beta)

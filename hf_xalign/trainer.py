@@ -25,7 +25,13 @@ from .conflict import TASK, ConflictMeasurement, GradientConflictCallback, Gradi
 from .data.collator import ParallelCollator
 from .data.parallel import language_pair_counts, load_parallel
 from .data.stream import AlignmentStream
-from .distributed import all_reduce_gradients, all_reduce_tensors
+from .distributed import (
+    all_reduce_gradients,
+    all_reduce_tensors,
+    is_sharded,
+    register_sharded_output_capture,
+    set_gradient_sync,
+)
 from .hub import ALIGNMENT_LOSSES_NAME, push_aligned
 from .layers import num_blocks, resolve_layer
 from .losses import AlignmentLoss, get_loss_class
@@ -42,8 +48,8 @@ from .version import __version__
 ALIGNMENT_STAGE_DIR = "_alignment_stage"
 COMBINATION_STATE_NAME = "gradient_combination_state.json"
 SHARED_FORWARD = "shared"
-# Engines that shard or reduce gradients their own way, which the gradient split does not follow yet.
-UNSUPPORTED_ENGINES = {DistributedType.FSDP: "FSDP", DistributedType.DEEPSPEED: "DeepSpeed"}
+# The FSDP version whose sharded gradients the split follows (`fully_shard`, gradients as DTensor shards).
+SUPPORTED_FSDP_VERSION = 2
 
 
 class AlignmentOnlySteps(torch.utils.data.Dataset):
@@ -174,13 +180,10 @@ class AlignmentTrainer(Trainer):
         self._retain_graph = [here and any(reads_shared[k + 1 :]) for k, here in enumerate(reads_shared)]
         self.gradient_splitter: GradientSplitter | None = None
         self.conflict_callback: GradientConflictCallback | None = None
+        # Whether the parameters are FSDP2 DTensors (each process holds shards of the averaged gradients).
+        self._sharded_gradients = False
         if args.conflict_every > 0:
-            self.gradient_splitter = GradientSplitter(
-                self._named_trainable_parameters(),
-                # `roberta`, `base_model.model.roberta` under PEFT, "" for a bare encoder (all encoder parameters).
-                encoder_prefix(unwrapped),
-                [name for name, _ in self.alignment_groups],
-            )
+            self.gradient_splitter = self._new_gradient_splitter(self._named_trainable_parameters())
             self.conflict_callback = GradientConflictCallback()
             self.add_callback(self.conflict_callback)
         self.combination_state = CombinationState()
@@ -203,16 +206,63 @@ class AlignmentTrainer(Trainer):
     def create_accelerator_and_postprocess(self) -> None:
         """Builds the accelerator as the Trainer does, refusing the engines not supported yet.
 
-        FSDP and DeepSpeed asked for in the arguments or by the launcher are refused before any
-        plugin is built; an accelerator that ends up with either anyway is refused right after.
+        FSDP2 is supported; FSDP1 and DeepSpeed asked for in the arguments or by the launcher are
+        refused before any plugin is built, and an accelerator that ends up with either anyway is
+        refused right after.
         """
         requested = _requested_unsupported_engine(self.args)
         if requested is not None:
             raise NotImplementedError(_unsupported_engine_message(requested))
         super().create_accelerator_and_postprocess()
-        engine = UNSUPPORTED_ENGINES.get(self.accelerator.distributed_type)
-        if engine is not None:
-            raise NotImplementedError(_unsupported_engine_message(f"{engine} (the accelerator's distributed type)"))
+        distributed_type = self.accelerator.distributed_type
+        if distributed_type == DistributedType.DEEPSPEED:
+            raise NotImplementedError(_unsupported_engine_message("DeepSpeed (the accelerator's distributed type)"))
+        fsdp_version = getattr(getattr(self.accelerator.state, "fsdp_plugin", None), "fsdp_version", 1)
+        if distributed_type == DistributedType.FSDP and fsdp_version != SUPPORTED_FSDP_VERSION:
+            raise NotImplementedError(
+                _unsupported_engine_message(f"FSDP{fsdp_version} (the accelerator's FSDP plugin)")
+            )
+
+    def _new_gradient_splitter(self, named_parameters: list[tuple[str, nn.Parameter]]) -> GradientSplitter:
+        return GradientSplitter(
+            named_parameters,
+            # `roberta`, `base_model.model.roberta` under PEFT, "" for a bare encoder (all encoder parameters).
+            encoder_prefix(self.accelerator.unwrap_model(self.model)),
+            [name for name, _ in self.alignment_groups],
+        )
+
+    def _follow_parameters(self) -> None:
+        """Notice FSDP2 sharding, and follow parameters replaced since construction (at each step's start).
+
+        accelerate's FSDP2 shards the model inside `Accelerator.prepare`, at the start of `train`:
+        `fully_shard` replaces every parameter by a DTensor, and the gradient split follows the new ones.
+        A model sharded before (`from_pretrained(..., distributed_config=DistributedConfig(fsdp_size=N))`,
+        or `fully_shard` by hand) has them from the start. Costs one pass over the parameter list.
+        """
+        named = self._named_trainable_parameters()
+        sharded = [name for name, param in named if is_sharded(param)]
+        self._sharded_gradients = bool(sharded)
+        if sharded and len(sharded) < len(named):
+            plain = [name for name, param in named if not is_sharded(param)]
+            raise NotImplementedError(
+                f"Under FSDP2 every trainable parameter must be sharded by `fully_shard`, but {len(plain)} are not: "
+                f"{', '.join(plain[:5])}{', ...' if len(plain) > 5 else ''}. Loss-owned heads (the `mlm` and `tlm` "
+                "losses) are not supported under FSDP2 yet: their decoder is tied to the sharded input embeddings."
+            )
+        if sharded:
+            register_sharded_output_capture(self.model)
+        splitter = self.gradient_splitter
+        if splitter is None:
+            return
+        if sharded and self.args.conflict_statistic == "pooled":
+            raise ValueError(
+                "conflict_statistic='pooled' has no meaning under FSDP2: every backward reduce-scatters, so each "
+                "process only ever holds shards of the averaged gradients. Use conflict_statistic='averaged' (the "
+                "default), which under FSDP2 costs no extra all-reduce but the small statistics tensor."
+            )
+        params = [param for _, param in named]
+        if len(params) != len(splitter.params) or any(a is not b for a, b in zip(params, splitter.params)):
+            self.gradient_splitter = self._new_gradient_splitter(named)
 
     @staticmethod
     def _alignment_only_data(args: AlignmentTrainingArguments, steps: int) -> tuple[AlignmentOnlySteps, Any]:
@@ -321,7 +371,9 @@ class AlignmentTrainer(Trainer):
         encoder = encoder_of(self.accelerator.unwrap_model(model))
         num_layers = num_blocks(encoder)
         layers = None
-        if num_layers is not None:
+        # The early exit stops the forward by raising out of the encoder, past FSDP2's post-forward hooks
+        # (which reshard and set up the reduce-scatter): sharded models run the full forward.
+        if num_layers is not None and not self._sharded_gradients:
             layers = set().union(*(loss.layers_read(num_layers) for loss in self.alignment_losses))
         encoding = ParallelEncoding(encoder, batch, layers)
         return {name: loss(encoding) for name, loss in zip(self.alignment_loss_names, self.alignment_losses)}
@@ -333,15 +385,15 @@ class AlignmentTrainer(Trainer):
         micro_step = self._next_micro_step(step)
         run_task, run_alignment = self.alignment_objectives(step)
         lam = self.alignment_lambda(step) if run_alignment else 0.0
-        splitter = self.gradient_splitter
-        measuring = splitter is not None and run_task and lam != 0.0 and self._measures(step)
+        measuring = self.gradient_splitter is not None and run_task and lam != 0.0 and self._measures(step)
         if micro_step == 0:
+            self._follow_parameters()
             # Trainer's model.zero_grad() after each optimizer step does not reach loss-owned parameters.
             self.alignment_losses.zero_grad(set_to_none=True)
             self.nonfinite.start_step()
             self._step_sums.clear()
             if measuring:
-                splitter.start_step()
+                self.gradient_splitter.start_step()
         distributed = self.args.world_size > 1
         if not self.nonfinite.step_is_bad:  # a step already known to be skipped needs no more compute
             total = self._objectives_step(model, inputs, num_items_in_batch, step, micro_step, lam, measuring)
@@ -373,21 +425,29 @@ class AlignmentTrainer(Trainer):
 
         The losses are checked for finiteness (one synchronisation) before the alignment backward; a
         non-finite one marks the step to be skipped, or raises when no skip is left.
+
+        Under DDP every backward runs unsynced; gradients are averaged once, at the sync step. Under
+        FSDP2 a synced backward reduce-scatters: on measured steps every backward is synced, so that
+        each captured part is a shard of the averaged gradient; otherwise only the step's last backward
+        is, and the others accumulate unsharded gradients (`set_requires_gradient_sync(False)`).
         """
         run_task, run_alignment = self.alignment_objectives(step)
         capture = self.gradient_splitter.capture if measuring else _no_capture
         accumulation = self.current_gradient_accumulation_steps
-        # Under DDP every backward runs unsynced; gradients are averaged once, at the sync step.
-        sync_context = self.accelerator.no_sync(model) if self.args.world_size > 1 else contextlib.nullcontext()
+        aligning = run_alignment and lam != 0.0
+        sharded = self._sharded_gradients
+        unsynced_ddp = self.args.world_size > 1 and not sharded
+        sync_context = self.accelerator.no_sync(model) if unsynced_ddp else contextlib.nullcontext()
         total = torch.zeros((), device=self.args.device)
         checked: dict[str, torch.Tensor] = {}
-        with sync_context:
+        with sync_context, self._fsdp_gradient_sync(model, sharded) as sync_next_backward:
             if run_task:
+                sync_next_backward(measuring or (self.accelerator.sync_gradients and not aligning))
                 with capture(TASK):
                     task_loss = super().training_step(model, inputs, num_items_in_batch)
                 checked["task loss"] = task_loss
                 total = total + task_loss
-            if not (run_alignment and lam != 0.0):
+            if not aligning:
                 if checked and self.nonfinite.all_finite(checked, step):
                     self._record("task_loss", task_loss)
                 return total
@@ -402,8 +462,10 @@ class AlignmentTrainer(Trainer):
                 name: w * parts[name] for name, w in zip(self.alignment_loss_names, self.alignment_loss_weights)
             }
             align_loss = sum(weighted.values())
-            for (objective, members), retain in zip(self.alignment_groups, self._retain_graph):
+            last_group = len(self.alignment_groups) - 1
+            for k, ((objective, members), retain) in enumerate(zip(self.alignment_groups, self._retain_graph)):
                 group_loss = sum(weighted[self.alignment_loss_names[i]] for i in members)
+                sync_next_backward(measuring or (self.accelerator.sync_gradients and k == last_group))
                 with capture(objective):
                     self.accelerator.backward(lam * group_loss / accumulation, retain_graph=retain)
         if run_task:
@@ -412,6 +474,18 @@ class AlignmentTrainer(Trainer):
         for name, value in parts.items():
             self._record(f"align/{name}", value.detach() / accumulation)
         return total + lam * align_loss.detach() / accumulation
+
+    @contextlib.contextmanager
+    def _fsdp_gradient_sync(self, model: nn.Module, sharded: bool):
+        """Yields `sync_next_backward(sync)`: under FSDP2, whether the next backward reduce-scatters (a no-op
+        otherwise). FSDP2's default, synced, is restored on exit."""
+        if not sharded:
+            yield lambda sync: None
+            return
+        try:
+            yield lambda sync: set_gradient_sync(model, sync)
+        finally:
+            set_gradient_sync(model, True)
 
     def _skips_step(self, distributed: bool) -> bool:
         """Whether the optimizer step ending now is skipped: a loss was not finite here or, if skips are allowed,
@@ -428,18 +502,26 @@ class AlignmentTrainer(Trainer):
 
         Under DDP the statistics are those of the averaged gradients: `G` is averaged anyway, and on
         measured steps the task part (and the other buffered parts) too; `conflict_statistic="pooled"`
-        all-reduces each process's partial sums instead. A step with non-finite gradients (fp16
+        all-reduces each process's partial sums instead. Under FSDP2 the gradients are shards of the
+        averaged ones already: only the partial sums are all-reduced. A step with non-finite gradients (fp16
         overflow) is recorded as skipped and leaves the combining rule's state alone.
         """
         if not measuring:
-            if distributed:
+            if distributed and not self._sharded_gradients:  # FSDP2 has reduce-scattered already
                 all_reduce_gradients(self._trainable_parameters(), self.args.world_size)
             return
         splitter = self.gradient_splitter
         params = splitter.params  # the same list, in the same order, on every process
         rule = self.args.gradient_combination
         scale = self._gradient_scale()
-        if distributed and self.args.conflict_statistic == "pooled":
+        if self._sharded_gradients:
+            # `.grad` and the buffers hold this process's shards of the averaged gradients (every backward
+            # of a measured step reduce-scattered): the shards' sums add up to the full sums, and no gradient
+            # is gathered. The statistics tensor is the only communication the measurement adds.
+            sums = splitter.partial_sums(scale)
+            if distributed:
+                torch.distributed.all_reduce(sums)
+        elif distributed and self.args.conflict_statistic == "pooled":
             sums = splitter.partial_sums(scale)  # this process's own gradients, before averaging
             torch.distributed.all_reduce(sums)
             all_reduce_gradients(params, self.args.world_size)
@@ -802,15 +884,20 @@ def _unique_names(names: list[str]) -> list[str]:
 
 
 def _requested_unsupported_engine(args: AlignmentTrainingArguments) -> str | None:
-    """FSDP or DeepSpeed, and what asked for it, if the arguments or the launcher do; else `None`.
+    """FSDP1 or DeepSpeed, and what asked for it, if the arguments or the launcher do; else `None`.
 
     `accelerate launch --use_fsdp` / `--use_deepspeed` (and an `Accelerator` built with such a
-    plugin) set `ACCELERATE_USE_FSDP` / `ACCELERATE_USE_DEEPSPEED`.
+    plugin) set `ACCELERATE_USE_FSDP` / `ACCELERATE_USE_DEEPSPEED`, and `FSDP_VERSION` (accelerate
+    reads a missing one as 1); the training arguments' `fsdp_config["version"]` defaults to 2.
     """
     if args.fsdp or args.fsdp_config:
-        return "FSDP (the `fsdp` / `fsdp_config` training arguments)"
+        version = int((args.fsdp_config or {}).get("version", SUPPORTED_FSDP_VERSION))
+        if version != SUPPORTED_FSDP_VERSION:
+            return f"FSDP{version} (the `fsdp` / `fsdp_config` training arguments, fsdp_config['version'] = {version})"
     if parse_flag_from_env("ACCELERATE_USE_FSDP"):
-        return "FSDP (`accelerate launch --use_fsdp`, or ACCELERATE_USE_FSDP set)"
+        version = int(os.environ.get("FSDP_VERSION", "1"))
+        if version != SUPPORTED_FSDP_VERSION:
+            return f"FSDP{version} (`accelerate launch --use_fsdp` with fsdp_version {version}, or ACCELERATE_USE_FSDP set)"
     if args.deepspeed:
         return "DeepSpeed (the `deepspeed` training argument)"
     if parse_flag_from_env("ACCELERATE_USE_DEEPSPEED"):
@@ -819,12 +906,18 @@ def _requested_unsupported_engine(args: AlignmentTrainingArguments) -> str | Non
 
 
 def _unsupported_engine_message(engine: str) -> str:
+    fix = (
+        "Launch with FSDP2 instead (`fsdp_version: 2` in the accelerate config, `accelerate launch --use_fsdp "
+        "--fsdp_version 2`, or fsdp_config={'version': 2}), or with DDP"
+        if engine.startswith("FSDP")
+        else "Launch with FSDP2 or DDP instead"
+    )
     return (
         f"AlignmentTrainer does not support {engine} yet: the split of task and alignment gradients, its "
-        "statistics and the gradient averaging assume every process holds full, unsharded gradients, so training "
-        "would run but be wrong. Launch with DDP instead (`accelerate launch --multi_gpu ...` or `torchrun "
-        "--nproc_per_node N ...`) or on one process; to save memory, lower per_device_train_batch_size and raise "
-        "gradient_accumulation_steps, or set activation_checkpointing=True."
+        "statistics and the gradient averaging follow full gradients (DDP) or FSDP2's DTensor gradient shards, not "
+        f"this engine's, so training would run but be wrong. {fix} (`accelerate launch --multi_gpu ...` or "
+        "`torchrun --nproc_per_node N ...`), or on one process; to save memory, lower per_device_train_batch_size "
+        "and raise gradient_accumulation_steps, or set activation_checkpointing=True."
     )
 
 

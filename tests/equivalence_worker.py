@@ -72,8 +72,17 @@ def pointwise_run(out_dir: str, loss: str) -> dict:
         alignment_batch_size=PAIRS_PER_STEP // 2,
         alignment_loss=[loss],
     )
+    trainer = train_tagger(make_model(tokenizer).double(), tokenizer, args)
+    return {
+        "parameters": {name: p.detach().clone() for name, p in trainer.model.named_parameters()},
+        "logs": conflict_logs(trainer),
+    }
+
+
+def train_tagger(model: torch.nn.Module, tokenizer, args) -> AlignmentTrainer:
+    """`model` trained on the tiny tagging task and the pairs of `build_parallel`, as `args` say."""
     trainer = AlignmentTrainer(
-        model=make_model(tokenizer).double(),
+        model=model,
         args=args,
         train_dataset=tag_dataset(tokenizer, synthetic_sentences(32, seed=2)),
         alignment_dataset=build_parallel(),
@@ -81,14 +90,16 @@ def pointwise_run(out_dir: str, loss: str) -> dict:
         data_collator=DataCollatorForTokenClassification(tokenizer),
     )
     trainer.train()
-    return {
-        "parameters": {name: p.detach().clone() for name, p in trainer.model.named_parameters()},
-        "logs": [
-            {key: value for key, value in entry.items() if key.startswith("conflict/")}
-            for entry in trainer.state.log_history
-            if "loss" in entry
-        ],
-    }
+    return trainer
+
+
+def conflict_logs(trainer: AlignmentTrainer) -> list[dict[str, float]]:
+    """The `conflict/...` values of each training log entry."""
+    return [
+        {key: value for key, value in entry.items() if key.startswith("conflict/")}
+        for entry in trainer.state.log_history
+        if "loss" in entry
+    ]
 
 
 def contrastive_run(out_dir: str) -> dict:

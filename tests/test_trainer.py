@@ -490,26 +490,42 @@ def test_a_layer_the_model_does_not_have_is_named_at_construction(
 
 
 @pytest.mark.parametrize(
-    ("options", "environment", "engine"),
+    ("options", "environment", "engine", "fix"),
     [
-        (dict(fsdp=True), {}, r"FSDP \(the `fsdp` / `fsdp_config` training arguments\)"),
-        ({}, {"ACCELERATE_USE_FSDP": "true"}, r"FSDP \(`accelerate launch --use_fsdp`"),
-        ({}, {"ACCELERATE_USE_DEEPSPEED": "true"}, r"DeepSpeed \(`accelerate launch --use_deepspeed`"),
+        (
+            dict(fsdp=True, fsdp_config={"version": 1}),
+            {},
+            r"FSDP1 \(the `fsdp` / `fsdp_config` training arguments",
+            "Launch with FSDP2 instead",
+        ),
+        ({}, {"ACCELERATE_USE_FSDP": "true"}, r"FSDP1 \(`accelerate launch --use_fsdp`", "Launch with FSDP2 instead"),
+        ({}, {"ACCELERATE_USE_DEEPSPEED": "true"}, r"DeepSpeed \(`accelerate launch --use_deepspeed`", "FSDP2 or DDP"),
     ],
-    ids=["fsdp-argument", "accelerate-launch-use-fsdp", "accelerate-launch-use-deepspeed"],
+    ids=["fsdp1-argument", "accelerate-launch-fsdp1", "accelerate-launch-use-deepspeed"],
 )
-def test_fsdp_and_deepspeed_are_refused_at_construction(tmp_path, data, monkeypatch, options, environment, engine):
+def test_fsdp1_and_deepspeed_are_refused_at_construction(
+    tmp_path, data, monkeypatch, options, environment, engine, fix
+):
     args = make_args(tmp_path, **options)
     for name, value in environment.items():  # as `accelerate launch` sets them for the launched processes
         monkeypatch.setenv(name, value)
-    with pytest.raises(NotImplementedError, match=rf"does not support {engine}.* yet: .*Launch with DDP instead"):
+    with pytest.raises(NotImplementedError, match=rf"does not support {engine}.* yet: .*{fix}"):
         make_trainer(*data, args)
 
 
-def test_an_accelerator_that_shards_is_refused_at_construction(tmp_path, data, monkeypatch):
-    # However it came to be configured (a state prepared by hand, context parallelism), the accelerator decides.
+def test_fsdp2_asked_for_by_the_launcher_is_accepted(tmp_path, data, monkeypatch):
+    # `accelerate launch --use_fsdp --fsdp_version 2` sets both; on CPU accelerate then runs without FSDP.
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    monkeypatch.setenv("FSDP_VERSION", "2")
+    trainer = make_trainer(*data, make_args(tmp_path))
+    assert trainer.gradient_splitter is not None
+
+
+def test_an_accelerator_with_fsdp1_is_refused_at_construction(tmp_path, data, monkeypatch):
+    # However it came to be configured (a state prepared by hand, context parallelism), the accelerator decides;
+    # without an FSDP plugin saying version 2, FSDP is accelerate's default, FSDP1.
     monkeypatch.setattr(Accelerator, "distributed_type", property(lambda self: DistributedType.FSDP))
-    with pytest.raises(NotImplementedError, match=r"does not support FSDP \(the accelerator's distributed type\) yet"):
+    with pytest.raises(NotImplementedError, match=r"does not support FSDP1 \(the accelerator's FSDP plugin\) yet"):
         make_trainer(*data, make_args(tmp_path))
 
 
