@@ -82,6 +82,8 @@ def test_the_middle_layer_is_half_the_blocks(num_layers, middle):
         options = resolve_objective(name, num_layers)
         assert options["alignment_loss"] == preset["alignment_loss"]
         assert len(options["alignment_loss_weights"]) == len(options["alignment_loss"])
+        if "token" in preset["alignment_loss"]:  # scale-free: L2 can be lowered by shrinking every vector
+            assert options["alignment_token_distance"] == "cosine"
         if preset.get("alignment_layer") == "middle":
             assert options["alignment_layer"] == middle, name
         else:  # MLM-only presets read no layer of their own
