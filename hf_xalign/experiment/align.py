@@ -64,7 +64,7 @@ class AlignArguments:
         default=None,
         metadata={
             "help": f"Preset objective ({', '.join(OBJECTIVES)}); its options replace alignment_loss, "
-            "alignment_loss_weights, alignment_layer. Unset: those options as given."
+            "alignment_loss_weights, alignment_layer, alignment_token_distance. Unset: those options as given."
         },
     )
     held_out_files: list[str] = field(
@@ -129,7 +129,9 @@ def read_marker(folder: str) -> dict[str, Any] | None:
         return json.load(f)
 
 
-def _retrieval(model: PreTrainedModel, tokenizer: Any, pairs: datasets.Dataset | None, layer: int, max_length: int):
+def _retrieval(
+    model: PreTrainedModel, tokenizer: Any, pairs: datasets.Dataset | None, layer: int, max_length: int
+) -> dict[str, float] | None:
     """`{language pair: P@1 source → target}` at `layer` on the held-out `pairs`; `None` without them."""
     if pairs is None:
         return None
