@@ -9,6 +9,7 @@ import torch
 from transformers import TrainingArguments
 
 from .losses import get_loss_class
+from .losses.token import TOKEN_DISTANCES
 from .pooling import POOLINGS
 from .schedules import LAMBDA_SCHEDULES
 from .surgery import COMBINATIONS
@@ -39,6 +40,9 @@ class AlignmentTrainingArguments(TrainingArguments):
             Sentence vector: `"mean"` over non-special tokens, or `"cls"`.
         alignment_temperature (`float`, *optional*, defaults to `0.05`):
             Temperature of the contrastive loss.
+        alignment_token_distance (`str`, *optional*, defaults to `"l2"`):
+            Distance of the `token` loss between aligned words: `"l2"` (squared Euclidean, as Cao et al.;
+            it can be lowered by shrinking all vectors) or `"cosine"` (`1 - cos`, scale-free).
         mlm_probability (`float`, *optional*, defaults to `0.15`):
             Share of tokens corrupted for the `mlm` / `tlm` losses.
 
@@ -152,6 +156,9 @@ class AlignmentTrainingArguments(TrainingArguments):
     alignment_temperature: float = field(
         default=0.05, metadata={"help": "Contrastive temperature (smaller = sharper, harder negatives)."}
     )
+    alignment_token_distance: str = field(
+        default="l2", metadata={"help": "token loss distance: l2 (squared Euclidean) or cosine (1 - cos)."}
+    )
     mlm_probability: float = field(default=0.15, metadata={"help": "Share of tokens corrupted for mlm / tlm."})
     alignment_lambda: float = field(default=1.0, metadata={"help": "λ in task_loss + λ * alignment_loss."})
     alignment_lambda_schedule: str = field(
@@ -217,6 +224,10 @@ class AlignmentTrainingArguments(TrainingArguments):
             raise ValueError(
                 f"alignment_loss_weights: got {len(self.alignment_loss_weights)} weights for "
                 f"{len(self.alignment_loss)} losses ({', '.join(self.alignment_loss)})."
+            )
+        if self.alignment_token_distance not in TOKEN_DISTANCES:
+            raise ValueError(
+                f"alignment_token_distance must be one of {TOKEN_DISTANCES}, got {self.alignment_token_distance!r}."
             )
         if self.alignment_pooling not in POOLINGS:
             raise ValueError(f"alignment_pooling must be one of {POOLINGS}, got {self.alignment_pooling!r}.")

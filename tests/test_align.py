@@ -82,6 +82,8 @@ def test_the_middle_layer_is_half_the_blocks(num_layers, middle):
         options = resolve_objective(name, num_layers)
         assert options["alignment_loss"] == preset["alignment_loss"]
         assert len(options["alignment_loss_weights"]) == len(options["alignment_loss"])
+        if "token" in preset["alignment_loss"]:  # scale-free: L2 can be lowered by shrinking every vector
+            assert options["alignment_token_distance"] == "cosine"
         if preset.get("alignment_layer") == "middle":
             assert options["alignment_layer"] == middle, name
         else:  # MLM-only presets read no layer of their own
@@ -113,7 +115,9 @@ def test_each_preset_trains_two_steps_with_a_finite_loss(name, tmp_path, encoder
     marker = read_marker(align_encoder(script_args, align_training_args(tmp_path)))
     assert marker["losses"] == OBJECTIVES[name]["alignment_loss"]
     assert marker["steps"] == 2
-    assert math.isfinite(marker["align_loss"]["first"]) and math.isfinite(marker["align_loss"]["last"])
+    assert marker["logged_losses"].keys() == {"align_loss", *(f"align/{name}" for name in marker["losses"])}
+    for logged in marker["logged_losses"].values():
+        assert math.isfinite(logged["first"]) and math.isfinite(logged["last"])
 
 
 def test_the_paper_mix_trains_with_a_finite_loss(aligned):
@@ -124,7 +128,9 @@ def test_the_paper_mix_trains_with_a_finite_loss(aligned):
         1,
         2,
     )
-    assert math.isfinite(marker["align_loss"]["first"]) and math.isfinite(marker["align_loss"]["last"])
+    assert marker["logged_losses"].keys() == {"align_loss", *(f"align/{name}" for name in marker["losses"])}
+    for logged in marker["logged_losses"].values():
+        assert math.isfinite(logged["first"]) and math.isfinite(logged["last"])
 
 
 def test_the_mix_is_the_weighted_sum_of_the_single_losses(tmp_path, encoder_dir, parallel_tsv, tokenizer):
@@ -240,7 +246,7 @@ def test_the_recipe_aligns_prints_its_summary_and_pushes(tmp_path, encoder_dir, 
     config = tmp_path / "align.yaml"
     config.write_text(
         f"model_name_or_path: {encoder_dir}\nparallel_data: [{parallel_tsv}]\nlanguage_pairs: [en-xx]\n"
-        "objective: mlm_tlm\neval_pairs: 4\noutput_dir: out\nmax_steps: 2\nlogging_steps: 1\nalignment_batch_size: 8\n"
+        "objective: mlm\neval_pairs: 4\noutput_dir: out\nmax_steps: 2\nlogging_steps: 1\nalignment_batch_size: 8\n"
         "use_cpu: true\nreport_to: none\ndisable_tqdm: true\n",
         encoding="utf-8",
     )
@@ -256,8 +262,8 @@ def test_the_recipe_aligns_prints_its_summary_and_pushes(tmp_path, encoder_dir, 
     )
     assert result.returncode == 0, result.stderr[-4000:]
     marker = read_marker(str(tmp_path / "out"))
-    assert f"with mlm_tlm on en-xx {marker['language_pairs']['en-xx']} pairs" in result.stdout
-    assert "retrieval P@1 en-xx at layer 2: " in result.stdout  # mlm_tlm reads no layer: the last one
+    assert f"with mlm on en-xx {marker['language_pairs']['en-xx']} pairs" in result.stdout
+    assert "retrieval P@1 en-xx at layer 2: " in result.stdout  # mlm reads no layer: the last one is measured
     assert marker["language_pairs"]["en-xx"] == 64 - 4  # 4 pairs kept aside to measure retrieval
     assert marker["pushed"] and repo in marker["pushed"]
     files = hub_server.root / "models" / hub_server.user / "tiny-aligned" / "files"

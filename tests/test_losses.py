@@ -168,6 +168,17 @@ def test_token_loss_with_given_links(distance):
     torch.testing.assert_close(loss, scalar(expected), **TOL)
 
 
+def test_the_token_distance_comes_from_the_training_arguments(tmp_path):
+    from hf_xalign import AlignmentTrainingArguments
+
+    args = AlignmentTrainingArguments(output_dir=str(tmp_path), alignment_token_distance="cosine", alignment_layer=3)
+    loss = TokenAlignmentLoss.from_training_args(args)
+    assert (loss.distance, loss.layer) == ("cosine", 3)
+    assert TokenAlignmentLoss.from_training_args(AlignmentTrainingArguments(output_dir=str(tmp_path))).distance == "l2"
+    with pytest.raises(ValueError, match=r"alignment_token_distance must be one of \('l2', 'cosine'\), got 'dot'"):
+        AlignmentTrainingArguments(output_dir=str(tmp_path), alignment_token_distance="dot")
+
+
 def mutual_argmax_case():
     """Word vectors whose mutual cosine-argmax pairs are known by construction.
 

@@ -64,7 +64,7 @@ class AlignArguments:
         default=None,
         metadata={
             "help": f"Preset objective ({', '.join(OBJECTIVES)}); its options replace alignment_loss, "
-            "alignment_loss_weights, alignment_layer. Unset: those options as given."
+            "alignment_loss_weights, alignment_layer, alignment_token_distance. Unset: those options as given."
         },
     )
     held_out_files: list[str] = field(
@@ -129,7 +129,9 @@ def read_marker(folder: str) -> dict[str, Any] | None:
         return json.load(f)
 
 
-def _retrieval(model: PreTrainedModel, tokenizer: Any, pairs: datasets.Dataset | None, layer: int, max_length: int):
+def _retrieval(
+    model: PreTrainedModel, tokenizer: Any, pairs: datasets.Dataset | None, layer: int, max_length: int
+) -> dict[str, float] | None:
     """`{language pair: P@1 source → target}` at `layer` on the held-out `pairs`; `None` without them."""
     if pairs is None:
         return None
@@ -216,8 +218,9 @@ def align_encoder(
     measured = None
     if script_args.eval_pairs:
         kept, measured = hold_out_pairs(kept, script_args.eval_pairs, training_args.seed)
-    save_config(resolved_config(script_args, training_args), output_dir, "recipes/align.py")
 
+    # Before the trainer exists: resolving builds fresh arguments, which resets accelerate's shared state.
+    config = resolved_config(script_args, training_args)
     tokenizer = AutoTokenizer.from_pretrained(script_args.model_name_or_path)
     set_seed(training_args.seed)
     model = AutoModel.from_pretrained(script_args.model_name_or_path)
@@ -233,6 +236,8 @@ def align_encoder(
         processing_class=tokenizer,
     )
     lm_head = _start_from_pretrained_lm_head(trainer, script_args.model_name_or_path)
+    if trainer.is_world_process_zero():
+        save_config(config, output_dir, "recipes/align.py")
     use_console_log(trainer)
     started = time.perf_counter()
     # A run killed before its end (no marker) goes on from its last complete checkpoint, if it saved one.
@@ -242,12 +247,14 @@ def align_encoder(
     after = _retrieval(model, tokenizer, measured, layer, training_args.alignment_max_length)
     if not trainer.is_world_process_zero():
         return output_dir
-    _record_objective(output_dir, script_args.objective, training_args.hub_model_id)
+    # As Trainer does, a push without hub_model_id goes to a repository named after the folder.
+    repo_id = training_args.hub_model_id or Path(output_dir).resolve().name
+    _record_objective(output_dir, script_args.objective, repo_id)
     pushed = None
     if training_args.push_to_hub:
         pushed = push_aligned(
             output_dir,
-            training_args.hub_model_id,
+            repo_id,
             token=training_args.hub_token,
             private=training_args.hub_private_repo,
             revision=training_args.hub_revision,
@@ -267,7 +274,11 @@ def align_encoder(
             "pairs_dropped_as_held_out": len(pairs) - len(kept) - (len(measured) if measured else 0),
             "steps": trainer.state.global_step,
             "seconds": seconds,
-            "align_loss": _first_and_last(history, "align_loss"),
+            # The weighted sum, then each loss unweighted: their first and last logged values.
+            "logged_losses": {
+                key: _first_and_last(history, key)
+                for key in ["align_loss", *(f"align/{name}" for name in trainer.alignment_loss_names)]
+            },
             "retrieval_layer": layer,
             "retrieval_before": before,
             "retrieval_after": after,
@@ -286,9 +297,9 @@ def alignment_summary(marker: dict[str, Any]) -> str:
         f"({marker['pairs_dropped_as_held_out']} dropped as held-out text)",
         f"{marker['steps']} steps in {marker['seconds']:.0f} s",
     ]
-    loss = marker["align_loss"]
-    if loss:
-        lines.append(f"align_loss {loss['first']:.4f} (first log) -> {loss['last']:.4f} (last log)")
+    for key, logged in marker["logged_losses"].items():
+        if logged:
+            lines.append(f"{key} {logged['first']:.4f} (first log) -> {logged['last']:.4f} (last log)")
     before, after = marker["retrieval_before"], marker["retrieval_after"]
     for pair in before or {}:
         lines.append(

@@ -19,6 +19,7 @@ SHARED_OPTIONS: dict[str, str] = {
     "layer": "alignment_layer",
     "pooling": "alignment_pooling",
     "temperature": "alignment_temperature",
+    "distance": "alignment_token_distance",
 }
 
 

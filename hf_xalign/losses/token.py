@@ -22,6 +22,9 @@ WORD_ALIGNMENT_CITATION = """\
 """
 
 
+TOKEN_DISTANCES: tuple[str, ...] = ("l2", "cosine")
+
+
 @register_loss("token")
 class TokenAlignmentLoss(AlignmentLoss):
     r"""Pulls the vectors of aligned words together.
@@ -56,7 +59,7 @@ class TokenAlignmentLoss(AlignmentLoss):
 
     def __init__(self, layer: int = -1, distance: Literal["l2", "cosine"] = "l2") -> None:
         super().__init__()
-        if distance not in ("l2", "cosine"):
+        if distance not in TOKEN_DISTANCES:
             raise ValueError(f"distance must be 'l2' or 'cosine', got {distance!r}.")
         self.layer = layer
         self.distance = distance
