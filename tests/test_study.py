@@ -334,7 +334,9 @@ def test_list_cells_prints_the_grid(study_files, tmp_path, capsys):
 
 def test_shipped_study_configs_read_and_the_demo_checks_clean(monkeypatch):
     demo = read_study_config(os.path.join(ROOT, "recipes", "configs", "study_demo.yaml"))
-    assert len(expand_grid(demo)) == 1 * (1 + 1 * 2 * 1) * 2 * 1
+    assert (
+        len(expand_grid(demo)) == 1 * (1 + 1 * 2 * 2) * 2 * 1
+    )  # encoders × (base + objectives × pairs × modes) × tasks × seeds
     # The demo's files ship with the project; its encoder is built by `make demo` (may be absent here).
     monkeypatch.chdir(ROOT)  # the configs' paths are relative to the project
     assert [error for error in study_errors(demo) if not error.startswith("encoders.")] == []
