@@ -17,7 +17,7 @@ from scipy import stats
 from hf_xalign.analysis.bootstrap import delta_interval, excludes_zero
 from hf_xalign.analysis.report import add_report_command, build_report
 from hf_xalign.analysis.report_inputs import RunFolderError
-from hf_xalign.analysis.report_stats import layer_groups
+from hf_xalign.analysis.report_stats import correlate, layer_groups
 from hf_xalign.conflict import ConflictMeasurement
 from hf_xalign.experiment import write_results
 from hf_xalign.results import CellResult
@@ -336,3 +336,10 @@ def test_report_of_a_real_tiny_run(tmp_path, tokenizer):
     assert {"gradient_cosine.png", "gradient_norm_ratio.png", "gradient_layers_aligned.png"} <= images
     assert "Δ accuracy (aligned − baseline) excludes 0 for" in text
     assert "nan" not in text.lower()
+
+
+def test_spearman_p_is_exact_for_few_points():
+    # 4 points in perfect rank order: of the 24 pairings only the identity and the reversal reach |ρ| = 1.
+    assert correlate([1.0, 2.0, 3.0, 4.0], [0.1, 0.2, 0.3, 0.9]).spearman_p == pytest.approx(2 / 24)
+    # 5 points, ρ = 0.8: 8 of the 120 pairings have ρ ≥ 0.8 and 8 have ρ ≤ −0.8 (Spearman's tables).
+    assert correlate([1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 1.0, 3.0, 5.0, 4.0]).spearman_p == pytest.approx(16 / 120)

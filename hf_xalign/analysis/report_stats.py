@@ -6,6 +6,7 @@ one against its oracle (`scipy.stats`, [`~hf_xalign.analysis.bootstrap`]).
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Sequence
@@ -20,6 +21,9 @@ from .report_inputs import BASE_MODEL, CellInputs, RunInputs
 # Measures of distance (lower = closer); every other measure is a similarity (higher = closer).
 DISTANCES = frozenset({"pair_l2"})
 MIN_CORRELATION_POINTS = 3  # below it a correlation is meaningless (two points always lie on a line)
+# Up to this many points Spearman's p is exact (all n! pairings: 40,320 at 8); scipy's t approximation
+# says p = 0 for a perfect rank order of 4 points, where 2 of the 24 pairings are as extreme (p = 0.083).
+EXACT_SPEARMAN_P_MAX_POINTS = 8
 
 Interval = tuple[float, float]
 
@@ -163,9 +167,18 @@ def correlate(xs: Sequence[float], ys: Sequence[float]) -> Correlation:
         constant = "the x values are" if np.ptp(x) == 0 else "the y values are"
         return Correlation(n, undefined=f"{constant} all equal, n = {n}")
     spearman = stats.spearmanr(x, y)
-    return Correlation(
-        n, float(spearman.statistic), float(stats.pearsonr(x, y).statistic), spearman_p=float(spearman.pvalue)
-    )
+    p = exact_spearman_p(x, y) if n <= EXACT_SPEARMAN_P_MAX_POINTS else float(spearman.pvalue)
+    return Correlation(n, float(spearman.statistic), float(stats.pearsonr(x, y).statistic), spearman_p=p)
+
+
+def exact_spearman_p(x: Sequence[float], y: Sequence[float]) -> float:
+    """Two-sided permutation p-value of Spearman's ρ: the share of all pairings of `y`'s ranks with `x`'s
+    whose |ρ| is at least the observed one (ties keep their average ranks)."""
+    x_ranks = stats.rankdata(x) - (len(x) + 1) / 2
+    pairings = np.array(list(itertools.permutations(stats.rankdata(y) - (len(y) + 1) / 2)))
+    # ρ is the Pearson correlation of the ranks; its denominator is the same for every pairing.
+    covariances = np.abs(pairings @ x_ranks)
+    return float(np.mean(covariances >= covariances[0] - 1e-9 * max(covariances.max(), 1.0)))
 
 
 def oriented(measure: str, delta: float) -> float:
