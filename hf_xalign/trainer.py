@@ -15,8 +15,9 @@ import torch
 from accelerate.utils import DistributedType, parse_flag_from_env
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import PreTrainedTokenizerBase, Trainer, TrainerState
+from transformers import EarlyStoppingCallback, IntervalStrategy, PreTrainedTokenizerBase, Trainer, TrainerState
 from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_utils import SaveStrategy
 
 from .adapters import adapted_model_facts, encoder_of, encoder_prefix, is_peft_model, task_model
 from .args import AlignmentTrainingArguments
@@ -839,6 +840,12 @@ class AlignmentTrainer(Trainer):
         stage_args.max_steps = self.args.alignment_steps
         # A push from inside the stage would upload the stage's folder as the model repository.
         stage_args.push_to_hub = False
+        # The stage has no task to evaluate: no evaluation, so no best model to keep or load. Its checkpoints
+        # (for a resume inside the stage) follow the user's save strategy; `best` has no metric here.
+        stage_args.eval_strategy = IntervalStrategy.NO
+        stage_args.load_best_model_at_end = False
+        if stage_args.save_strategy == SaveStrategy.BEST:
+            stage_args.save_strategy = SaveStrategy.NO
         return stage_args
 
     def _run_alignment_stage(self, stage_args: AlignmentTrainingArguments, resume: str | None, **kwargs: Any) -> None:
@@ -846,12 +853,22 @@ class AlignmentTrainer(Trainer):
         task_settings = (self.args, self.train_dataset, self.data_collator)
         self.args = stage_args
         self.train_dataset, self.data_collator = self._alignment_only_data(stage_args, stage_args.max_steps)
+        # Early stopping watches the task's evaluations, which the stage does not run (and it refuses a run
+        # without them): it sits the stage out.
+        early_stopping = [c for c in self.callback_handler.callbacks if isinstance(c, EarlyStoppingCallback)]
+        for callback in early_stopping:
+            self.remove_callback(callback)
         try:
             super().train(resume_from_checkpoint=resume, **kwargs)
-            self.save_state()  # the stage's log history, for a run later resumed in the task stage
+            if task_settings[0].save_strategy != SaveStrategy.NO:
+                # The stage's log history, for a run later resumed from a task-stage checkpoint.
+                os.makedirs(stage_args.output_dir, exist_ok=True)
+                self.save_state()
             self.alignment_stage_log_history = list(self.state.log_history)
         finally:
             self.args, self.train_dataset, self.data_collator = task_settings
+            for callback in early_stopping:
+                self.add_callback(callback)
 
 
 def _check_vocabulary(model: nn.Module, tokenizer: Any) -> None:

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import DistributedType
 from conftest import make_model
-from transformers import HfArgumentParser, TrainerCallback, XLMRobertaModel
+from transformers import EarlyStoppingCallback, HfArgumentParser, TrainerCallback, XLMRobertaModel
 
 from hf_xalign import AlignmentTrainer, AlignmentTrainingArguments
 from hf_xalign.trainer import ALIGNMENT_CONFIG_NAME, ALIGNMENT_LOSSES_NAME, ALIGNMENT_STAGE_DIR
@@ -582,3 +582,43 @@ def test_head_learning_rate_needs_a_head(tmp_path, tokenizer, parallel_dataset):
     )
     with pytest.raises(ValueError, match="head_learning_rate: the model is a bare encoder"):
         trainer.train()
+
+
+SAVE_SETTINGS = {
+    "no": dict(save_strategy="no"),
+    "steps": dict(save_strategy="steps", save_steps=2),
+    "epoch": dict(save_strategy="epoch"),
+    "best": dict(save_strategy="best", eval_strategy="steps", eval_steps=2, metric_for_best_model="loss"),
+    "steps+load_best": dict(
+        save_strategy="steps", save_steps=2, eval_strategy="steps", eval_steps=2, load_best_model_at_end=True
+    ),
+    "epoch+load_best": dict(save_strategy="epoch", eval_strategy="epoch", load_best_model_at_end=True),
+    "best+load_best": dict(
+        save_strategy="best",
+        eval_strategy="steps",
+        eval_steps=2,
+        metric_for_best_model="loss",
+        load_best_model_at_end=True,
+    ),
+}
+
+
+@pytest.mark.parametrize("save_setting", list(SAVE_SETTINGS))
+def test_sequential_mode_finishes_under_every_save_strategy(
+    tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator, save_setting
+):
+    args = make_args(
+        tmp_path, max_steps=3, alignment_mode="sequential", alignment_steps=2, **SAVE_SETTINGS[save_setting]
+    )
+    user_settings = json.dumps(args.to_dict(), sort_keys=True, default=str)  # a copy taken before training
+    # Early stopping needs evaluations, which only the task stage runs.
+    callbacks = [EarlyStoppingCallback(early_stopping_patience=5)] if args.load_best_model_at_end else []
+    trainer = make_trainer(
+        tokenizer, task_dataset, parallel_dataset, task_collator, args, eval_dataset=task_dataset, callbacks=callbacks
+    )
+    trainer.train()
+    assert all(callback in trainer.callback_handler.callbacks for callback in callbacks)  # back for later runs
+    stage_steps = [h["step"] for h in trainer.alignment_stage_log_history if "align_loss" in h]
+    task_steps = [h["step"] for h in trainer.state.log_history if "task_loss" in h]
+    assert (stage_steps, task_steps) == ([1, 2], [1, 2, 3])
+    assert trainer.args is args and json.dumps(args.to_dict(), sort_keys=True, default=str) == user_settings
