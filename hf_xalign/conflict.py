@@ -36,7 +36,13 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainerCallback
 
+from ._compat import private
 from .distributed import local_values
+
+# torch's in-place operations on lists of tensors (one kernel launch per list; private, see `_compat`).
+_foreach_copy_, _foreach_add_, _foreach_sub_, _foreach_zero_ = (
+    private("torch", name) for name in ("_foreach_copy_", "_foreach_add_", "_foreach_sub_", "_foreach_zero_")
+)
 
 TASK = "task"
 ALIGN = "align"
@@ -182,7 +188,7 @@ def _buffer_dtype(param: torch.Tensor) -> torch.dtype:
 
 
 def _copy_all(destinations: list[torch.Tensor], sources: list[torch.Tensor]) -> None:
-    torch._foreach_copy_(destinations, sources)
+    _foreach_copy_(destinations, sources)
 
 
 @dataclass
@@ -276,11 +282,11 @@ class GradientSplitter:
         if objective in self._touched:
             with_grad = [(b, local_values(p.grad)) for b, p in zip(buffer, self.params) if p.grad is not None]
             if with_grad:
-                torch._foreach_sub_([b for b, _ in with_grad], [g for _, g in with_grad])
+                _foreach_sub_([b for b, _ in with_grad], [g for _, g in with_grad])
             yield
             with_grad = [(b, local_values(p.grad)) for b, p in zip(buffer, self.params) if p.grad is not None]
             if with_grad:
-                torch._foreach_add_([b for b, _ in with_grad], [g for _, g in with_grad])
+                _foreach_add_([b for b, _ in with_grad], [g for _, g in with_grad])
             return
         had_grad = [p.grad is not None for p in self.params]
         before = [(b, local_values(p.grad)) for b, p, had in zip(buffer, self.params, had_grad) if had]
@@ -302,7 +308,7 @@ class GradientSplitter:
         for b, grad in subtracted:
             torch.sub(grad, b, out=b)  # after - before, in place
         if zeroed:
-            torch._foreach_zero_(zeroed)
+            _foreach_zero_(zeroed)
 
     def _buffer(self, objective: str) -> list[torch.Tensor]:
         if objective not in self.buffers:
