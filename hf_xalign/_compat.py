@@ -7,6 +7,10 @@ read; the code reaches it only through this module, so a release that drops one 
 naming the name and the installed version instead of somewhere inside training, and
 `tests/test_compat.py` fails on it before a user does.
 
+accelerate's private names are no longer used: what the package needs of it is public (`send_to_device`, the
+`Accelerator.sync_gradients` setter, `Accelerator.scaler`), read in accelerate 1.1.0 (the lowest declared),
+1.15.0 and 1.16.0.
+
 Importing this module imports nothing heavy: each name is looked up when it is first asked for.
 """
 
@@ -21,8 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 TRANSFORMERS_CHECKED = "transformers 5.3.0 (the lowest declared) and 5.25.0"
-ACCELERATE_CHECKED = "accelerate 1.1.0 (the lowest declared), 1.15.0 and 1.16.0"
-TORCH_CHECKED = "torch 2.13.0 (the lowest declared, 2.6, not read)"
+TORCH_CHECKED = "torch 2.13.0 (2.6, the lowest declared, not read here)"
 PYTHON_CHECKED = "Python 3.11"
 
 
