@@ -194,6 +194,7 @@ def _lookup(entry: PrivateName) -> tuple[Any, str | None]:
 
 
 def missing_message(entry: PrivateName, reason: str) -> str:
+    """The one message for a missing `entry`: the name, what it is for, the installed and the checked versions."""
     version = installed_version(entry.package)
     return (
         f"hf_xalign uses {entry.package}'s private {entry.qualified_name} ({entry.used_for}), but "
