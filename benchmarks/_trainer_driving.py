@@ -25,7 +25,7 @@ class TrainerStepper:
         trainer.create_optimizer_and_scheduler(num_training_steps=10**6)
         trainer.current_gradient_accumulation_steps = 1
         trainer.state.max_steps = 10**6
-        trainer.accelerator.gradient_state._set_sync_gradients(True)
+        trainer.accelerator.sync_gradients = True
         trainer.model.train()
 
     @property

@@ -42,6 +42,7 @@ from _setup import set_up
 from _timing import Variant, interleave, measure, print_pieces, print_ratios, timed_steps
 from _trainer_driving import TrainerStepper
 
+from hf_xalign._compat import private
 from hf_xalign.conflict import TASK
 
 TITLE = "conflict_overhead: cost of measuring task vs alignment gradients at every step"
@@ -188,12 +189,13 @@ def main() -> None:
     grads = [p.grad for p in splitter.params if p.grad is not None]
     task_buffer = [buf for buf, p in zip(splitter.buffers[TASK], splitter.params) if p.grad is not None]
     sums = splitter.partial_sums()
+    foreach_copy_, foreach_add_, foreach_sub_ = (private("torch", f"_foreach_{op}_") for op in ("copy", "add", "sub"))
     timings = {
         "capture(), first micro-step: foreach_copy_(T, grad) after the task backward": measure(
-            lambda: torch._foreach_copy_(task_buffer, grads), bench.min_run_time
+            lambda: foreach_copy_(task_buffer, grads), bench.min_run_time
         ),
         "capture(), later micro-steps: foreach_sub_ before + foreach_add_ after": measure(
-            lambda: (torch._foreach_sub_(task_buffer, grads), torch._foreach_add_(task_buffer, grads)),
+            lambda: (foreach_sub_(task_buffer, grads), foreach_add_(task_buffer, grads)),
             bench.min_run_time,
         ),
         "partial_sums(): per segment cat T, A = G - T per tensor, chunked Gram (bmm), f64 sums": measure(

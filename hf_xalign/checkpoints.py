@@ -17,10 +17,12 @@ import logging
 import os
 import re
 
-from transformers.trainer import TRAINER_STATE_NAME
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from ._compat import checkpoint_prefix, trainer_state_name
 
 logger = logging.getLogger(__name__)
+
+TRAINER_STATE_NAME = trainer_state_name()
+PREFIX_CHECKPOINT_DIR = checkpoint_prefix()
 
 _CHECKPOINT_FOLDER = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
 

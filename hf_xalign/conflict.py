@@ -11,9 +11,10 @@ TLM); every group but the last gets a buffer of its own, the last is `A` minus t
 Statistics are partial sums (`T·A`, `|T|²`, `|A|²` per parameter group, in float64) in one
 small tensor. Under DDP they are by default those of the step's averaged gradients (the
 trainer averages `T` too on measured steps), or with `conflict_statistic="pooled"` each
-process's own sums added up. With fp16 loss scaling they are divided by the squared scale
-(the sums of the unscaled gradients); a step with non-finite gradients is recorded as
-skipped and left out of every mean. The
+process's own sums added up. With fp16 loss scaling the values are unscaled before they are
+multiplied (the sums of the unscaled gradients), so a step is recorded as skipped exactly when a
+gradient is not finite, which is when `GradScaler` skips the optimizer step; a skipped step is
+left out of every mean. The
 groups are named by [`parameter_group`]: `layer.<k>` follows the layer numbering of
 [`hf_xalign.layers`], so `layer.k` holds the parameters that produce `hidden_states[k]`.
 
@@ -35,7 +36,13 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainerCallback
 
+from ._compat import private
 from .distributed import local_values
+
+# torch's in-place operations on lists of tensors (one kernel launch per list; private, see `_compat`).
+_foreach_copy_, _foreach_add_, _foreach_sub_, _foreach_zero_ = (
+    private("torch", name) for name in ("_foreach_copy_", "_foreach_add_", "_foreach_sub_", "_foreach_zero_")
+)
 
 TASK = "task"
 ALIGN = "align"
@@ -181,7 +188,7 @@ def _buffer_dtype(param: torch.Tensor) -> torch.dtype:
 
 
 def _copy_all(destinations: list[torch.Tensor], sources: list[torch.Tensor]) -> None:
-    torch._foreach_copy_(destinations, sources)
+    _foreach_copy_(destinations, sources)
 
 
 @dataclass
@@ -275,11 +282,11 @@ class GradientSplitter:
         if objective in self._touched:
             with_grad = [(b, local_values(p.grad)) for b, p in zip(buffer, self.params) if p.grad is not None]
             if with_grad:
-                torch._foreach_sub_([b for b, _ in with_grad], [g for _, g in with_grad])
+                _foreach_sub_([b for b, _ in with_grad], [g for _, g in with_grad])
             yield
             with_grad = [(b, local_values(p.grad)) for b, p in zip(buffer, self.params) if p.grad is not None]
             if with_grad:
-                torch._foreach_add_([b for b, _ in with_grad], [g for _, g in with_grad])
+                _foreach_add_([b for b, _ in with_grad], [g for _, g in with_grad])
             return
         had_grad = [p.grad is not None for p in self.params]
         before = [(b, local_values(p.grad)) for b, p, had in zip(buffer, self.params, had_grad) if had]
@@ -301,7 +308,7 @@ class GradientSplitter:
         for b, grad in subtracted:
             torch.sub(grad, b, out=b)  # after - before, in place
         if zeroed:
-            torch._foreach_zero_(zeroed)
+            _foreach_zero_(zeroed)
 
     def _buffer(self, objective: str) -> list[torch.Tensor]:
         if objective not in self.buffers:
@@ -324,8 +331,9 @@ class GradientSplitter:
 
         Args:
             gradient_scale (`float`, *optional*, defaults to `1.0`): the loss scale the gradients carry
-                (fp16 `GradScaler`): the sums, quadratic in the gradients, are divided by its square, so
-                they are those of the unscaled gradients.
+                (fp16 `GradScaler`): the copied values are divided by it before they are multiplied, so the
+                sums are those of the unscaled gradients, and a scale whose squares would overflow the
+                gradients' dtype does not turn finite gradients into a non-finite (skipped) measurement.
 
         Layout: `(groups, 3)` rows of `[T·A, |T|², |A|²]` per parameter group, then
         `(objectives, 2)` rows of `[T·A_k, |A_k|²]` per alignment objective when there are several.
@@ -376,6 +384,8 @@ class GradientSplitter:
                 remainder.copy_(align)
                 for k in range(len(parts)):
                     remainder.sub_(z[2 + k, :size])
+            if gradient_scale != 1.0:  # a power of two under GradScaler: exact
+                z[:, :size].mul_(1.0 / gradient_scale)
             if padded > size:
                 z[:, size:].zero_()
             chunks = z.view(rows, -1, _CHUNK).transpose(0, 1)  # (chunks, rows, _CHUNK)
@@ -386,13 +396,12 @@ class GradientSplitter:
         sums = torch.stack([gram[:, 0, 1], gram[:, 0, 0], gram[:, 1, 1]], dim=1)  # (segments, 3)
         group_index = torch.tensor(groups, device=device, dtype=torch.long)
         per_group = sums.new_zeros(len(self.group_names), 3).index_add_(0, group_index, sums)
-        unscale = 1.0 / gradient_scale**2  # a power of two under GradScaler: exact
         if objectives <= 1:
-            return per_group.flatten() * unscale
+            return per_group.flatten()
         # Objective k's row in the Gram matrix: 2 + k (the last objective's is the remainder).
         k = torch.arange(2, rows, device=device)
         per_objective = torch.stack([gram[:, 0, 2:].sum(0), gram[:, k, k].sum(0)], dim=1)  # (objectives, 2)
-        return torch.cat([per_group.flatten(), per_objective.flatten()]) * unscale  # one small tensor, on the device
+        return torch.cat([per_group.flatten(), per_objective.flatten()])  # one small tensor, on the device
 
     def measurement(self, sums: torch.Tensor, step: int, alignment_lambda: float) -> ConflictMeasurement:
         """Cosines and norms from (possibly all-reduced) [`partial_sums`]; `skipped` if any sum is not finite.

@@ -17,7 +17,8 @@ from collections.abc import Iterable
 
 import torch
 import torch.distributed as dist
-from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+from ._compat import register_output_capture
 
 try:
     from torch.distributed.fsdp import FSDPModule
@@ -61,13 +62,9 @@ def register_sharded_output_capture(model: torch.nn.Module) -> None:
     sharded encoder then returns `hidden_states=None`, which the alignment losses read. Registering
     the swapped classes under their own name restores it. Cheap when already done.
     """
-    from transformers.utils.output_capturing import _CAN_RECORD_REGISTRY
-
     for module in model.modules():
-        if isinstance(module, FSDPModule) and not _CAN_RECORD_REGISTRY.get(module):
-            recordable = getattr(module, "_can_record_outputs", None)
-            if recordable:
-                _CAN_RECORD_REGISTRY[module] = recordable
+        if isinstance(module, FSDPModule):
+            register_output_capture(module)
 
 
 def all_reduce_gradients(parameters: Iterable[torch.nn.Parameter], world_size: int) -> None:
@@ -105,8 +102,8 @@ def all_reduce_tensors(tensors: list[torch.Tensor], world_size: int) -> None:
 
 
 def _reduce_bucket(grads: list[torch.Tensor], world_size: int) -> None:
-    flat = _flatten_dense_tensors(grads)
+    flat = torch.cat([grad.reshape(-1) for grad in grads])  # one all_reduce for the bucket
     dist.all_reduce(flat)
     flat /= world_size
-    for grad, reduced in zip(grads, _unflatten_dense_tensors(flat, grads)):
-        grad.copy_(reduced)
+    for grad, reduced in zip(grads, flat.split([grad.numel() for grad in grads])):
+        grad.copy_(reduced.view_as(grad))

@@ -12,16 +12,16 @@ from typing import Any
 
 import datasets
 import torch
-from accelerate.utils import DistributedType, parse_flag_from_env
+from accelerate.utils import DistributedType, parse_flag_from_env, send_to_device
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import EarlyStoppingCallback, IntervalStrategy, PreTrainedTokenizerBase, Trainer, TrainerState
-from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import SaveStrategy
 
+from ._compat import finish_current_push, save_model_without_push
 from .adapters import adapted_model_facts, encoder_of, encoder_prefix, is_peft_model, task_model
 from .args import AlignmentTrainingArguments
-from .checkpoints import check_checkpoint_complete, last_complete_checkpoint
+from .checkpoints import TRAINER_STATE_NAME, check_checkpoint_complete, last_complete_checkpoint
 from .conflict import TASK, ConflictMeasurement, GradientConflictCallback, GradientSplitter, mean_logs
 from .data.collator import ParallelCollator
 from .data.parallel import language_pair_counts, load_parallel
@@ -452,7 +452,7 @@ class AlignmentTrainer(Trainer):
                 if checked and self.nonfinite.all_finite(checked, step):
                     self._record("task_loss", task_loss)
                 return total
-            batch = self._prepare_inputs(self.alignment_stream.batch(step, micro_step))
+            batch = send_to_device(self.alignment_stream.batch(step, micro_step), self.args.device)
             model.train()
             with self.compute_loss_context_manager():
                 parts = self.compute_alignment_loss(model, batch)
@@ -638,22 +638,34 @@ class AlignmentTrainer(Trainer):
                 optimizer.add_param_group({**group, "params": head_params, "lr": self.args.head_learning_rate})
         optimizer.param_groups[:] = [group for group in optimizer.param_groups if group["params"]]
 
-    def _clip_grad_norm(self, model: nn.Module) -> torch.Tensor:
+    def _with_loss_parameters(self, model: nn.Module) -> nn.Module:
+        """`model`, or with loss-owned parameters one module holding `model` and the losses (each parameter once).
+
+        Trainer's clipping and gradient norm read `model.parameters()`: given this module they clip the
+        loss-owned heads with the model as one norm, and log that norm, through every path of theirs.
+        """
         if not any(True for _ in self.alignment_losses.parameters()):
-            return super()._clip_grad_norm(model)
-        # One norm over model and loss-owned parameters, as if the heads were part of the model.
-        return self.accelerator.clip_grad_norm_(self._trainable_parameters(), self.args.max_grad_norm)
+            return model
+        return nn.ModuleList([model, self.alignment_losses])
+
+    def _clip_grad_norm(self, model: nn.Module) -> torch.Tensor:
+        return super()._clip_grad_norm(self._with_loss_parameters(model))
 
     def _get_grad_norm(self, model: nn.Module, grad_norm: torch.Tensor | float | None = None):
-        if grad_norm is None and any(True for _ in self.alignment_losses.parameters()):
-            grad_norm = self.accelerator.clip_grad_norm_(self._trainable_parameters(), float("inf"))
-        return super()._get_grad_norm(model, grad_norm)
+        return super()._get_grad_norm(self._with_loss_parameters(model), grad_norm)
 
-    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        super()._save(output_dir, state_dict)
+    def save_model(self, output_dir: str | None = None, **kwargs: Any) -> None:
+        """Save as [`~transformers.Trainer.save_model`], then what alignment adds beside the model.
+
+        `alignment_losses.safetensors` (the loss-owned heads), `alignment_config.json`, the combining
+        rules' state and the skipped steps when they are in use, and the alignment model card; into
+        checkpoints too, which Trainer saves through this method.
+        """
+        super().save_model(output_dir, **kwargs)
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if not self.args.should_save:
             return
+        os.makedirs(output_dir, exist_ok=True)
         loss_state = {k: v.detach().contiguous().cpu() for k, v in self.alignment_losses.state_dict().items()}
         if loss_state:
             save_file(loss_state, os.path.join(output_dir, ALIGNMENT_LOSSES_NAME), metadata={"format": "pt"})
@@ -715,10 +727,10 @@ class AlignmentTrainer(Trainer):
         token = token if token is not None else self.args.hub_token
         if self.hub_model_id is None:
             self.init_hf_repo(token=token, private=private)
-        self.save_model(_internal_call=True)
+        save_model_without_push(self)
         if not self.is_world_process_zero():
             return None
-        self._finish_current_push()
+        finish_current_push(self)
         return push_aligned(
             self.args.output_dir,
             self.hub_model_id,

@@ -4,9 +4,15 @@ overflowed (skipped) step is logged as skipped without touching running means or
 accelerate builds no `GradScaler` on CPU, so the tests put a `torch.amp.GradScaler("cpu")` into
 the accelerator before training, where fp16 training on a GPU has its own: every backward then
 runs on the scaled loss and the optimizer step unscales (and skips on inf) through it. Clipping
-is off: on CPU accelerate does not unscale before clipping. The oracle is the same run without
+is off: on CPU accelerate does not unscale before clipping or before the logged gradient norm, so
+that norm is of the scaled gradients here (on a GPU it is not). The oracle is the same run without
 a scaler: scaling by a power of two is exact, so everything agrees to rounding. Under bf16
 autocast (no scaler) the statistics are float64 sums of the step's gradients.
+
+An overflow is a gradient that is not finite: the scaled gradients must leave float32's range
+(largest value 2**128), which at a scale of 2**127 takes a gradient of magnitude 2 or more, hence a
+large λ in that test. A scale at which the gradients stay finite but their squares do not is no
+overflow: the scaler steps, and the step is measured.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from transformers import TrainerCallback
 from hf_xalign.conflict import TASK
 
 SCALE = 2.0**12
-OVERFLOW_SCALE = 2.0**127  # the scaled contrastive gradients exceed float32's range
+OVERFLOW_SCALE = 2.0**127  # with OVERFLOW_LAMBDA the scaled contrastive gradients exceed float32's range
+OVERFLOW_LAMBDA = 16.0  # the largest gradient is about 4 (about 0.4 at λ = 0.7, when nothing overflows)
 BACKOFF = 2.0**-115  # after the overflow the scaler falls back to 2**12 at once
 
 
@@ -69,7 +76,13 @@ def test_scaled_run_logs_and_steps_as_the_unscaled_run(tmp_path, data, rule):
 def test_overflowed_step_is_skipped_and_leaves_means_and_gradvac_state_alone(tmp_path, data):
     # learning rate 0: the skipped step and a taken one leave the same model, so step 1 of both runs
     # measures the same gradients; only step 1 may feed the running means and GradVac's targets.
-    options = dict(max_steps=2, learning_rate=0.0, gradient_combination="gradvac", gradvac_beta=0.5)
+    options = dict(
+        max_steps=2,
+        learning_rate=0.0,
+        gradient_combination="gradvac",
+        gradvac_beta=0.5,
+        alignment_lambda=OVERFLOW_LAMBDA,
+    )
     scaler = torch.amp.GradScaler("cpu", init_scale=OVERFLOW_SCALE, backoff_factor=BACKOFF, growth_interval=1000)
     overflowed = train(data, tmp_path / "overflowed", scaler, **options)
     plain = train(data, tmp_path / "plain", None, **options)
@@ -100,6 +113,21 @@ def test_overflowed_step_is_skipped_and_leaves_means_and_gradvac_state_alone(tmp
     assert set(targets) == set(expected_targets)
     for group, target in expected_targets.items():
         assert targets[group] == pytest.approx(target, rel=1e-6), group
+
+
+def test_finite_scaled_gradients_with_overflowing_squares_are_measured_not_skipped(tmp_path, data):
+    # At 2**127 and λ = 0.7 every scaled gradient is finite (the largest is about 0.4 * 2**127) but its
+    # square is not: GradScaler finds no inf, so the step is no overflow and must be measured as unscaled.
+    options = dict(max_steps=1, learning_rate=0.0, gradient_combination="gradvac", gradvac_beta=0.5)
+    scaler = torch.amp.GradScaler("cpu", init_scale=OVERFLOW_SCALE, growth_interval=1000)
+    scaled = train(data, tmp_path / "scaled", scaler, **options)
+    plain = train(data, tmp_path / "plain", None, **options)
+    (got,) = scaled.conflict_callback.measurements
+    (expected,) = plain.conflict_callback.measurements
+    assert_same_measurement(got, expected)
+    (log,) = [entry for entry in scaled.state.log_history if "loss" in entry]
+    assert "conflict/skipped_steps" not in log
+    assert log["conflict/cosine"] == pytest.approx(expected.cosine, rel=1e-6)
 
 
 class SplitCapture(TrainerCallback):

@@ -37,7 +37,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import datasets
 import torch
@@ -50,6 +50,9 @@ from ..hub import load_aligned
 from ..layers import resolve_layer
 from ..pooling import POOLINGS, ParallelEncoding, Pooling
 from .measures import MEASURES, measure_all
+
+if TYPE_CHECKING:
+    from .._compat import SubParsersAction
 
 __all__ = [
     "COLUMNS",
@@ -371,7 +374,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_analyze_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_analyze_command(subparsers: SubParsersAction) -> argparse.ArgumentParser:
     """Add `analyze MODEL --pairs FILE_OR_DIR [...]` to an `argparse` subparsers object; its handler is `args.run`."""
     parser = subparsers.add_parser(
         "analyze",

@@ -39,10 +39,14 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from .report_inputs import RunInputs, read_run
 from .report_sections import combined_section, run_labels, run_section
 from .report_stats import TransferRow
+
+if TYPE_CHECKING:
+    from .._compat import SubParsersAction
 
 __all__ = ["REPORT_FOLDER", "add_report_command", "build_report", "write_report_folder"]
 
@@ -156,7 +160,7 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_report_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_report_command(subparsers: SubParsersAction) -> argparse.ArgumentParser:
     """Add `report RUN_DIR [RUN_DIR ...] [--output DIR] [--reference NAME]` to `subparsers`; its handler is `args.run`."""
     parser = subparsers.add_parser(
         "report",

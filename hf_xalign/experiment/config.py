@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser
 
+from .._compat import parser_actions
 from ..hub import HubError
 
 CONFIG_NAME = "config.yaml"
@@ -87,7 +88,7 @@ def parse_config(dataclass_types: Sequence[type], argv: Sequence[str] | None = N
         if unknown:  # every unknown key at once, before any value is checked
             raise ConfigError("\n".join(unknown))
         parser.set_defaults(**values)
-        for action in parser._actions:  # a value from the file satisfies a required option
+        for action in parser_actions(parser):  # a value from the file satisfies a required option
             if action.dest in values:
                 action.required = False
     *parsed, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
