@@ -210,3 +210,32 @@ def test_grammar(spec, parsed):
 def test_bad_grammar_is_refused(spec):
     with pytest.raises(HubSourceError, match=r"expected hub:PATH\[@REVISION\]\[:CONFIG\]:SPLIT|needs its folder"):
         parse_hub_spec(spec)
+
+
+def shipped_hub_sources() -> list[tuple[str, str]]:
+    """(config file, `hub:` source) for every Hub source the shipped configs name, `LANG=` prefixes removed."""
+    import yaml
+
+    def strings(value):
+        if isinstance(value, dict):
+            return [s for item in value.values() for s in strings(item)]
+        if isinstance(value, list):
+            return [s for item in value for s in strings(item)]
+        return [value.partition("=")[2] if "=hub:" in str(value) else value] if isinstance(value, str) else []
+
+    configs = sorted((Path(__file__).parents[1] / "recipes" / "configs").glob("*.yaml"))
+    return [
+        (path.name, text)
+        for path in configs
+        for text in strings(yaml.safe_load(path.read_text(encoding="utf-8")))
+        if text.startswith("hub:")
+    ]
+
+
+def test_every_shipped_hub_source_parses_and_ud_names_its_release():
+    sources = shipped_hub_sources()
+    assert {name for name, _ in sources} >= {"pos.yaml", "study_xlmr.yaml", "align_xlmr.yaml"}
+    for name, text in sources:
+        source = parse_hub_spec(text)
+        if "universal_dependencies" in source.path:
+            assert (source.path, source.revision) == (UD, UD_RELEASE), (name, text)
