@@ -239,3 +239,96 @@ def test_every_shipped_hub_source_parses_and_ud_names_its_release():
         source = parse_hub_spec(text)
         if "universal_dependencies" in source.path:
             assert (source.path, source.revision) == (UD, UD_RELEASE), (name, text)
+
+
+ROOT = Path(__file__).parents[1]
+
+
+def run_recipe_check(env: dict, *args: str) -> subprocess.CompletedProcess:
+    env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))}
+    command = [sys.executable, *args, "--check-data"]
+    return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+CHECK_SOURCES = """
+    import json, sys
+    from hf_xalign.data.check import check_sources, recipe_sources
+    sys.exit(0 if check_sources(recipe_sources("pos", json.load(open(sys.argv[1])))) else 1)
+"""
+
+
+def run_source_check(env: dict, config: Path) -> subprocess.CompletedProcess:
+    env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))}
+    command = [sys.executable, "-c", textwrap.dedent(CHECK_SOURCES), str(config)]
+    return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def pos_config(tmp_path_factory) -> Path:
+    ud = f"hub:{UD}@{UD_RELEASE}"
+    path = tmp_path_factory.mktemp("check") / "pos.yaml"
+    config = {
+        "model_name_or_path": "not-read-by-the-check",
+        "output_dir": str(path.parent / "out"),
+        "source_language": "fr",
+        "train_treebank": [f"{ud}:fr_gsd:train"],
+        "eval_treebanks": [f"fr={ud}:fr_gsd:test", f"de={ud}:de_gsd:test", "en=no/such.conllu"],
+        "parallel_data": [f"hub:{OPUS}:de-en:train"],
+    }
+    path.write_text(json.dumps(config))  # JSON is YAML
+    return path
+
+
+def test_check_data_prints_one_line_per_source_and_fails_if_one_is_wrong(hub_datasets, pos_config, tmp_path_factory):
+    server, _ = hub_datasets
+    home = tmp_path_factory.mktemp("check_home")
+    result = run_recipe_check(server.client_env(home), "recipes/pos.py", str(pos_config))
+
+    release = server.repos[("dataset", UD)].branches[UD_RELEASE]  # the commit the branch names, on the server
+    opus_main = server.repos[("dataset", OPUS)].branches["main"]
+    ud = f"hub:{UD}@{UD_RELEASE}"
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.stdout.splitlines() == [
+        f"train_treebank {ud}:fr_gsd:train: ok ({len(UD_ROWS[('fr_gsd', 'train')])} rows, "
+        f"revision {UD_RELEASE} = {release})",
+        f"eval_treebanks[fr] {ud}:fr_gsd:test: ok (1 row, revision {UD_RELEASE} = {release})",
+        f"eval_treebanks[de] {ud}:de_gsd:test: no config 'de_gsd'; {UD} at {UD_RELEASE} has configs en_ewt, fr_gsd",
+        "eval_treebanks[en] no/such.conllu: No such CoNLL-U file: no/such.conllu",
+        f"parallel_data hub:{OPUS}:de-en:train: ok (2 rows, revision main = {opus_main})",
+    ]
+
+    # Offline with that cache: the sources read before are read again; offline with an empty cache, each Hub source
+    # says so on its own line. (The check's own module, without the recipe: what it reads is the same, and it
+    # starts in a third of the time.)
+    offline = {**server.client_env(home), "HF_HUB_OFFLINE": "1"}
+    cached = run_source_check(offline, pos_config).stdout.splitlines()
+    assert [line.partition(": ")[2].startswith("ok (") for line in cached] == [True, True, False, False, True]
+    empty = {**server.client_env(tmp_path_factory.mktemp("empty_home")), "HF_HUB_OFFLINE": "1"}
+    uncached = run_source_check(empty, pos_config)
+    assert uncached.returncode == 1
+    assert [line.endswith(": offline, not cached") for line in uncached.stdout.splitlines()] == [
+        True,
+        True,
+        True,
+        False,  # a file is checked offline as online
+        True,
+    ]
+
+
+def test_check_data_passes_offline_on_the_demo_configs(capsys, monkeypatch):
+    from hf_xalign.args import AlignmentTrainingArguments
+    from hf_xalign.experiment.check_data import check_recipe_data, check_study_data
+    from hf_xalign.experiment.study import read_study_config
+    from hf_xalign.tasks import ClassificationArguments, PosArguments
+
+    monkeypatch.chdir(ROOT)  # the demo configs' paths are relative to the project
+    statuses = [
+        check_recipe_data("pos", (PosArguments, AlignmentTrainingArguments), ["recipes/configs/pos_demo.yaml"]),
+        check_recipe_data(
+            "classification", (ClassificationArguments, AlignmentTrainingArguments), ["recipes/configs/xnli_demo.yaml"]
+        ),
+        check_study_data(read_study_config("recipes/configs/study_demo.yaml")),
+    ]
+    lines = capsys.readouterr().out.splitlines()
+    assert statuses == [0, 0, 0]
+    assert len(lines) > 20 and all(": ok (" in line for line in lines)

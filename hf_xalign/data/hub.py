@@ -35,6 +35,10 @@ GRAMMAR = "hub:PATH[@REVISION][:CONFIG]:SPLIT"
 SPLIT_ALIASES = {"dev": "validation", "validation": "dev"}
 _SCRIPT_ERROR = "Dataset scripts are no longer supported"  # datasets' RuntimeError, load.py (datasets >= 4)
 
+# The commit each `hub:` spec read in this process resolved to (a branch or tag moves; the commit does not), for
+# `--check-data` to show. `datasets` keys its cache on it: `builder.hash` is the commit of a Hub dataset.
+resolved_revisions: dict[str, str] = {}
+
 
 class HubSourceError(ValueError):
     """A `hub:` source that cannot be read as written: bad grammar, no such config or split, a script-only
@@ -123,6 +127,7 @@ def load_hub_split(spec: str) -> datasets.Dataset:
     splits = list(builder.config.data_files or builder.info.splits or {})
     split = resolve_split(source, splits)
     builder.download_and_prepare()
+    resolved_revisions[spec] = builder.hash
     return builder.as_dataset(split=split + source.split_slice)
 
 
