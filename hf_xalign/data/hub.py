@@ -81,6 +81,7 @@ class HubSource:
 
 
 def is_hub_spec(source: object) -> bool:
+    """Whether `source` is a `hub:` spec (a string with the prefix), not a file or a dataset."""
     return isinstance(source, str) and source.startswith(HUB_PREFIX)
 
 

@@ -12,13 +12,18 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..data.check import check_sources, recipe_sources
+
+if TYPE_CHECKING:
+    from .study import StudyConfig
 
 CHECK_DATA_FLAG = "--check-data"
 
 
 def wants_check_data(argv: Sequence[str] | None = None) -> bool:
+    """Whether the command line (`sys.argv` by default) asks for `--check-data`."""
     return CHECK_DATA_FLAG in (sys.argv[1:] if argv is None else argv)
 
 
@@ -37,7 +42,7 @@ def check_recipe_data(task: str, dataclass_types: Sequence[type], argv: Sequence
     return 0 if check_sources(recipe_sources(task, vars(script_args))) else 1
 
 
-def check_study_data(config) -> int:
+def check_study_data(config: StudyConfig) -> int:
     """Check every task's sources and the study's parallel text (each once); the exit status."""
     from .study_checks import study_parallel_data, task_values
 
