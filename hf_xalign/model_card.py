@@ -21,6 +21,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .conflict import CONFLICT_SUMMARY_NAME, json_safe
+from .data.hub import is_hub_spec, parse_hub_spec
 from .results import CellResult
 from .version import __version__
 
@@ -156,11 +157,11 @@ class RunFiles:
 
     @property
     def hub_datasets(self) -> list[str]:
-        """Hub dataset ids among the run's sources (`hub:PATH[:CONFIG]:SPLIT`); local files are named in the prose."""
+        """Hub dataset ids among the run's `hub:` sources; local files are named in the prose."""
         details = self.result.details if self.result else {}
         sources = [*details.get("train_sources", []), *details.get("eval_sources", {}).values()]
         sources += details.get("parallel_sources", [])
-        return sorted({source[4:].split(":")[0] for source in sources if str(source).startswith("hub:")})
+        return sorted({parse_hub_spec(source).path for source in sources if is_hub_spec(source)})
 
 
 def write_results_file(folder: str, result: CellResult, reference: CellResult | None = None) -> str:
@@ -193,15 +194,28 @@ def eval_results(run: RunFiles) -> list[EvalResult]:
                     EvalResult(
                         task_type=kind.pipeline_tag,
                         task_name=title,
-                        dataset_type=sources.get(language, language),
                         dataset_name=f"{language} ({zero_shot})",
-                        dataset_config=language,
                         metric_type=metric,
                         metric_name=f"{metric}{label}",
                         metric_value=value,
+                        **_dataset_fields(sources.get(language, language), language),
                     )
                 )
     return entries
+
+
+def _dataset_fields(source: str, language: str) -> dict[str, str | None]:
+    """`model-index` fields of an evaluation source: a `hub:` source's id, config, split and revision (`main` where
+    the config named none, so that a result says what data it came from); a file's path, the language as config."""
+    if not is_hub_spec(source):
+        return {"dataset_type": source, "dataset_config": language}
+    hub_source = parse_hub_spec(source)
+    return {
+        "dataset_type": hub_source.path,
+        "dataset_config": hub_source.config or language,
+        "dataset_split": hub_source.split,
+        "dataset_revision": hub_source.revision or "main",
+    }
 
 
 def _number(value: Any) -> str:

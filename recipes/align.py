@@ -3,6 +3,7 @@
     python recipes/align.py recipes/configs/align_demo.yaml                 # offline demo (make demo)
     accelerate launch recipes/align.py recipes/configs/align_xlmr.yaml      # xlm-roberta-base, public data
     python recipes/align.py recipes/configs/align_demo.yaml --objective contrastive --max_steps 20
+    python recipes/align.py recipes/configs/align_xlmr.yaml --check-data        # read every data source, train nothing
 
 The story: read the parallel text of the chosen language pairs, without the pairs that contain a
 held-out sentence (evaluation text must not be aligned), and keep `eval_pairs` pairs of each
@@ -17,8 +18,11 @@ is not trained again. With `push_to_hub: true` and `hub_model_id` the folder is 
 
 from __future__ import annotations
 
+import sys
+
 from hf_xalign import AlignmentTrainingArguments
 from hf_xalign.experiment import AlignArguments, align_encoder, alignment_summary, read_marker, run_recipe
+from hf_xalign.experiment.check_data import check_recipe_data, wants_check_data
 
 
 def main(script_args: AlignArguments, training_args: AlignmentTrainingArguments) -> str:
@@ -32,4 +36,6 @@ def main(script_args: AlignArguments, training_args: AlignmentTrainingArguments)
 
 
 if __name__ == "__main__":
+    if wants_check_data():  # read every data source, train nothing
+        sys.exit(check_recipe_data("align", (AlignArguments, AlignmentTrainingArguments)))
     run_recipe(main, (AlignArguments, AlignmentTrainingArguments))

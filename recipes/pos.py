@@ -5,6 +5,7 @@ with and without cross-lingual alignment.
     python recipes/pos.py recipes/configs/pos_demo.yaml                  # offline demo (make demo)
     accelerate launch --multi_gpu --num_processes 2 recipes/pos.py recipes/configs/pos_demo.yaml  # 2 CPU processes
     python recipes/pos.py recipes/configs/pos_demo.yaml --max_steps 20 --compare false   # overrides
+    python recipes/pos.py recipes/configs/pos.yaml --check-data                 # read every data source, train nothing
 
 The story: read the source-language treebank and one test treebank per target language, and
 the parallel text without the pairs that contain a target-language test sentence; then run the
@@ -18,8 +19,11 @@ per cell with its model.
 
 from __future__ import annotations
 
+import sys
+
 from hf_xalign import AlignmentTrainingArguments
 from hf_xalign.experiment import run_experiment, run_recipe
+from hf_xalign.experiment.check_data import check_recipe_data, wants_check_data
 from hf_xalign.results import CellResult
 from hf_xalign.tasks.pos import PosArguments, PosTask
 
@@ -30,4 +34,6 @@ def main(script_args: PosArguments, training_args: AlignmentTrainingArguments) -
 
 
 if __name__ == "__main__":
+    if wants_check_data():  # read every data source, train nothing
+        sys.exit(check_recipe_data("pos", (PosArguments, AlignmentTrainingArguments)))
     run_recipe(main, (PosArguments, AlignmentTrainingArguments))

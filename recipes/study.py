@@ -3,6 +3,7 @@
     python recipes/study.py recipes/configs/study_demo.yaml             # offline demo (2 pairs × 2 tasks)
     python recipes/study.py recipes/configs/study_demo.yaml             # again: finished cells are skipped
     python recipes/study.py recipes/configs/study_xlmr.yaml --list-cells            # the grid, one cell id a line
+    python recipes/study.py recipes/configs/study_xlmr.yaml --check-data            # read every data source
     accelerate launch recipes/study.py recipes/configs/study_xlmr.yaml --cells 'pos__*'   # a subset
     xalign report outputs/study_demo                                   # the report of whatever finished
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hf_xalign.experiment.check_data import check_study_data
 from hf_xalign.experiment.config import ConfigError
 from hf_xalign.experiment.study import expand_grid, read_study_config, select_cells
 from hf_xalign.experiment.study_runner import run_study
@@ -31,6 +33,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--cells", action="append", default=[], metavar="PATTERN", help="Run only matching cell ids (fnmatch)."
     )
     parser.add_argument("--list-cells", action="store_true", help="Print the cell ids of the grid and exit.")
+    parser.add_argument(
+        "--check-data", action="store_true", help="Read every data source of every task, one line each, and exit."
+    )
     parser.add_argument("--output_dir", help="The study folder, instead of the config's output_dir.")
     parser.add_argument(
         "--keep-going",
@@ -49,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         if arguments.list_cells:
             print("\n".join(cell.cell_id for cell in select_cells(expand_grid(config), arguments.cells)))
             return 0
+        if arguments.check_data:
+            return check_study_data(config)
         outcome = run_study(config, arguments.cells, keep_going=arguments.keep_going)
     except (ConfigError, FileNotFoundError) as error:
         print(f"study.py: error: {error}", file=sys.stderr)

@@ -7,6 +7,7 @@ evaluate zero-shot on others, with and without cross-lingual alignment.
     python recipes/xnli.py recipes/configs/sib_demo.yaml                 # offline demo, single sentences
     accelerate launch --multi_gpu --num_processes 2 recipes/xnli.py recipes/configs/xnli_demo.yaml  # 2 CPU processes
     python recipes/xnli.py recipes/configs/xnli_demo.yaml --max_steps 20 --compare false  # overrides
+    python recipes/xnli.py recipes/configs/xnli.yaml --check-data               # read every data source, train nothing
 
 The story: read the source-language training examples, which fix the label set, and one evaluation set per
 language (held to that label set); encode a pair as ONE sequence, `tokenizer(premise, hypothesis)`; train an
@@ -20,8 +21,11 @@ folder per cell with its model.
 
 from __future__ import annotations
 
+import sys
+
 from hf_xalign import AlignmentTrainingArguments
 from hf_xalign.experiment import run_experiment, run_recipe
+from hf_xalign.experiment.check_data import check_recipe_data, wants_check_data
 from hf_xalign.results import CellResult
 from hf_xalign.tasks.classification import ClassificationArguments, ClassificationTask
 
@@ -37,4 +41,6 @@ def main(script_args: ClassificationArguments, training_args: AlignmentTrainingA
 
 
 if __name__ == "__main__":
+    if wants_check_data():  # read every data source, train nothing
+        sys.exit(check_recipe_data("classification", (ClassificationArguments, AlignmentTrainingArguments)))
     run_recipe(main, (ClassificationArguments, AlignmentTrainingArguments))

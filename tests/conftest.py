@@ -7,9 +7,13 @@ word, so every pair is a word-by-word translation with known links `i-i`, and th
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import datasets
 import pytest
@@ -133,3 +137,15 @@ def hub_server(tmp_path_factory) -> Iterator[HubServer]:
     """
     with HubServer(tmp_path_factory.mktemp("hub")) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def hub_datasets(tmp_path_factory) -> Iterator[tuple[HubServer, dict]]:
+    """A test Hub holding the dataset layouts of tests/_hub_datasets.py, pushed once per module with the real
+    `datasets` and `huggingface_hub` clients; yields the server and what the push reported (`xnli_sha`)."""
+    with HubServer(tmp_path_factory.mktemp("hub_datasets")) as server:
+        env = server.client_env(tmp_path_factory.mktemp("hub_datasets_home"))
+        script = Path(__file__).with_name("_hub_datasets.py")
+        result = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-4000:]
+        yield server, json.loads(result.stdout.splitlines()[-1])

@@ -1,40 +1,62 @@
-"""A Hub-compatible HTTP server for tests: the installed `huggingface_hub` client talks to it over real HTTP.
+"""A Hub-compatible HTTP server for tests: the installed `huggingface_hub` client (and `datasets` through it) talks to
+it over real HTTP.
 
 The `hub_server` fixture (tests/conftest.py) starts it on 127.0.0.1 with a free port. What it receives is kept in a
 temporary folder, so a test can list and read every byte:
 
-    <root>/models/<namespace>/<name>/files/<path>    the files of the repo's head commit, LFS files included
-    <root>/models/<namespace>/<name>/lfs/<sha256>    every LFS object uploaded
+    <root>/<models|datasets>/<namespace>/<name>/files/<path>   the files of `main`'s head commit, LFS files included
+    <root>/<models|datasets>/<namespace>/<name>/lfs/<sha256>   every LFS object uploaded
+    <root>/<models|datasets>/<namespace>/<name>/blobs/<oid>    every regular file's content, by git blob id, so that
+                                                               any commit, branch or tag can be read
 
-`huggingface_hub` reads HF_ENDPOINT and HF_HUB_OFFLINE when it is imported, and the test suite runs offline, so the
-client runs in a subprocess with the environment from `HubServer.client_env(home)`.
+`huggingface_hub` reads HF_ENDPOINT and HF_HUB_OFFLINE when it is imported (`datasets` copies HF_ENDPOINT into
+`datasets.config` at import too), and the test suite runs offline, so the client runs in a subprocess with the
+environment from `HubServer.client_env(home)`.
 
-Endpoints, model repos with `namespace/name` ids:
+Endpoints, for model and dataset repos with `namespace/name` ids; {type} is `models` or `datasets`, and a dataset's
+git and file URLs start with /datasets/ ({prefix} below):
 
     GET  /api/whoami-v2                              whoami
-    POST /api/repos/create                           create_repo: 409 if it exists (exist_ok), visibility "private"
+    POST /api/repos/create                           create_repo (type model or dataset): 409 if it exists
+                                                     (exist_ok), visibility "private"
     POST /api/validate-yaml                          the README.md check before a commit: every card is valid
-    GET  /api/models/{repo}[/revision/{rev}]         model_info, repo_info: sha, private, siblings (?blobs=1: sizes, LFS)
-    GET  /api/models/{repo}/tree/{rev}[/{path}]      list_repo_tree, list_repo_files (?recursive=true), in one page
-    POST /api/models/{repo}/preupload/{rev}          upload mode per file: "lfs" for the Hub's default .gitattributes
-                                                     patterns (*.safetensors, *.bin, ...) or 10 MiB and more
-    POST /{repo}.git/info/lfs/objects/batch          LFS batch, "basic" transfer: an upload and a verify action
-    PUT  /{repo}.git/info/lfs/objects/{oid}          the upload action's href, with a ticket in place of a signature
-    POST /{repo}.git/info/lfs/objects/verify         the verify action
-    POST /api/models/{repo}/commit/{rev}             NDJSON commit: header, file (base64), lfsFile, deletedFile,
-                                                     deletedFolder; every commit gets a new 40-hex sha
-    HEAD, GET /{repo}/resolve/{rev}/{path}           hf_hub_download, snapshot_download: X-Repo-Commit, ETag,
-                                                     X-Linked-Etag and X-Linked-Size for LFS files, Content-Length
+    GET  /api/{type}/{repo}[/revision/{rev}]         model_info, dataset_info, repo_info: sha, private, siblings
+                                                     (?blobs=1: sizes, LFS)
+    GET  /api/{type}/{repo}/tree/{rev}[/{path}]      list_repo_tree, list_repo_files, HfFileSystem.ls
+                                                     (?recursive=true), in one page
+    POST /api/{type}/{repo}/paths-info/{rev}         get_paths_info, HfFileSystem.info: the paths that exist
+    GET  /api/{type}/{repo}/refs                     list_repo_refs: branches, tags, and converts
+                                                     (refs/convert/parquet)
+    POST /api/{type}/{repo}/branch/{branch}          create_branch (from `startingPoint`, else main's head); 409 if
+                                                     it exists. `refs/convert/parquet` is accepted too, as an empty
+                                                     branch of its own (on the Hub only the parquet-converter bot
+                                                     writes that ref, with no history shared with main); here a test
+                                                     builds it with the client, as the bot's export is laid out
+    POST /api/{type}/{repo}/tag/{rev}                create_tag on the commit `rev` names; 409 if it exists
+    POST /api/{type}/{repo}/preupload/{rev}          upload mode per file: "lfs" for the Hub's default .gitattributes
+                                                     patterns (*.safetensors, *.parquet, ...) or 10 MiB and more
+    POST /{prefix}{repo}.git/info/lfs/objects/batch  LFS batch, "basic" transfer: an upload and a verify action
+    PUT  /{prefix}{repo}.git/info/lfs/objects/{oid}  the upload action's href, with a ticket in place of a signature
+    POST /{prefix}{repo}.git/info/lfs/objects/verify the verify action
+    POST /api/{type}/{repo}/commit/{rev}             NDJSON commit to a branch: header, file (base64), lfsFile,
+                                                     deletedFile, deletedFolder; every commit gets a new 40-hex sha
+    HEAD, GET /{prefix}{repo}/resolve/{rev}/{path}   hf_hub_download, snapshot_download, HfFileSystem: X-Repo-Commit,
+                                                     ETag, X-Linked-Etag and X-Linked-Size for LFS files,
+                                                     Content-Length; one `Range: bytes=a-b` answers 206
+
+A revision is a branch, a tag or a commit's full sha (a branch or tag name with a slash comes URL-encoded, as the
+client sends it: refs%2Fconvert%2Fparquet). Every commit stays readable.
 
 Auth is `Authorization: Bearer <token>`. A wrong token is refused on every request, as the Hub does (401, "Invalid
 credentials in Authorization header"); writes need the token; a private repo asked for without it answers 401
 RepoNotFound, as the Hub hides private repos.
 
 Deliberately not implemented: Xet storage (with `hf_xet` installed the client uploads through Xet whatever the server
-says, so `client_env` sets HF_HUB_DISABLE_XET=1; the client's Xet token request would get a 404 here); datasets and
-spaces; branches, tags, pull requests and history (a revision is `main` or the head commit's sha); `parentCommit`
-checks; multipart LFS uploads; Range requests; pagination; .gitignore; organizations and permissions (the token may
-write to any namespace). An unknown route answers 404 naming itself.
+says, so `client_env` sets HF_HUB_DISABLE_XET=1; the client's Xet token request would get a 404 here); spaces; pull
+requests; deleting branches and tags; `parentCommit` checks; multipart LFS uploads; pagination; .gitignore;
+organizations and permissions (the token may write to any namespace); the dataset viewer's API
+(datasets-server.<host>: `datasets` asks it for a parquet export's infos and goes on without them). An unknown route
+answers 404 naming itself.
 """
 
 from __future__ import annotations
@@ -57,6 +79,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 USER = "xalign-tester"
 TOKEN = "hf_xalignFakeTokenForTheTestHubServer"
 REVISION = "main"
+# The revision the Hub's parquet-converter bot writes: a parquet export of every config of a dataset.
+CONVERT_REF = "refs/convert/parquet"
 INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
 
 # The LFS patterns of the .gitattributes the Hub writes into a new model repo; the Hub also sends every file of 10 MiB
@@ -130,14 +154,40 @@ class StoredFile:
 
 
 @dataclass
+class Commit:
+    sha: str
+    files: dict[str, StoredFile]
+    date: str = field(default_factory=now)
+
+
+@dataclass
 class Repo:
+    repo_type: str  # "model" or "dataset"
     repo_id: str
     folder: Path
     private: bool
-    sha: str = field(default_factory=new_sha)  # the Hub makes an initial commit
     created_at: str = field(default_factory=now)
-    last_modified: str = field(default_factory=now)
-    files: dict[str, StoredFile] = field(default_factory=dict)
+    commits: dict[str, Commit] = field(default_factory=dict)
+    branches: dict[str, str] = field(default_factory=dict)  # name -> commit sha
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        initial = Commit(new_sha(), {})  # the Hub makes an initial commit
+        self.commits[initial.sha] = initial
+        self.branches[REVISION] = initial.sha
+
+    @property
+    def head(self) -> Commit:
+        """`main`'s head commit."""
+        return self.commits[self.branches[REVISION]]
+
+    @property
+    def sha(self) -> str:
+        return self.head.sha
+
+    @property
+    def files(self) -> dict[str, StoredFile]:
+        return self.head.files
 
     @property
     def files_dir(self) -> Path:
@@ -147,6 +197,18 @@ class Repo:
     def lfs_dir(self) -> Path:
         return self.folder / "lfs"
 
+    @property
+    def blobs_dir(self) -> Path:
+        return self.folder / "blobs"
+
+    def content_path(self, stored: StoredFile) -> Path:
+        return self.lfs_dir / stored.lfs_sha256 if stored.lfs_sha256 else self.blobs_dir / stored.blob_id
+
+    def commit_of(self, rev: str) -> Commit | None:
+        """The commit a branch, a tag or a full sha names."""
+        sha = self.branches.get(rev) or self.tags.get(rev) or rev
+        return self.commits.get(sha)
+
 
 class HubServer:
     """The server, its state and the fixture's API: `endpoint`, `token`, `user`, `root`, `requests` (every request
@@ -154,7 +216,7 @@ class HubServer:
 
     def __init__(self, root: Path, user: str = USER, token: str = TOKEN):
         self.root, self.user, self.token = Path(root), user, token
-        self.repos: dict[str, Repo] = {}
+        self.repos: dict[tuple[str, str], Repo] = {}  # (repo type, repo id) -> repo
         self.requests: list[str] = []
         self.upload_tickets: dict[tuple[str, str], str] = {}
         self.lock = threading.Lock()
@@ -205,22 +267,29 @@ class _HTTPServer(ThreadingHTTPServer):
         self.hub = hub
 
 
+_TYPE = r"(?P<type_path>models|datasets)"
 _REPO = r"(?P<repo_id>[^/]+/[^/]+)"
 _REV = r"(?P<rev>[^/]+)"
+_GIT = r"(?:(?P<git_prefix>datasets)/)?" + _REPO  # a dataset's git and file URLs start with /datasets/
 ROUTES = [
     ("GET", re.compile(r"/api/whoami-v2"), "whoami"),
     ("POST", re.compile(r"/api/repos/create"), "create_repo"),
     ("POST", re.compile(r"/api/validate-yaml"), "validate_yaml"),
-    ("GET", re.compile(rf"/api/models/{_REPO}(?:/revision/{_REV})?"), "model_info"),
-    ("GET", re.compile(rf"/api/models/{_REPO}/tree/{_REV}(?:/(?P<path>.+))?"), "tree"),
-    ("POST", re.compile(rf"/api/models/{_REPO}/preupload/{_REV}"), "preupload"),
-    ("POST", re.compile(rf"/api/models/{_REPO}/commit/{_REV}"), "commit"),
-    ("POST", re.compile(rf"/{_REPO}\.git/info/lfs/objects/batch"), "lfs_batch"),
-    ("POST", re.compile(rf"/{_REPO}\.git/info/lfs/objects/verify"), "lfs_verify"),
-    ("PUT", re.compile(rf"/{_REPO}\.git/info/lfs/objects/(?P<oid>[0-9a-f]{{64}})"), "lfs_put"),
-    ("HEAD", re.compile(rf"/{_REPO}/resolve/{_REV}/(?P<path>.+)"), "resolve"),
-    ("GET", re.compile(rf"/{_REPO}/resolve/{_REV}/(?P<path>.+)"), "resolve"),
+    ("GET", re.compile(rf"/api/{_TYPE}/{_REPO}(?:/revision/{_REV})?"), "repo_info"),
+    ("GET", re.compile(rf"/api/{_TYPE}/{_REPO}/tree/{_REV}(?:/(?P<path>.+))?"), "tree"),
+    ("POST", re.compile(rf"/api/{_TYPE}/{_REPO}/paths-info/{_REV}"), "paths_info"),
+    ("GET", re.compile(rf"/api/{_TYPE}/{_REPO}/refs"), "refs"),
+    ("POST", re.compile(rf"/api/{_TYPE}/{_REPO}/branch/(?P<branch>[^/]+)"), "create_branch"),
+    ("POST", re.compile(rf"/api/{_TYPE}/{_REPO}/tag/{_REV}"), "create_tag"),
+    ("POST", re.compile(rf"/api/{_TYPE}/{_REPO}/preupload/{_REV}"), "preupload"),
+    ("POST", re.compile(rf"/api/{_TYPE}/{_REPO}/commit/{_REV}"), "commit"),
+    ("POST", re.compile(rf"/{_GIT}\.git/info/lfs/objects/batch"), "lfs_batch"),
+    ("POST", re.compile(rf"/{_GIT}\.git/info/lfs/objects/verify"), "lfs_verify"),
+    ("PUT", re.compile(rf"/{_GIT}\.git/info/lfs/objects/(?P<oid>[0-9a-f]{{64}})"), "lfs_put"),
+    ("HEAD", re.compile(rf"/{_GIT}/resolve/{_REV}/(?P<path>.+)"), "resolve"),
+    ("GET", re.compile(rf"/{_GIT}/resolve/{_REV}/(?P<path>.+)"), "resolve"),
 ]
+_RANGE = re.compile(r"bytes=(?P<start>[0-9]+)-(?P<end>[0-9]*)")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -259,6 +328,9 @@ class _Handler(BaseHTTPRequestHandler):
             match = pattern.fullmatch(path)
             if method == self.command and match:
                 params = {key: unquote(value) for key, value in match.groupdict().items() if value is not None}
+                type_path, git_prefix = params.pop("type_path", None), params.pop("git_prefix", None)
+                if "repo_id" in params:
+                    params["repo_type"] = "dataset" if "datasets" in (type_path, git_prefix) else "model"
                 return getattr(self, name), params
         raise HubError(404, f"hub_server does not implement {self.command} {path}")
 
@@ -277,8 +349,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.authenticated:
             raise HubError(401, "A token is required: send `Authorization: Bearer <token>`")
 
-    def _flag(self, name: str) -> bool:
-        return self.query.get(name, [""])[0].lower() in ("1", "true")
+    def _flag(self, name: str, query: dict | None = None) -> bool:
+        return (query or self.query).get(name, [""])[0].lower() in ("1", "true")
 
     def _body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", ""):
@@ -314,25 +386,29 @@ class _Handler(BaseHTTPRequestHandler):
             headers["X-Error-Code"] = error.code
         self._send(json.dumps({"error": error.message, **error.fields}).encode(), error.status, headers)
 
-    def _repo(self, repo_id: str, rev: str | None = None) -> Repo:
-        """The repo to read, at `main` or its head commit."""
-        repo = self.hub.repos.get(repo_id)
+    def _repo(self, repo_type: str, repo_id: str) -> Repo:
+        repo = self.hub.repos.get((repo_type, repo_id))
         if repo is None:
             raise HubError(404, "Repository not found", "RepoNotFound")
         if repo.private and not self.authenticated:
             raise HubError(401, "Repository not found", "RepoNotFound")
-        if rev is not None and rev not in (REVISION, repo.sha):
-            raise HubError(
-                404, f"Invalid rev id: {rev} (hub_server serves `main` and its head commit)", "RevisionNotFound"
-            )
         return repo
 
-    def _writable_repo(self, repo_id: str, rev: str) -> Repo:
+    def _commit(self, repo: Repo, rev: str) -> Commit:
+        """The commit `rev` (a branch, a tag or a full sha) names."""
+        commit = repo.commit_of(rev)
+        if commit is None:
+            raise HubError(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+        return commit
+
+    def _writable_branch(self, repo_type: str, repo_id: str, rev: str) -> tuple[Repo, str]:
+        """The repo and the branch a write goes to; the client may name it `refs/heads/<branch>`."""
         self._require_token()
-        repo = self._repo(repo_id)
-        if rev != REVISION:
-            raise HubError(404, f"Invalid rev id: {rev} (hub_server commits to `main` only)", "RevisionNotFound")
-        return repo
+        repo = self._repo(repo_type, repo_id)
+        branch = rev.removeprefix("refs/heads/")
+        if branch not in repo.branches:
+            raise HubError(404, f"Invalid rev id: {rev} (commits go to an existing branch)", "RevisionNotFound")
+        return repo, branch
 
     @staticmethod
     def _repo_path(path: str) -> str:
@@ -358,48 +434,49 @@ class _Handler(BaseHTTPRequestHandler):
     def create_repo(self) -> None:
         payload = json.loads(self._body())
         self._require_token()
-        if payload.get("type", "model") != "model":
-            raise HubError(400, f"hub_server keeps model repos only, not {payload['type']!r}")
+        repo_type = payload.get("type", "model")
+        if repo_type not in ("model", "dataset"):
+            raise HubError(400, f"hub_server keeps model and dataset repos only, not {repo_type!r}")
         namespace, name = payload.get("organization") or self.hub.user, payload["name"]
         if not (NAME.fullmatch(namespace) and NAME.fullmatch(name)):
             raise HubError(400, f"Invalid repo id: {namespace}/{name}")
         repo_id = f"{namespace}/{name}"
-        url = f"{self.hub.endpoint}/{repo_id}"
-        if repo_id in self.hub.repos:
+        url = f"{self.hub.endpoint}/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}"
+        if (repo_type, repo_id) in self.hub.repos:
             # create_repo(exist_ok=True) takes the url from this answer.
-            raise HubError(409, "You already created this model repo", fields={"url": url})
-        repo = Repo(
-            repo_id, self.hub.root / "models" / namespace / name, private=payload.get("visibility") == "private"
-        )
-        repo.files_dir.mkdir(parents=True)
-        repo.lfs_dir.mkdir()
-        self.hub.repos[repo_id] = repo
+            raise HubError(409, f"You already created this {repo_type} repo", fields={"url": url})
+        folder = self.hub.root / f"{repo_type}s" / namespace / name
+        repo = Repo(repo_type, repo_id, folder, private=payload.get("visibility") == "private")
+        for directory in (repo.files_dir, repo.lfs_dir, repo.blobs_dir):
+            directory.mkdir(parents=True)
+        self.hub.repos[(repo_type, repo_id)] = repo
         self._send_json({"url": url, "name": repo_id, "id": secrets.token_hex(12)})
 
     def validate_yaml(self) -> None:
         self._body()
         self._send_json({"errors": [], "warnings": []})
 
-    def model_info(self, repo_id: str, rev: str | None = None) -> None:
-        repo = self._repo(repo_id, rev)
+    def repo_info(self, repo_type: str, repo_id: str, rev: str = REVISION) -> None:
+        repo = self._repo(repo_type, repo_id)
+        commit = self._commit(repo, rev)
         blobs = self._flag("blobs")
-        self._send_json(
-            {
-                "id": repo_id,
-                "modelId": repo_id,
-                "author": repo_id.split("/")[0],
-                "sha": repo.sha,
-                "private": repo.private,
-                "gated": False,
-                "disabled": False,
-                "createdAt": repo.created_at,
-                "lastModified": repo.last_modified,
-                "tags": [],
-                "downloads": 0,
-                "likes": 0,
-                "siblings": [self._sibling(path, stored, blobs) for path, stored in sorted(repo.files.items())],
-            }
-        )
+        info = {
+            "id": repo_id,
+            "author": repo_id.split("/")[0],
+            "sha": commit.sha,
+            "private": repo.private,
+            "gated": False,
+            "disabled": False,
+            "createdAt": repo.created_at,
+            "lastModified": commit.date,
+            "tags": [],
+            "downloads": 0,
+            "likes": 0,
+            "siblings": [self._sibling(path, stored, blobs) for path, stored in sorted(commit.files.items())],
+        }
+        if repo_type == "model":
+            info["modelId"] = repo_id
+        self._send_json(info)
 
     @staticmethod
     def _sibling(path: str, stored: StoredFile, blobs: bool) -> dict:
@@ -410,25 +487,42 @@ class _Handler(BaseHTTPRequestHandler):
                 sibling["lfs"] = {"size": stored.size, "sha256": stored.lfs_sha256, "pointerSize": stored.pointer_size}
         return sibling
 
-    def tree(self, repo_id: str, rev: str, path: str = "") -> None:
-        repo = self._repo(repo_id, rev)
+    def tree(self, repo_type: str, repo_id: str, rev: str, path: str = "") -> None:
+        commit = self._commit(self._repo(repo_type, repo_id), rev)
         prefix = f"{path.strip('/')}/" if path.strip("/") else ""
         recursive = self._flag("recursive")
         entries: dict[str, dict] = {}
-        for file_path, stored in sorted(repo.files.items()):
+        for file_path, stored in sorted(commit.files.items()):
             if not file_path.startswith(prefix):
                 continue
             parts = file_path[len(prefix) :].split("/")
             folders = [prefix + "/".join(parts[:depth]) for depth in range(1, len(parts))]
             for folder in folders if recursive else folders[:1]:
-                # Not a git tree hash: clients only carry a folder's oid along.
-                oid = hashlib.sha1(f"{repo.sha}:{folder}".encode()).hexdigest()
-                entries.setdefault(folder, {"type": "directory", "oid": oid, "size": 0, "path": folder})
+                entries.setdefault(folder, self._tree_folder(commit, folder))
             if recursive or len(parts) == 1:
                 entries[file_path] = self._tree_file(file_path, stored)
         if prefix and not entries:
             raise HubError(404, f"Entry not found: {path}", "EntryNotFound")
         self._send_json([entries[key] for key in sorted(entries)])
+
+    def paths_info(self, repo_type: str, repo_id: str, rev: str) -> None:
+        form = parse_qs(self._body().decode())
+        commit = self._commit(self._repo(repo_type, repo_id), rev)
+        answers = []
+        for path in form.get("paths", []):
+            path = path.strip("/")
+            if path in commit.files:
+                answers.append(self._tree_file(path, commit.files[path]))
+            elif any(file.startswith(f"{path}/") for file in commit.files):
+                answers.append(self._tree_folder(commit, path))
+            # A path that does not exist is left out, as the Hub does.
+        self._send_json(answers)
+
+    @staticmethod
+    def _tree_folder(commit: Commit, folder: str) -> dict:
+        # Not a git tree hash: clients only carry a folder's oid along.
+        oid = hashlib.sha1(f"{commit.sha}:{folder}".encode()).hexdigest()
+        return {"type": "directory", "oid": oid, "size": 0, "path": folder}
 
     @staticmethod
     def _tree_file(path: str, stored: StoredFile) -> dict:
@@ -437,14 +531,59 @@ class _Handler(BaseHTTPRequestHandler):
             entry["lfs"] = {"oid": stored.lfs_sha256, "size": stored.size, "pointerSize": stored.pointer_size}
         return entry
 
+    # --- branches and tags ---
+
+    def refs(self, repo_type: str, repo_id: str) -> None:
+        repo = self._repo(repo_type, repo_id)
+
+        def ref(kind: str, name: str, sha: str) -> dict:
+            return {
+                "name": name,
+                "ref": name if name.startswith("refs/") else f"refs/{kind}/{name}",
+                "targetCommit": sha,
+            }
+
+        branches = [ref("heads", name, sha) for name, sha in repo.branches.items() if name != CONVERT_REF]
+        converts = [ref("convert", name, sha) for name, sha in repo.branches.items() if name == CONVERT_REF]
+        tags = [ref("tags", name, sha) for name, sha in repo.tags.items()]
+        self._send_json({"branches": branches, "converts": converts, "tags": tags})
+
+    def create_branch(self, repo_type: str, repo_id: str, branch: str) -> None:
+        body = self._body()
+        self._require_token()
+        repo = self._repo(repo_type, repo_id)
+        if branch.startswith("refs/") and branch != CONVERT_REF:
+            raise HubError(400, f"Invalid branch name: {branch} (refs/ is reserved; hub_server takes {CONVERT_REF})")
+        if branch in repo.branches or branch in repo.tags:
+            raise HubError(409, f"Reference already exists: {branch}")
+        if branch == CONVERT_REF:  # the converter's ref shares no history with main: it starts empty
+            orphan = Commit(new_sha(), {})
+            repo.commits[orphan.sha] = orphan
+            repo.branches[branch] = orphan.sha
+        else:
+            starting_point = json.loads(body or b"{}").get("startingPoint") or REVISION
+            repo.branches[branch] = self._commit(repo, starting_point).sha
+        self._send_json({})
+
+    def create_tag(self, repo_type: str, repo_id: str, rev: str) -> None:
+        payload = json.loads(self._body())
+        self._require_token()
+        repo = self._repo(repo_type, repo_id)
+        tag = payload["tag"]
+        if tag in repo.tags or tag in repo.branches:
+            raise HubError(409, f"Reference already exists: {tag}")
+        repo.tags[tag] = self._commit(repo, rev).sha
+        self._send_json({})
+
     # --- uploads ---
 
-    def preupload(self, repo_id: str, rev: str) -> None:
+    def preupload(self, repo_type: str, repo_id: str, rev: str) -> None:
         payload = json.loads(self._body())
-        repo = self._writable_repo(repo_id, rev)
+        repo, branch = self._writable_branch(repo_type, repo_id, rev)
+        files = repo.commits[repo.branches[branch]].files
         answers = []
         for file in payload["files"]:
-            stored = repo.files.get(file["path"])
+            stored = files.get(file["path"])
             answers.append(
                 {
                     "path": file["path"],
@@ -456,9 +595,9 @@ class _Handler(BaseHTTPRequestHandler):
             )
         self._send_json({"files": answers})
 
-    def lfs_batch(self, repo_id: str) -> None:
+    def lfs_batch(self, repo_type: str, repo_id: str) -> None:
         payload = json.loads(self._body())
-        repo = self._writable_repo(repo_id, payload.get("ref", {}).get("name", REVISION))
+        repo, _ = self._writable_branch(repo_type, repo_id, payload.get("ref", {}).get("name", REVISION))
         if payload.get("operation") != "upload":
             raise HubError(400, "hub_server's LFS batch takes uploads only: downloads go through /resolve")
         if "basic" not in payload.get("transfers", ["basic"]):
@@ -466,6 +605,9 @@ class _Handler(BaseHTTPRequestHandler):
         objects = [self._lfs_object(repo, obj["oid"], obj["size"]) for obj in payload["objects"]]
         # The answer names "basic" whatever else the client offered: no Xet, no multipart.
         self._send_json({"transfer": "basic", "objects": objects}, content_type="application/vnd.git-lfs+json")
+
+    def _git_url(self, repo: Repo) -> str:
+        return f"{self.hub.endpoint}/{'datasets/' if repo.repo_type == 'dataset' else ''}{repo.repo_id}"
 
     def _lfs_object(self, repo: Repo, oid: str, size: int) -> dict:
         if not SHA256.fullmatch(oid):
@@ -476,39 +618,41 @@ class _Handler(BaseHTTPRequestHandler):
             return entry  # no actions: the client skips an object the server has
         # The client PUTs to the href without its token, as to a pre-signed storage URL: the ticket is the signature.
         ticket = secrets.token_urlsafe(16)
-        self.hub.upload_tickets[(repo.repo_id, oid)] = ticket
-        base = f"{self.hub.endpoint}/{repo.repo_id}.git/info/lfs/objects"
+        self.hub.upload_tickets[(repo.repo_type, repo.repo_id, oid)] = ticket
+        base = f"{self._git_url(repo)}.git/info/lfs/objects"
         entry["actions"] = {"upload": {"href": f"{base}/{oid}?ticket={ticket}"}, "verify": {"href": f"{base}/verify"}}
         return entry
 
-    def lfs_put(self, repo_id: str, oid: str) -> None:
+    def lfs_put(self, repo_type: str, repo_id: str, oid: str) -> None:
         ticket = self.query.get("ticket", [None])[0]
-        if ticket is None or self.hub.upload_tickets.get((repo_id, oid)) != ticket:
+        key = (repo_type, repo_id, oid)
+        if ticket is None or self.hub.upload_tickets.get(key) != ticket:
             raise HubError(403, "Upload ticket missing or wrong: ask the LFS batch endpoint for an upload action")
         data = self._body()
         if hashlib.sha256(data).hexdigest() != oid:
             raise HubError(400, f"Uploaded content does not match its sha256 oid {oid}")
-        (self.hub.repos[repo_id].lfs_dir / oid).write_bytes(data)
-        del self.hub.upload_tickets[(repo_id, oid)]
+        (self.hub.repos[(repo_type, repo_id)].lfs_dir / oid).write_bytes(data)
+        del self.hub.upload_tickets[key]
         self._send()
 
-    def lfs_verify(self, repo_id: str) -> None:
+    def lfs_verify(self, repo_type: str, repo_id: str) -> None:
         payload = json.loads(self._body())
-        repo = self._writable_repo(repo_id, REVISION)
+        self._require_token()
+        repo = self._repo(repo_type, repo_id)
         oid = payload["oid"]
         stored = repo.lfs_dir / oid
         if not (SHA256.fullmatch(oid) and stored.is_file() and stored.stat().st_size == payload["size"]):
             raise HubError(404, f"LFS object {oid} of size {payload['size']} was not uploaded")
         self._send_json({"success": True})
 
-    def commit(self, repo_id: str, rev: str) -> None:
+    def commit(self, repo_type: str, repo_id: str, rev: str) -> None:
         lines = [json.loads(line) for line in self._body().splitlines() if line.strip()]
-        repo = self._writable_repo(repo_id, rev)
+        repo, branch = self._writable_branch(repo_type, repo_id, rev)
         if self._flag("create_pr"):
             raise HubError(400, "hub_server does not implement pull requests")
         if not lines or lines[0]["key"] != "header":
             raise HubError(400, "A commit starts with a header line")
-        files = dict(repo.files)
+        files = dict(repo.commits[repo.branches[branch]].files)
         changes: list[tuple[str, bytes | Path | None]] = []  # content, LFS object to copy, or None to delete
         for line in lines[1:]:
             key, value = line["key"], line["value"]
@@ -539,19 +683,25 @@ class _Handler(BaseHTTPRequestHandler):
                 raise HubError(400, f"hub_server does not implement the commit operation {key!r}")
         # Every operation was valid: only now does the repo change.
         for path, content in changes:
-            self._write(repo, path, content)
-        repo.files, repo.sha, repo.last_modified = files, new_sha(), now()
+            if isinstance(content, bytes):
+                (repo.blobs_dir / git_blob_oid(content)).write_bytes(content)
+            if branch == REVISION:
+                self._write(repo, path, content)
+        commit = Commit(new_sha(), files)
+        repo.commits[commit.sha] = commit
+        repo.branches[branch] = commit.sha
         self._send_json(
             {
                 "success": True,
-                "commitOid": repo.sha,
-                "commitUrl": f"{self.hub.endpoint}/{repo_id}/commit/{repo.sha}",
+                "commitOid": commit.sha,
+                "commitUrl": f"{self._git_url(repo)}/commit/{commit.sha}",
                 "pullRequestUrl": None,
             }
         )
 
     @staticmethod
     def _write(repo: Repo, path: str, content: bytes | Path | None) -> None:
+        """Keep `files/` the view of `main`'s head."""
         target = repo.files_dir / path
         if content is None:
             target.unlink()
@@ -568,15 +718,24 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- downloads ---
 
-    def resolve(self, repo_id: str, rev: str, path: str) -> None:
-        repo = self._repo(repo_id, rev)
-        stored = repo.files.get(path)
+    def resolve(self, repo_type: str, repo_id: str, rev: str, path: str) -> None:
+        repo = self._repo(repo_type, repo_id)
+        commit = self._commit(repo, rev)
+        stored = commit.files.get(path)
         if stored is None:
             # X-Repo-Commit lets the client remember the file is missing at this commit.
-            raise HubError(404, f"Entry not found: {path}", "EntryNotFound", {"X-Repo-Commit": repo.sha})
-        headers = {"X-Repo-Commit": repo.sha, "ETag": f'"{stored.blob_id}"'}
+            raise HubError(404, f"Entry not found: {path}", "EntryNotFound", {"X-Repo-Commit": commit.sha})
+        headers = {"X-Repo-Commit": commit.sha, "ETag": f'"{stored.blob_id}"'}
         if stored.lfs_sha256:
             # The client keys its cache on the LFS sha256 rather than on the pointer's blob id.
             headers.update({"X-Linked-Etag": f'"{stored.lfs_sha256}"', "X-Linked-Size": str(stored.size)})
-        body = b"" if self.command == "HEAD" else (repo.files_dir / path).read_bytes()
-        self._send(body, headers=headers, content_type="application/octet-stream", length=stored.size)
+        data = b"" if self.command == "HEAD" else repo.content_path(stored).read_bytes()
+        byte_range = _RANGE.fullmatch(self.headers.get("Range", ""))
+        if byte_range is None:
+            self._send(data, headers=headers, content_type="application/octet-stream", length=stored.size)
+            return
+        start = int(byte_range["start"])
+        end = min(int(byte_range["end"] or stored.size - 1), stored.size - 1)
+        headers["Content-Range"] = f"bytes {start}-{end}/{stored.size}"
+        body = data[start : end + 1]
+        self._send(body, 206, headers, "application/octet-stream", length=max(end + 1 - start, 0))

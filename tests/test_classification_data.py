@@ -127,19 +127,19 @@ def test_a_custom_layout():
     assert data[0]["premise"] == "q" and data[0]["hypothesis"] == "a"
 
 
-def test_hub_specs_go_to_load_dataset(monkeypatch):
+def test_hub_specs_go_to_load_hub_split(monkeypatch):
+    from hf_xalign.data import hub
+
     calls = []
 
-    def fake_load_dataset(name, config=None, split=None):
-        calls.append((name, config, split))
+    def fake_load_hub_split(spec):
+        calls.append(spec)
         return datasets.Dataset.from_dict({"premise": ["p"], "hypothesis": ["h"], "label": [0]})
 
-    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr(hub, "load_hub_split", fake_load_hub_split)
     load_classification("hub:facebook/xnli:fr:test", label_names=["entailment", "neutral", "contradiction"])
-    load_classification("hub:my/pairs:train")
-    assert calls == [("facebook/xnli", "fr", "test"), ("my/pairs", None, "train")]
-    with pytest.raises(ValueError, match="expected hub:PATH\\[:CONFIG\\]:SPLIT"):
-        load_classification("hub:xnli")
+    load_classification("hub:my/pairs@v1:train")
+    assert calls == ["hub:facebook/xnli:fr:test", "hub:my/pairs@v1:train"]
 
 
 def test_unknown_layout_is_named():

@@ -172,7 +172,7 @@ def test_read_treebank_reads_lists_and_checks_hub_specs(tmp_path):
 
     path = write(tmp_path, SPANISH)
     assert len(read_treebank([str(path), str(path)])) == 4
-    with pytest.raises(ValueError, match="expected hub:PATH\\[:CONFIG\\]:SPLIT"):
+    with pytest.raises(ValueError, match="expected hub:PATH\\[@REVISION\\]\\[:CONFIG\\]:SPLIT"):
         read_treebank("hub:universal_dependencies")
 
 

@@ -126,7 +126,10 @@ def test_upload_folder_sends_the_safetensors_through_lfs(hub_server, tmp_path, m
 
     repo_folder = hub_server.root / "models" / REPO_ID
     lfs_object = repo_folder / "lfs" / oid
+    config = (model_folder / "config.json").read_bytes()
+    config_blob = hashlib.sha1(b"blob %d\0" % len(config) + config).hexdigest()  # git's object id: any commit reads it
     assert hub_server.received_files() == [
+        repo_folder / "blobs" / config_blob,
         repo_folder / "files" / "config.json",
         repo_folder / "files" / "model.safetensors",
         lfs_object,
@@ -208,3 +211,46 @@ def test_upload_without_the_right_token_is_refused(hub_server, tmp_path, model_f
     assert out["message"].startswith("Client error '401 Unauthorized'")
     assert REPO_ID in out["message"] and message in out["message"]
     assert hub_server.received_files() == []
+
+
+def test_branches_tags_and_old_commits_stay_readable_in_a_dataset_repo(hub_server, tmp_path):
+    script = """
+        import json, sys
+        from huggingface_hub import HfApi, hf_hub_download
+        api, repo_id = HfApi(), sys.argv[1]
+        api.create_repo(repo_id, repo_type="dataset")
+        def put(text, revision="main"):
+            return api.upload_file(repo_id=repo_id, repo_type="dataset", path_or_fileobj=text.encode(),
+                                   path_in_repo="data/notes.txt", revision=revision).oid
+        first = put("release 1")
+        api.create_branch(repo_id, repo_type="dataset", branch="1.0")
+        api.create_tag(repo_id, repo_type="dataset", tag="v1")
+        second = put("release 2")
+        on_branch = put("release 1, fixed", revision="1.0")
+        def read(revision):
+            path = hf_hub_download(repo_id, "data/notes.txt", repo_type="dataset", revision=revision)
+            return open(path).read()
+        refs = api.list_repo_refs(repo_id, repo_type="dataset")
+        print(json.dumps({
+            "first": first, "second": second, "on_branch": on_branch,
+            "main": read("main"), "branch": read("1.0"), "tag": read("v1"), "first_sha": read(first),
+            "branches": sorted((b.name, b.target_commit) for b in refs.branches),
+            "tags": [(t.name, t.target_commit) for t in refs.tags],
+            "paths": [(p.path, type(p).__name__) for p in api.get_paths_info(
+                repo_id, ["data", "data/notes.txt", "missing"], repo_type="dataset", revision="1.0")],
+            "info_sha": api.dataset_info(repo_id, revision="v1").sha,
+        }))
+    """
+    out = run_client(hub_server, tmp_path / "home", script, REPO_ID)
+
+    assert (out["main"], out["branch"], out["tag"], out["first_sha"]) == (
+        "release 2",
+        "release 1, fixed",
+        "release 1",
+        "release 1",
+    )
+    assert out["branches"] == [["1.0", out["on_branch"]], ["main", out["second"]]]
+    assert out["tags"] == [["v1", out["first"]]] and out["info_sha"] == out["first"]
+    assert out["paths"] == [["data", "RepoFolder"], ["data/notes.txt", "RepoFile"]]  # a missing path is left out
+    # `files/` is main's head, as the module docstring promises
+    assert (hub_server.root / "datasets" / REPO_ID / "files" / "data" / "notes.txt").read_text() == "release 2"

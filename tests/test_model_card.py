@@ -145,3 +145,25 @@ def test_a_folder_with_only_pickled_weights_is_refused(tmp_path, contrastive_run
 def test_an_unknown_task_is_named(contrastive_run):
     with pytest.raises(ValueError, match="Unknown task 'ner'; expected one of: token-classification"):
         load_aligned(str(contrastive_run / "aligned"), task="ner")
+
+
+def test_model_index_records_each_hub_source_with_its_revision():
+    from hf_xalign.model_card import RunFiles, eval_results
+    from hf_xalign.results import CellResult
+
+    ud = "universal-dependencies/universal_dependencies"
+    sources = {"en": f"hub:{ud}@2.16:en_ewt:test", "fr": "hub:facebook/xnli:fr:test[:100]", "xx": "data/xx.conllu"}
+    scores = {language: {"accuracy": 0.5} for language in sources}
+    cell = CellResult("aligned", "pos", "accuracy", "en", scores=scores, details={"eval_sources": sources})
+    run = RunFiles(result=cell)
+
+    recorded = {
+        r.dataset_name: (r.dataset_type, r.dataset_config, r.dataset_split, r.dataset_revision)
+        for r in eval_results(run)
+    }
+    assert recorded == {
+        "en (source language)": (ud, "en_ewt", "test", "2.16"),
+        "fr (zero-shot)": ("facebook/xnli", "fr", "test[:100]", "main"),  # no revision named: main was read
+        "xx (zero-shot)": ("data/xx.conllu", "xx", None, None),
+    }
+    assert run.hub_datasets == ["facebook/xnli", ud]  # the card's `datasets:` holds ids, without revisions

@@ -279,22 +279,17 @@ def test_the_hub_translation_layout_reads_as_src_and_tgt_in_the_features_order()
     ]
 
 
-def test_a_hub_split_may_be_sliced(monkeypatch):
-    from hf_xalign.data import hub
+def test_a_hub_split_may_be_sliced():
+    from hf_xalign.data.hub import HubSource, parse_hub_spec
 
-    calls = []
-    monkeypatch.setattr(datasets, "load_dataset", lambda *args, **kwargs: calls.append((args, kwargs)))
-    hub.load_hub_split("hub:Helsinki-NLP/opus-100:de-en:train[:50000]")
-    hub.load_hub_split("hub:my/pairs:validation[10%:20%]")
-    hub.load_hub_split("hub:my/pairs:en-de:test")
-    assert calls == [
-        (("Helsinki-NLP/opus-100", "de-en"), {"split": "train[:50000]"}),
-        (("my/pairs", None), {"split": "validation[10%:20%]"}),
-        (("my/pairs", "en-de"), {"split": "test"}),
-    ]
+    assert parse_hub_spec("hub:Helsinki-NLP/opus-100:de-en:train[:50000]") == HubSource(
+        "Helsinki-NLP/opus-100", "train[:50000]", "de-en"
+    )
+    assert parse_hub_spec("hub:my/pairs:validation[10%:20%]") == HubSource("my/pairs", "validation[10%:20%]")
+    assert parse_hub_spec("hub:my/pairs:en-de:test") == HubSource("my/pairs", "test", "en-de")
     for bad in ("hub:my/pairs", "hub:my/pairs:train[:5", "hub:a:b:c:train"):
         with pytest.raises(ValueError, match="expected hub:PATH"):
-            hub.load_hub_split(bad)
+            parse_hub_spec(bad)
 
 
 # --------------------------------------------------------------------------- parse_alignment

@@ -124,12 +124,15 @@ def treebank_from_dataset(
     """A treebank in a Hub layout (e.g. `universal_dependencies`: `tokens` + `upos`) as [`read_conllu`] returns it.
 
     `upos` may hold tag names or ids of a `ClassLabel` in any order (the Hub's UD dataset puts
-    NOUN first); they are mapped by name onto `UPOS_TAGS`. A `"_"` tag (a multiword token's
-    surface line) is not a word and is dropped with its token.
+    NOUN first); they are mapped by name onto `UPOS_TAGS`, never by index. Words are syntactic words,
+    as [`read_conllu`] reads them, in both Hub layouts: the parquet per treebank keeps `tokens` as the
+    syntactic words and the multiword tokens in a column of their own (not read here); the retired
+    loading script's layout put the multiword token's surface form among them with the tag `"_"`,
+    which is not a word and is dropped with its token. `sent_id` (or `idx`) is kept where there is one.
     """
     words_column = "tokens" if "tokens" in dataset.column_names else "words"
     records = reading.dataset_records(
-        dataset, (words_column, "upos"), name=source, unit="sentence", error=CoNLLUError, optional=("idx",)
+        dataset, (words_column, "upos"), name=source, unit="sentence", error=CoNLLUError, optional=("idx", "sent_id")
     )
     names = getattr(getattr(dataset.features.get("upos"), "feature", None), "names", None)
     tag_ids = {tag: i for i, tag in enumerate(UPOS_TAGS)}
@@ -149,15 +152,15 @@ def treebank_from_dataset(
         rows["words"].append(words)
         rows["upos"].append(tags)
         rows["lang"].append(language)
-        rows["sent_id"].append(str(example.get("idx", place.row)))
+        rows["sent_id"].append(str(example.get("sent_id", example.get("idx", place.row))))
     return reading.dataset_from_columns(rows, CONLLU_FEATURES)
 
 
 def read_treebank(source, *, language: str = "", tag_map: Mapping[str, str] | None = None) -> datasets.Dataset:
-    """CoNLL-U files (see [`read_conllu`]), or `hub:PATH[:CONFIG]:SPLIT`: a Hub dataset in the UD layout.
+    """CoNLL-U files (see [`read_conllu`]), or a `hub:` source (see [`~hf_xalign.data.hub`]) in a UD layout.
 
-    `hub:universal_dependencies:tr_imst:test` loads with `datasets.load_dataset` (a network or a
-    local cache is needed) and goes through [`treebank_from_dataset`].
+    `hub:universal-dependencies/universal_dependencies@2.16:tr_imst:test` loads with `datasets` (a network or
+    a local cache is needed) and goes through [`treebank_from_dataset`].
     """
     if isinstance(source, (list, tuple)):
         return datasets.concatenate_datasets(

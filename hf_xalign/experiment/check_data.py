@@ -1,0 +1,55 @@
+"""`--check-data` for the recipes and the study: resolve and read every data source of a config, train nothing.
+
+    python recipes/pos.py recipes/configs/pos.yaml --check-data
+    python recipes/study.py recipes/configs/study_xlmr.yaml --check-data
+
+One line per source (see [`~hf_xalign.data.check`]); the exit status is 0 only when every source is ok, 1 when one
+is not, 2 when the config itself is wrong (as for a run).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ..data.check import check_sources, recipe_sources
+
+if TYPE_CHECKING:
+    from .study import StudyConfig
+
+CHECK_DATA_FLAG = "--check-data"
+
+
+def wants_check_data(argv: Sequence[str] | None = None) -> bool:
+    """Whether the command line (`sys.argv` by default) asks for `--check-data`."""
+    return CHECK_DATA_FLAG in (sys.argv[1:] if argv is None else argv)
+
+
+def check_recipe_data(task: str, dataclass_types: Sequence[type], argv: Sequence[str] | None = None) -> int:
+    """Check the sources of a recipe config (`argv`: the recipe's command line, `--check-data` in it); the exit
+    status. `task`: `pos`, `classification` or `align`."""
+    from .config import parse_config
+
+    argv = [arg for arg in (sys.argv[1:] if argv is None else argv) if arg != CHECK_DATA_FLAG]
+    program = os.path.basename(sys.argv[0])
+    try:
+        script_args = parse_config(dataclass_types, argv)[0]
+    except (ValueError, FileNotFoundError) as error:  # as run_recipe reports a bad config
+        print(f"{program}: error: {error}", file=sys.stderr)
+        return 2
+    return 0 if check_sources(recipe_sources(task, vars(script_args))) else 1
+
+
+def check_study_data(config: StudyConfig) -> int:
+    """Check every task's sources and the study's parallel text (each once); the exit status."""
+    from .study_checks import study_parallel_data, task_values
+
+    all_ok = True
+    for name, study_task in config.tasks.items():
+        values = {key: value for key, value in task_values(study_task).items() if key != "parallel_data"}
+        all_ok &= check_sources(recipe_sources(study_task.task, values), prefix=f"{name}: ")
+    parallel = {"parallel_data": study_parallel_data(config)} if config.pairs else {}
+    all_ok &= check_sources(recipe_sources("align", parallel), prefix="study: ")
+    return 0 if all_ok else 1
