@@ -11,19 +11,19 @@ language pair aside to measure retrieval; train the bare encoder (`AutoModel`) w
 on each side, TLM on the pair, contrastive and token-level alignment at the middle layer) or by
 its losses (`alignment_loss`, `alignment_loss_weights`, `alignment_layer`). `output_dir` gets
 the aligned encoder (safetensors + tokenizer), `alignment_config.json`, the model card,
-`config.yaml` (reruns it) and, written last, `aligned.json` (what was aligned). A finished folder
-is not trained again. With `push_to_hub: true` and `hub_model_id` the folder is pushed with its card.
+`config.yaml` (reruns it) and, written last, `aligned.json` (what was aligned). A folder holding the
+same finished alignment is skipped, one with other settings refused (`--overwrite` replaces it), an
+interrupted one goes on from its last checkpoint (`hf_xalign/experiment/output_dir.py`). With `push_to_hub: true` and `hub_model_id` the folder is pushed with its card.
 """
 
 from __future__ import annotations
 
 from hf_xalign import AlignmentTrainingArguments
 from hf_xalign.experiment import AlignArguments, align_encoder, alignment_summary, read_marker, run_recipe
+from hf_xalign.experiment.align import ALIGNMENT_FILES
 
 
 def main(script_args: AlignArguments, training_args: AlignmentTrainingArguments) -> str:
-    if read_marker(training_args.output_dir) is not None:
-        print(f"{training_args.output_dir} is already aligned (aligned.json): not training again.")
     folder = align_encoder(script_args, training_args)
     marker = read_marker(folder)
     if marker is not None:  # the main process's summary
@@ -32,4 +32,4 @@ def main(script_args: AlignArguments, training_args: AlignmentTrainingArguments)
 
 
 if __name__ == "__main__":
-    run_recipe(main, (AlignArguments, AlignmentTrainingArguments))
+    run_recipe(main, (AlignArguments, AlignmentTrainingArguments), run_files=ALIGNMENT_FILES)
