@@ -39,6 +39,7 @@ from .study import (
     cell_folder,
     expand_grid,
     finished,
+    read_study_config,
     select_cells,
     write_study_config,
 )
@@ -156,8 +157,10 @@ def prepare_study_dir(config: StudyConfig, overwrite: bool = False) -> bool:
     skipped. A folder holding another study is refused; `overwrite` empties it first. An unfinished study
     with the same `study.yaml` resumes (its finished cells are skipped).
     """
+    path = os.path.join(config.output_dir, STUDY_CONFIG_NAME)
+    in_folder = read_study_config(path) if os.path.isfile(path) else config  # the study there, finished or not
     report = os.path.join(config.output_dir, REPORT_FOLDER, REPORT_MARKDOWN)
-    done = os.path.isfile(report) and all(finished(config.output_dir, cell) for cell in expand_grid(config))
+    done = os.path.isfile(report) and all(finished(config.output_dir, cell) for cell in expand_grid(in_folder))
     if not prepare_output_dir(
         config.output_dir,
         config.to_dict(),
@@ -170,7 +173,7 @@ def prepare_study_dir(config: StudyConfig, overwrite: bool = False) -> bool:
         return False
     if main_process():
         os.makedirs(config.output_dir, exist_ok=True)
-        write_study_config(config, os.path.join(config.output_dir, STUDY_CONFIG_NAME))
+        write_study_config(config, path)
     return True
 
 
