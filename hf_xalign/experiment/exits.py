@@ -27,7 +27,7 @@ from .config import CONFIG_NAME, CommandLineError, ConfigError, parse_config
 from .console import ConsoleLogCallback
 from .output_dir import EXPERIMENT_FILES, OVERWRITE_FLAG, OutputDirError, RunFiles, prepare_output_dir
 
-EXIT_BUG, EXIT_USER_ERROR, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_USER_ERROR, EXIT_INTERRUPTED = 2, 130  # and 1: a bug, with its traceback (Python's own)
 
 
 # Errors whose message is the whole story. FileNotFoundError: an input the user named is not there.
