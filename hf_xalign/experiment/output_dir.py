@@ -109,12 +109,15 @@ def prepare_output_dir(
         results (`str`): where the finished run's results are, for the line that says it is skipped.
         overwrite (`bool`, *optional*, defaults to `False`): empty a folder holding any run, and run.
         main_process (`bool`, *optional*, defaults to `True`): only the main process empties the folder and
-            prints; every process of a launch decides the same.
+            prints; the others decide the same from the same files (with `overwrite` they go on: a folder the
+            main process refuses ends the launch).
 
     Raises:
         [`OutputDirError`]: a run with other settings (without `overwrite`), or files that are no run.
     """
     if not os.path.isdir(output_dir) or not os.listdir(output_dir):
+        return True
+    if overwrite and not main_process:  # the main process checks and empties it, maybe at this very moment
         return True
     settings_path = os.path.join(output_dir, settings_name)
     if not os.path.isfile(settings_path):
@@ -122,8 +125,7 @@ def prepare_output_dir(
             f"{output_dir} is not empty and holds no run ({settings_name} is missing): give another --output_dir"
         )
     if overwrite:
-        if main_process:
-            _empty(output_dir)
+        _empty(output_dir)
         return True
     with open(settings_path, encoding="utf-8") as f:
         saved = yaml.safe_load(f) or {}
