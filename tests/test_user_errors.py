@@ -153,3 +153,30 @@ def test_every_xalign_user_error_is_one_line(arguments, expected, files, tmp_pat
     values = {"MODEL": config["model_name_or_path"], "PAIRS": config["parallel_data"][0], "BROKEN": str(broken)}
     result = run("-m", "hf_xalign.cli", *(values.get(item, item) for item in arguments), cwd=tmp_path)
     assert_one_line(result, 2, "xalign", expected)
+
+
+def test_a_path_is_told_from_a_hub_id(tmp_path, monkeypatch):
+    from hf_xalign.hub import ModelPathError, check_model_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs").mkdir()
+    for hub_id in ("xlm-roberta-base", "FacebookAI/xlm-roberta-base"):  # left to from_pretrained
+        check_model_path(hub_id)
+    check_model_path(str(tmp_path / "outputs"))  # a folder that is there
+    for path in ("./model", "../model", ".cache/e5-small-demo", "/no/such/model", "a/b/c", "outputs/aligned"):
+        with pytest.raises(ModelPathError, match=f"model path {re.escape(path)} does not exist"):
+            check_model_path(path)
+
+
+def test_the_study_command_line_errors_are_one_line(tmp_path, capsys):
+    sys.path.insert(0, os.path.join(ROOT, "recipes"))
+    import study as study_recipe
+
+    for flags, expected in (
+        (["--list-cell"], "unrecognized arguments: --list-cell"),  # an abbreviation of --list-cells
+        (["--cells"], "argument --cells: expected one argument"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            study_recipe.main([os.path.join(ROOT, "recipes", "configs", "study_demo.yaml"), *flags])
+        error = capsys.readouterr().err.strip()
+        assert stop.value.code == 2 and len(error.splitlines()) == 1 and expected in error, error
