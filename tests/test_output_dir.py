@@ -204,3 +204,20 @@ def test_a_folder_holding_other_files_is_refused_even_with_overwrite(files, tmp_
         error = capsys.readouterr().err.strip()
         assert len(error.splitlines()) == 1 and "holds no run (config.yaml is missing)" in error
     assert os.listdir(tmp_path) == ["notes.txt"]
+
+
+def test_an_unfinished_experiment_with_the_same_settings_resumes_from_its_last_checkpoint(
+    files, tmp_path, monkeypatch, capsys
+):
+    folder = str(tmp_path / "run")
+    flags = ["--output_dir", folder, "--compare", "false", "--logging_steps", "1"]
+    flags += ["--save_strategy", "steps", "--save_steps", "1"]
+    assert run_recipe_script("pos", files["pos"], *flags, monkeypatch=monkeypatch) == 0
+    # As a run interrupted after its first checkpoint leaves it: no results, no second checkpoint.
+    os.remove(os.path.join(folder, RESULTS_JSONL))
+    shutil.rmtree(os.path.join(folder, "aligned", "checkpoint-2"))
+    capsys.readouterr()
+    assert run_recipe_script("pos", files["pos"], *flags, monkeypatch=monkeypatch) == 0
+    steps = [line.split("] step ")[1].split()[0] for line in capsys.readouterr().out.splitlines() if "] step " in line]
+    assert steps == ["2/2"]  # step 1 came from checkpoint-1
+    assert os.path.isfile(os.path.join(folder, RESULTS_JSONL))
