@@ -101,7 +101,7 @@ def test_a_push_to_a_server_without_xet_names_the_way_out(files, tmp_path, hub_s
 
 def test_ctrl_c_prints_one_line_keeps_the_last_checkpoint_and_the_command_resumes(files, tmp_path):  # noqa: F811
     output_dir = tmp_path / "out"
-    flags = ["--output_dir", str(output_dir), "--max_steps", "60", "--save_strategy", "steps", "--save_steps", "2"]
+    flags = ["--output_dir", str(output_dir), "--max_steps", "30", "--save_strategy", "steps", "--save_steps", "2"]
     process = subprocess.Popen(
         [sys.executable, ALIGN, files["align"], *flags],
         cwd=tmp_path,
@@ -113,7 +113,7 @@ def test_ctrl_c_prints_one_line_keeps_the_last_checkpoint_and_the_command_resume
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     for line in process.stdout:  # the console prints one line per logged step (logging_steps: 1)
-        if re.search(r"\] step 5/60", line):
+        if re.search(r"\] step 5/30", line):
             break
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=TIMEOUT)
@@ -123,16 +123,17 @@ def test_ctrl_c_prints_one_line_keeps_the_last_checkpoint_and_the_command_resume
         r"align\.py: interrupted at step (\d+); resume from (\S+) with: (.*)", line
     ).groups()
     assert int(step) >= 5 and checkpoint == last_complete_checkpoint(str(output_dir))
-    assert int(checkpoint.rsplit("-", 1)[1]) in (int(step), int(step) - 1)  # saved every 2 steps
+    # Saved every 2 steps; interrupted while writing one, the one before is the last complete.
+    assert int(step) - 3 <= int(checkpoint.rsplit("-", 1)[1]) <= int(step)
     assert read_marker(str(output_dir)) is None
 
     words = shlex.split(command)
     assert words[:2] == ["python", ALIGN]
     resumed = run(*words[1:], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    first_step = int(re.search(r"\] step (\d+)/60", resumed.stdout).group(1))
+    first_step = int(re.search(r"\] step (\d+)/30", resumed.stdout).group(1))
     assert first_step == int(checkpoint.rsplit("-", 1)[1]) + 1  # went on from the checkpoint, not from step 1
-    assert read_marker(str(output_dir))["steps"] == 60
+    assert read_marker(str(output_dir))["steps"] == 30
 
 
 @pytest.mark.parametrize(
