@@ -29,11 +29,11 @@ import yaml
 from .config import resolved_config
 from .report import RESULTS_JSONL, RESULTS_MARKDOWN
 
-# Options that change nothing a run writes into its folder, so a rerun that changes them is the same run:
-# `output_dir` is the folder itself (a moved folder is still its run); the others only change what the console
-# shows (`log_level*`, `log_on_each_node`, `disable_tqdm`) or where logs are sent besides the folder
-# (`report_to`, `run_name`). `logging_steps` is not among them: it changes `log_history`, the card's
-# training table and the logged losses an alignment records.
+# Options that change no result of a run, so a rerun that changes only them is the same run: `output_dir` is the
+# folder itself (a moved folder is still its run); the others only change what the console shows (`log_level*`,
+# `log_on_each_node`, `disable_tqdm`) or where the logs are also sent (`report_to`, `run_name`: a TensorBoard
+# folder, a W&B run). `logging_steps` is not among them: it changes `log_history`, the card's training table and
+# the logged losses an alignment records.
 IGNORED_OPTIONS = frozenset(
     {"output_dir", "log_level", "log_level_replica", "log_on_each_node", "disable_tqdm", "report_to", "run_name"}
 )
