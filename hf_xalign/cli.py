@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .analysis.analyze import add_analyze_command
 from .analysis.report import add_report_command, run_report
+from .experiment.exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, OneLineParser
 from .experiment.report import RESULTS_JSONL, read_results
 from .experiment.study_inputs import is_study_dir
 from .experiment.study_report import build_study_report
@@ -36,7 +37,7 @@ def inspect_checkpoint(args: argparse.Namespace) -> int:
     path = Path(args.checkpoint) / ALIGNMENT_CONFIG_NAME
     if not path.is_file():
         print(f"xalign: {path} not found: not a checkpoint saved by AlignmentTrainer.", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     print(json.dumps(json.loads(path.read_text(encoding="utf-8")), indent=2))
     return 0
 
@@ -88,7 +89,7 @@ def report(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="xalign", description="hf-xalign: cross-lingual alignment tools.")
+    parser = OneLineParser(prog="xalign", description="hf-xalign: cross-lingual alignment tools.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("losses", help="list the registered alignment losses").set_defaults(run=list_losses)
     inspect = commands.add_parser("inspect", help="show how a saved model was aligned")
@@ -114,9 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (HubError, ValueError, FileNotFoundError) as error:
+    except (HubError, ValueError, FileNotFoundError) as error:  # the commands' own checks, data files, the Hub
         print(f"xalign: error: {error}", file=sys.stderr)
-        return 1
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"xalign {args.command}: interrupted; run the same command again to redo it", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -53,6 +53,32 @@ class HubError(RuntimeError):
     """A push or download that the Hub refused; the message names the repository and the reason."""
 
 
+class ModelPathError(FileNotFoundError):
+    """A model named by a path that does not exist."""
+
+
+def _looks_like_path(name: str) -> bool:
+    """Whether `name` is meant as a folder rather than a Hub id (`user/model`, `xlm-roberta-base`)."""
+    if name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name:
+        return True
+    return "/" in name and os.path.isdir(name.split("/", 1)[0])  # `outputs/align_demo` with `outputs/` here
+
+
+def check_model_path(name: str, option: str = "model_name_or_path") -> None:
+    """Raise [`ModelPathError`] when `name` is a path (not a Hub id) that does not exist.
+
+    Without it `from_pretrained` takes the missing folder for a Hub id and fails with "Repo id must use
+    alphanumeric chars". A relative path is named with the folder it is relative to.
+    """
+    if os.path.isdir(os.path.expanduser(name)) or not _looks_like_path(name):
+        return
+    where = "" if os.path.isabs(os.path.expanduser(name)) else f" (relative to the current folder {os.getcwd()})"
+    raise ModelPathError(
+        f"{option}: model path {name} does not exist{where}: run from the folder it is relative to, "
+        "give an absolute path, or build it first (make demo builds the demo's encoder)"
+    )
+
+
 @dataclass
 class AlignedModel:
     """What [`load_aligned`] returns: unpack it as `model, tokenizer, alignment_config = ...`."""
@@ -87,6 +113,17 @@ def _hub_error(action: str, repo_id: str, error: HfHubHTTPError) -> HubError:
     return HubError(f"Could not {action} {repo_id!r}: HTTP {status}: {reason}.{hint}")
 
 
+def _connection_error(action: str, repo_id: str, error: ConnectionError) -> HubError:
+    """A transfer that failed below HTTP: the Xet upload (hf_xet raises `ConnectionError`) or the network."""
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if "xet" in reason.lower():  # e.g. `.../xet-write-token/main` answered 404: the server stores no Xet files
+        return HubError(
+            f"Could not {action} {repo_id!r}: the server refused the Xet upload ({reason}); "
+            "a server without Xet storage (a local or enterprise Hub) needs HF_HUB_DISABLE_XET=1 to upload over HTTP."
+        )
+    return HubError(f"Could not {action} {repo_id!r}: {reason}. Check the network and HF_ENDPOINT.")
+
+
 def push_aligned(
     folder: str,
     repo_id: str,
@@ -117,6 +154,8 @@ def push_aligned(
         commit = api.create_commit(repo_id, operations, commit_message=commit_message, revision=revision)
     except HfHubHTTPError as error:
         raise _hub_error("push to", repo_id, error) from None
+    except ConnectionError as error:
+        raise _connection_error("push to", repo_id, error) from None
     return commit.commit_url
 
 
@@ -180,6 +219,7 @@ def load_aligned(
     """
     if task is not None and task not in LOAD_TASKS:
         raise ValueError(f"Unknown task {task!r}; expected one of: {', '.join(LOAD_TASKS)} (or None: as saved).")
+    check_model_path(repo_id_or_path, "model")
     if os.path.isdir(repo_id_or_path):
         folder = repo_id_or_path
     else:

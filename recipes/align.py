@@ -12,8 +12,9 @@ language pair aside to measure retrieval; train the bare encoder (`AutoModel`) w
 on each side, TLM on the pair, contrastive and token-level alignment at the middle layer) or by
 its losses (`alignment_loss`, `alignment_loss_weights`, `alignment_layer`). `output_dir` gets
 the aligned encoder (safetensors + tokenizer), `alignment_config.json`, the model card,
-`config.yaml` (reruns it) and, written last, `aligned.json` (what was aligned). A finished folder
-is not trained again. With `push_to_hub: true` and `hub_model_id` the folder is pushed with its card.
+`config.yaml` (reruns it) and, written last, `aligned.json` (what was aligned). A folder holding the
+same finished alignment is skipped, one with other settings refused (`--overwrite` replaces it), an
+interrupted one goes on from its last checkpoint (`hf_xalign/experiment/output_dir.py`). With `push_to_hub: true` and `hub_model_id` the folder is pushed with its card.
 """
 
 from __future__ import annotations
@@ -22,12 +23,11 @@ import sys
 
 from hf_xalign import AlignmentTrainingArguments
 from hf_xalign.experiment import AlignArguments, align_encoder, alignment_summary, read_marker, run_recipe
+from hf_xalign.experiment.align import ALIGNMENT_FILES
 from hf_xalign.experiment.check_data import check_recipe_data, wants_check_data
 
 
 def main(script_args: AlignArguments, training_args: AlignmentTrainingArguments) -> str:
-    if read_marker(training_args.output_dir) is not None:
-        print(f"{training_args.output_dir} is already aligned (aligned.json): not training again.")
     folder = align_encoder(script_args, training_args)
     marker = read_marker(folder)
     if marker is not None:  # the main process's summary
@@ -38,4 +38,4 @@ def main(script_args: AlignArguments, training_args: AlignmentTrainingArguments)
 if __name__ == "__main__":
     if wants_check_data():  # read every data source, train nothing
         sys.exit(check_recipe_data("align", (AlignArguments, AlignmentTrainingArguments)))
-    run_recipe(main, (AlignArguments, AlignmentTrainingArguments))
+    run_recipe(main, (AlignArguments, AlignmentTrainingArguments), run_files=ALIGNMENT_FILES)

@@ -21,13 +21,14 @@ import argparse
 import sys
 
 from hf_xalign.experiment.check_data import check_study_data
-from hf_xalign.experiment.config import ConfigError
+from hf_xalign.experiment.exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, USER_ERRORS, OneLineParser, resume_command
+from hf_xalign.experiment.output_dir import OVERWRITE_FLAG
 from hf_xalign.experiment.study import expand_grid, read_study_config, select_cells
 from hf_xalign.experiment.study_runner import run_study
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("config", help="The study YAML (or a study folder's study.yaml).")
     parser.add_argument(
         "--cells", action="append", default=[], metavar="PATTERN", help="Run only matching cell ids (fnmatch)."
@@ -43,6 +44,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         default=True,
         help="Go on after a failed cell (default); --no-keep-going stops at the first.",
     )
+    parser.add_argument(
+        OVERWRITE_FLAG, action="store_true", help="Empty a study folder that holds another (or this) study first."
+    )
     return parser.parse_args(argv)
 
 
@@ -56,10 +60,18 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if arguments.check_data:
             return check_study_data(config)
-        outcome = run_study(config, arguments.cells, keep_going=arguments.keep_going)
-    except (ConfigError, FileNotFoundError) as error:
+        outcome = run_study(config, arguments.cells, keep_going=arguments.keep_going, overwrite=arguments.overwrite)
+    except USER_ERRORS as error:
         print(f"study.py: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:  # finished cells stay; the interrupted one is redone on resume
+        print(
+            f"study.py: interrupted; resume with: {resume_command(sys.argv[1:] if argv is None else argv)}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    if outcome is None:  # the same study, finished: the rule said so
+        return 0
     print(f"cells run: {len(outcome.ran)}, finished before: {len(outcome.skipped)}, failed: {len(outcome.failed)}")
     for cell_id in outcome.failed:
         print(f"  failed: {cell_id}")

@@ -16,7 +16,8 @@ before it); then, with `compare: true`, the same model without alignment; each c
 Parallel pairs that contain an evaluation text are dropped first, so alignment never sees a test sentence.
 `output_dir` gets `config.yaml` (reruns the experiment), `results.jsonl` (one line per cell: accuracy,
 macro-F1, the majority-class accuracy of each evaluation set for reference), `results.md` (the table) and one
-folder per cell with its model.
+folder per cell with its model. A folder holding the same finished run is skipped, one holding a run with
+other settings refused (`--overwrite` empties it first): `hf_xalign/experiment/output_dir.py`.
 """
 
 from __future__ import annotations

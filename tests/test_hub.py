@@ -140,7 +140,7 @@ def test_a_wrong_token_fails_clearly_and_leaves_the_run_untouched(tmp_path, tiny
     before = file_hashes(run_dir)
     env = {**hub_server.client_env(tmp_path / "home"), "HF_TOKEN": "hf_notTheRightToken"}
     result = xalign("push", str(run_dir), "--repo-id", f"{hub_server.user}/refused", env=env, cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2  # a user error: the token
     error = result.stderr.strip()
     assert error.startswith("xalign: error: Could not push to 'xalign-tester/refused': HTTP 401")
     assert "Check the token" in error and "Traceback" not in error and len(error.splitlines()) == 1

@@ -240,7 +240,7 @@ def test_bad_folders_are_refused_naming_the_file(study, tmp_path, capsys):
         json.dump(values, f)
     with pytest.raises(RunFolderError, match=f"{marker}: missing seed, base_cell_id"):
         read_study([broken])
-    assert main(["report", study, os.path.join(study, "cells", cell)]) == 1
+    assert main(["report", study, os.path.join(study, "cells", cell)]) == 2  # a user error: one line, exit 2
     assert "no study.yaml in" in capsys.readouterr().err
     with pytest.raises(RunFolderError, match="not a study folder"):
         read_study([os.path.join(study, "cells")])

@@ -20,11 +20,12 @@ from .config import (
     parse_config,
     parse_language_paths,
     resolved_config,
-    run_recipe,
     save_config,
 )
 from .console import ConsoleLogCallback, use_console_log
+from .exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, check_model_path, run_recipe
 from .objectives import OBJECTIVES, objective_arguments, resolve_objective
+from .output_dir import OutputDirError, RunFiles, prepare_output_dir
 from .report import RESULTS_JSONL, RESULTS_MARKDOWN, conflict_markdown, read_results, results_markdown, write_results
 from .runner import run_experiment
 from .task import ZeroShotArguments, ZeroShotTask, predicted_ids
@@ -35,6 +36,8 @@ __all__ = [
     "BASELINE",
     "CELL_RESULT_NAME",
     "CONFIG_NAME",
+    "EXIT_INTERRUPTED",
+    "EXIT_USER_ERROR",
     "OBJECTIVES",
     "RESULTS_JSONL",
     "RESULTS_MARKDOWN",
@@ -42,10 +45,13 @@ __all__ = [
     "CellResult",
     "ConfigError",
     "ConsoleLogCallback",
+    "OutputDirError",
+    "RunFiles",
     "ZeroShotArguments",
     "ZeroShotTask",
     "align_encoder",
     "alignment_summary",
+    "check_model_path",
     "compare_cells",
     "config_errors",
     "conflict_markdown",
@@ -53,6 +59,7 @@ __all__ = [
     "objective_arguments",
     "parse_config",
     "parse_language_paths",
+    "prepare_output_dir",
     "predicted_ids",
     "read_marker",
     "read_results",

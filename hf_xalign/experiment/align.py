@@ -41,11 +41,21 @@ from ..layers import resolve_layer
 from ..losses import MaskedLMHead, pretrained_head_state
 from ..model_card import ALIGNMENT_CONFIG_NAME, build_model_card
 from ..trainer import AlignmentTrainer
-from .config import resolved_config, save_config
-from .console import use_console_log
+from .config import ConfigError, resolved_config, save_config
+from .console import quiet_console, use_console_log
 from .objectives import OBJECTIVES, objective_arguments, unknown_objective_error
+from .output_dir import RunFiles
 
-__all__ = ["ALIGNED_MARKER", "OBJECTIVES", "AlignArguments", "align_encoder", "alignment_summary", "read_marker"]
+__all__ = [
+    "ALIGNED_MARKER",
+    "ALIGNMENT_FILES",
+    "OBJECTIVES",
+    "AlignArguments",
+    "align_encoder",
+    "alignment_settings",
+    "alignment_summary",
+    "read_marker",
+]
 
 ALIGNED_MARKER = "aligned.json"
 RETRIEVAL = "retrieval_src_to_tgt"  # the measure the summary shows before and after alignment
@@ -92,7 +102,7 @@ def select_language_pairs(pairs: datasets.Dataset, language_pairs: Iterable[str]
     """The rows of `pairs` whose `"{src_lang}-{tgt_lang}"` is one of `language_pairs` (all rows when empty).
 
     Raises:
-        `ValueError`: a language pair with no rows, naming it and the pairs the data has.
+        [`ConfigError`]: a language pair with no rows, naming it and the pairs the data has.
     """
     wanted = list(language_pairs)
     if not wanted:
@@ -100,7 +110,7 @@ def select_language_pairs(pairs: datasets.Dataset, language_pairs: Iterable[str]
     available = language_pair_counts(pairs)
     missing = [pair for pair in wanted if pair not in available]
     if missing:
-        raise ValueError(
+        raise ConfigError(
             f"language_pairs: no parallel text for {', '.join(missing)}; the parallel data has "
             f"{', '.join(f'{pair} ({count})' for pair, count in available.items())} "
             "(languages come from the src_lang/tgt_lang columns or the file names)."
@@ -182,6 +192,25 @@ def _write_marker(folder: str, content: dict[str, Any]) -> None:
     os.replace(path + ".tmp", path)
 
 
+def _with_objective(
+    script_args: AlignArguments, training_args: AlignmentTrainingArguments
+) -> AlignmentTrainingArguments:
+    """`training_args` with the loss options of `script_args.objective`, when one is named."""
+    if script_args.objective is None:
+        return training_args
+    num_layers = AutoConfig.from_pretrained(script_args.model_name_or_path).num_hidden_layers
+    return objective_arguments(training_args, script_args.objective, num_layers)
+
+
+def alignment_settings(script_args: AlignArguments, training_args: AlignmentTrainingArguments) -> dict[str, Any]:
+    """What an alignment writes into `config.yaml`: the resolved options, a named objective's applied."""
+    return resolved_config(script_args, _with_objective(script_args, training_args))
+
+
+# recipes/align.py: `aligned.json` is written last and holds what was aligned.
+ALIGNMENT_FILES = RunFiles(finished_name=ALIGNED_MARKER, results_name=ALIGNED_MARKER, settings=alignment_settings)
+
+
 def align_encoder(
     script_args: AlignArguments,
     training_args: AlignmentTrainingArguments,
@@ -207,14 +236,14 @@ def align_encoder(
     output_dir = training_args.output_dir
     if read_marker(output_dir) is not None:
         return output_dir
+    quiet_console(training_args)
+    training_args = _with_objective(script_args, training_args)
     num_layers = AutoConfig.from_pretrained(script_args.model_name_or_path).num_hidden_layers
-    if script_args.objective is not None:
-        training_args = objective_arguments(training_args, script_args.objective, num_layers)
     pairs = select_language_pairs(load_parallel(script_args.parallel_data), script_args.language_pairs)
     held_out = [*(held_out_texts or ()), *read_held_out_files(script_args.held_out_files)]
     kept = drop_pairs_containing(pairs, held_out) if held_out else pairs
     if len(kept) == 0:
-        raise ValueError(f"No parallel text left: all {len(pairs)} pairs contain held-out text.")
+        raise ConfigError(f"No parallel text left: all {len(pairs)} pairs contain held-out text.")
     measured = None
     if script_args.eval_pairs:
         kept, measured = hold_out_pairs(kept, script_args.eval_pairs, training_args.seed)

@@ -24,6 +24,7 @@ from transformers import set_seed
 
 from ..analysis.bootstrap import delta_interval, score_interval
 from ..analysis.report_inputs import read_outcomes
+from ..checkpoints import last_complete_checkpoint
 from ..results import OUTCOMES_NAME, CellResult
 from ..trainer import AlignmentTrainer
 from ..version import __version__
@@ -67,7 +68,8 @@ def _versions() -> dict[str, str]:
 def run_cell(task: ZeroShotTask, name: str, overrides: Mapping[str, Any] | None = None) -> CellResult:
     """Train and evaluate one cell: `task`'s data, its training arguments with `overrides`.
 
-    The cell works in `output_dir/<name>`: the model and `trainer_state.json` are saved there, and
+    The cell works in `output_dir/<name>`: the model and `trainer_state.json` are saved there (training goes on
+    from the last complete checkpoint there, when a run was interrupted), and
     `cell_result.json` is written last (by the main process) to mark the cell complete. Every
     process must call it.
     """
@@ -90,7 +92,9 @@ def run_cell(task: ZeroShotTask, name: str, overrides: Mapping[str, Any] | None 
         preprocess_logits_for_metrics=predicted_ids,
     )
     use_console_log(trainer)
-    train_output = trainer.train()
+    # A run interrupted before its end (same settings: the output-folder rule let it go on) resumes from the
+    # cell's last complete checkpoint, if it saved one.
+    train_output = trainer.train(resume_from_checkpoint=last_complete_checkpoint(args.output_dir))
     trainer.save_model()
     trained = time.perf_counter()
     scores, outcomes = evaluate_languages(trainer, task)

@@ -13,20 +13,31 @@ import difflib
 import enum
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
 
 import yaml
 from transformers import HfArgumentParser
 
 from .._compat import parser_actions
-from ..hub import HubError
 
 CONFIG_NAME = "config.yaml"
 
 
 class ConfigError(ValueError):
     """A config or command line that cannot be run; the message says which option and what to do."""
+
+
+class CommandLineError(ConfigError):
+    """A command line argparse refuses (a bad value, an ambiguous or unknown flag)."""
+
+
+class _RecipeParser(HfArgumentParser):
+    """`HfArgumentParser` that raises [`CommandLineError`] instead of printing its usage (about 220 lines for a
+    recipe) and exiting: the recipe prints one line."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CommandLineError(message)
 
 
 def _config_path(argv: list[str]) -> str | None:
@@ -74,12 +85,13 @@ def config_errors(values: Mapping[str, Any], dataclass_types: Sequence[type], so
 def parse_config(dataclass_types: Sequence[type], argv: Sequence[str] | None = None) -> tuple:
     """`script.py [config.yaml | --config config.yaml] [--option value ...]` into dataclass instances.
 
-    Unknown keys in the file and unknown flags on the command line raise [`ConfigError`] naming
-    them, with the closest known options.
+    Unknown keys in the file raise [`ConfigError`] naming them, with the closest known options; an unknown
+    flag, a bad value or an abbreviated flag (abbreviations are refused: `--max_step` would be ambiguous as
+    options grow) raise [`CommandLineError`].
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     path = _config_path(argv)
-    parser = HfArgumentParser(dataclass_types)
+    parser = _RecipeParser(dataclass_types, allow_abbrev=False)
     known = [f.name for t in dataclass_types for f in dataclasses.fields(t) if f.init]
     if path is not None:
         with open(path, encoding="utf-8") as f:
@@ -96,29 +108,8 @@ def parse_config(dataclass_types: Sequence[type], argv: Sequence[str] | None = N
     if remaining:
         shown = flags[0] if flags else remaining[0]
         hint = _suggestion(shown.removeprefix("--").partition("=")[0], known) if flags else ""
-        raise ConfigError(f"unknown option {shown!r}{hint}")
+        raise CommandLineError(f"unknown option {shown!r}{hint}")
     return tuple(parsed)
-
-
-def run_recipe(main: Callable[..., Any], dataclass_types: Sequence[type], argv: Sequence[str] | None = None) -> Any:
-    """Parse the recipe's config and run `main(*arguments)`; a bad config exits with one clear message.
-
-    A mistyped option (`--max_stepz 3`) or value (`--alignment_loss contrastiv`) prints
-    `recipe.py: error: ...` with the closest known names and exits with status 2, as argparse
-    does for its own errors, instead of a traceback. A push the Hub refuses at the end of a run
-    prints one line and exits with status 1; the run's files stay as they are.
-    """
-    program = os.path.basename(sys.argv[0])
-    try:
-        arguments = parse_config(dataclass_types, argv)
-    except (ValueError, FileNotFoundError) as error:  # ConfigError, and the dataclasses' own checks
-        print(f"{program}: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    try:
-        return main(*arguments)
-    except HubError as error:  # the run itself is saved; only the push failed
-        print(f"{program}: error: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
 
 
 def parse_language_paths(entries: Sequence[str], option: str) -> dict[str, str]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from transformers import PrinterCallback, ProgressCallback, Trainer, TrainerCallback
+import datasets
+import transformers
+from transformers import PrinterCallback, ProgressCallback, Trainer, TrainerCallback, TrainingArguments
 
 from ..results import CellResult
 
@@ -17,6 +19,12 @@ class ConsoleLogCallback(TrainerCallback):
     """
 
     KEYS = ("loss", "task_loss", "align_loss", "align_lambda", "conflict/cosine", "conflict/norm_ratio")
+    # `(output_dir, global_step)` of the last step this process finished, in any trainer: what a recipe's Ctrl-C
+    # line reports (hf_xalign.experiment.exits), without holding the trainer that was running.
+    last_progress: tuple[str, int] | None = None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        ConsoleLogCallback.last_progress = (args.output_dir, state.global_step)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs and "loss" in logs:
@@ -29,6 +37,15 @@ class _ProgressBarOnly(ProgressCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         pass
+
+
+def quiet_console(training_args: TrainingArguments) -> None:
+    """The console as `training_args` asks: its log level, as HF's examples set it, and with `disable_tqdm` no
+    bars at all (not the Trainer's, not tokenizing, loading or saving a model)."""
+    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
+    if training_args.disable_tqdm:
+        datasets.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()
 
 
 def use_console_log(trainer: Trainer) -> None:

@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from tqdm.auto import tqdm
 from transformers import AutoConfig
 
+from ..analysis.report import REPORT_FOLDER, REPORT_MARKDOWN
 from ..args import AlignmentTrainingArguments
 from ..tasks import TASKS
 from .align import AlignArguments, align_encoder, read_marker, select_language_pairs
-from .config import ConfigError
 from .objectives import resolve_objective
+from .output_dir import prepare_output_dir
 from .runner import run_experiment
 from .study import (
     ALIGNED_FOLDER,
@@ -148,25 +149,48 @@ def run_study_cell(config: StudyConfig, cell: StudyCell) -> None:
     os.replace(os.path.join(folder, CELL_MARKER + ".tmp"), os.path.join(folder, CELL_MARKER))
 
 
-def prepare_study_dir(config: StudyConfig) -> None:
-    """Create the study folder with `study.yaml`; a folder holding another study is refused."""
+def prepare_study_dir(config: StudyConfig, overwrite: bool = False) -> bool:
+    """Apply the output-folder rule ([`prepare_output_dir`]) to the study folder and write `study.yaml` there;
+    returns whether the study runs.
+
+    The study is finished when every cell of its grid is and its report is written: the same study is then
+    skipped. A folder holding another study is refused; `overwrite` empties it first. An unfinished study
+    with the same `study.yaml` resumes (its finished cells are skipped).
+    """
     path = os.path.join(config.output_dir, STUDY_CONFIG_NAME)
-    if os.path.isfile(path) and read_study_config(path).to_dict() != config.to_dict():
-        raise ConfigError(f"{path} holds another study: rerun that one, or give this one another output_dir")
+    in_folder = read_study_config(path) if os.path.isfile(path) else config  # the study there, finished or not
+    report = os.path.join(config.output_dir, REPORT_FOLDER, REPORT_MARKDOWN)
+    done = os.path.isfile(report) and all(finished(config.output_dir, cell) for cell in expand_grid(in_folder))
+    if not prepare_output_dir(
+        config.output_dir,
+        config.to_dict(),
+        settings_name=STUDY_CONFIG_NAME,
+        finished=done,
+        results=report,
+        overwrite=overwrite,
+        main_process=main_process(),
+    ):
+        return False
     if main_process():
         os.makedirs(config.output_dir, exist_ok=True)
         write_study_config(config, path)
+    return True
 
 
-def run_study(config: StudyConfig, patterns: Iterable[str] = (), keep_going: bool = True) -> StudyRun:
+def run_study(
+    config: StudyConfig, patterns: Iterable[str] = (), keep_going: bool = True, overwrite: bool = False
+) -> StudyRun | None:
     """Run the cells of `config` that match `patterns` (all without any) and are not finished yet.
 
-    Every problem of the config is raised first, as one [`ConfigError`]. A failing cell leaves its
-    traceback in `error.txt` in its folder and the next cell starts, unless `keep_going` is off.
+    Every problem of the config is raised first, as one [`ConfigError`]. The study folder follows the
+    output-folder rule ([`prepare_study_dir`]): `None` when it holds the same finished study (skipped).
+    A failing cell leaves its traceback in `error.txt` in its folder and the next cell starts, unless
+    `keep_going` is off.
     """
     check_study(config)
     cells = select_cells(expand_grid(config), patterns)
-    prepare_study_dir(config)
+    if not prepare_study_dir(config, overwrite):
+        return None
     outcome = StudyRun(skipped=[cell.cell_id for cell in cells if finished(config.output_dir, cell)])
     pending = [cell for cell in cells if not finished(config.output_dir, cell)]
     print(f"study {config.output_dir}: {len(pending)} cells to run, {len(outcome.skipped)} finished before")

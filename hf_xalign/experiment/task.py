@@ -7,16 +7,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import datasets
 import evaluate
 import torch
-import transformers
 from transformers import AutoTokenizer, DataCollatorWithPadding, EvalPrediction, PreTrainedModel
 
 from ..analysis.bootstrap import example_outcomes
 from ..args import AlignmentTrainingArguments
 from ..data.parallel import drop_pairs_containing, hold_out_pairs, language_pair_counts, load_parallel
 from ..metrics import metric_path
+from .console import quiet_console
 
 
 @dataclass(kw_only=True)  # keyword-only: a recipe's required options may follow these defaults
@@ -82,10 +81,7 @@ class ZeroShotTask:
     def __init__(self, script_args: ZeroShotArguments, training_args: AlignmentTrainingArguments) -> None:
         # When the experiment's data work started: the runner reports it as the setup time.
         self.started = time.perf_counter()
-        transformers.utils.logging.set_verbosity(training_args.get_process_log_level())  # as HF's examples do
-        if training_args.disable_tqdm:  # no bars at all then: not the Trainer's, not tokenizing, loading or saving
-            datasets.disable_progress_bars()
-            transformers.utils.logging.disable_progress_bar()
+        quiet_console(training_args)
         self.script_args, self.training_args = script_args, training_args
         self.tokenizer = AutoTokenizer.from_pretrained(script_args.model_name_or_path)
         self.data_collator = self.collator_class(self.tokenizer)
