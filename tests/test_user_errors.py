@@ -78,6 +78,13 @@ def test_a_broken_data_file_is_one_line_naming_file_and_line(script, option, con
     assert_one_line(result, 2, expected)
 
 
+def test_a_malformed_hub_source_is_one_line_naming_the_grammar(files, tmp_path):  # noqa: F811
+    result = run(
+        POS, files["pos"], "--train_treebank", "hub:only_a_path", "--output_dir", str(tmp_path / "out"), cwd=tmp_path
+    )
+    assert_one_line(result, 2, "pos.py: error: ", "'hub:only_a_path'", "hub:PATH[@REVISION][:CONFIG]:SPLIT")
+
+
 def test_a_missing_model_folder_is_named_with_the_folder_it_is_relative_to(tmp_path):
     # The README's demo command, run outside the repository root: the demo encoder's relative path misses.
     config = os.path.join(ROOT, "recipes", "configs", "pos_demo.yaml")
