@@ -23,7 +23,7 @@ import time
 import traceback
 from typing import Protocol
 
-from .study import STUDY_CONFIG_NAME, StudyCell, StudyConfig, cell_folder, finished
+from .study import StudyCell, StudyConfig, cell_folder, finished
 
 CELL_ENTRY_POINT = "hf_xalign.experiment.cell_main"
 RANK_ERROR_NAME = "error.rank{rank}.json"  # one per rank that raised, in the cell's folder
@@ -74,7 +74,7 @@ class TorchrunExecutor:
         self.entry_point = entry_point
 
     def command(self, config: StudyConfig, cell: StudyCell) -> list[str]:
-        """The launch of one cell (the study's `study.yaml` tells each process the rest)."""
+        """The launch of one cell (each process reads the rest from the study folder's `study.yaml`)."""
         return [
             sys.executable,
             "-m",
@@ -89,10 +89,6 @@ class TorchrunExecutor:
         ]
 
     def run_cell(self, config: StudyConfig, cell: StudyCell) -> None:
-        if not os.path.isfile(os.path.join(config.output_dir, STUDY_CONFIG_NAME)):
-            raise CellFailed(
-                f"{config.output_dir} has no {STUDY_CONFIG_NAME}: the cell's processes read the study there"
-            )
         command = self.command(config, cell)
         status = subprocess.run(command).returncode  # the cell's output goes where the study's goes
         if status == 0 and finished(config.output_dir, cell):
