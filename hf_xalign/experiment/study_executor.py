@@ -41,7 +41,7 @@ class CellExecutor(Protocol):
     """What the study runner needs from an engine: run one cell to its end."""
 
     def run_cell(self, config: StudyConfig, cell: StudyCell) -> None:
-        """Run `cell` of `config` into its folder (empty, created by the runner).
+        """Run `cell` of `config` into its folder (the runner removed what an earlier run left there).
 
         Returns once the cell has written its `cell.json`; raises [`CellFailed`] otherwise.
         """

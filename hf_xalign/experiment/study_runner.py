@@ -124,7 +124,7 @@ def alignment_lock(folder: str) -> Iterator[None]:
 
 
 def run_study_cell(config: StudyConfig, cell: StudyCell) -> None:
-    """Run one cell into its folder (emptied by [`run_study`]) and write `cell.json` last.
+    """Run one cell into its folder (removed by [`run_study`] before) and write `cell.json` last.
 
     Every process of a cell's launch calls it; the main process writes the files (the others write
     nothing there, as in any recipe run).
@@ -188,12 +188,12 @@ def run_study(
         progress.set_postfix_str(cell.cell_id)
         folder = cell_folder(config.output_dir, cell)
         shutil.rmtree(folder, ignore_errors=True)  # what a killed or failed run left
-        os.makedirs(folder)
         try:
             executor.run_cell(config, cell)
             outcome.ran.append(cell.cell_id)
         except CellFailed as failure:
             outcome.failed.append(cell.cell_id)
+            os.makedirs(folder, exist_ok=True)
             with open(os.path.join(folder, ERROR_NAME), "w", encoding="utf-8") as f:
                 f.write(failure.error)
             tqdm.write(f"cell {cell.cell_id} failed: see {os.path.join(folder, ERROR_NAME)}")
