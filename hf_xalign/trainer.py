@@ -82,6 +82,9 @@ class AlignmentTrainer(Trainer):
     of `λ * Σ_k w_k * L_k` (see [`AlignmentTrainingArguments`]). The two graphs are disjoint,
     so the two backward passes cost the same as one backward of the sum.
 
+    Unlike `Trainer`, it ends a multi-process launch cleanly without `trainer.end()`: the default process
+    group is destroyed when the interpreter exits normally ([`~hf_xalign.process_group.destroy_process_group_at_exit`]).
+
     Args:
         model: a task model (`AutoModelForTokenClassification`, `...ForSequenceClassification`, ...),
             or with no task data a bare encoder or masked-LM model. Its `base_model` is the encoder.
