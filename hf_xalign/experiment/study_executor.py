@@ -1,7 +1,8 @@
 """How a study's cells are run: an executor runs one cell into its emptied folder, or says why it failed.
 
-The study runner (`hf_xalign.experiment.study_runner.run_study`) keeps the study's guarantees (resume, `--cells`, a failed cell stops
-nothing, one report) and hands each cell to an executor through one method, [`CellExecutor.run_cell`]:
+The study runner (`hf_xalign.experiment.study_runner.run_study`) keeps the study's guarantees (resume,
+`--cells`, a failed cell stops nothing, one report) and hands each cell to an executor through one
+method, [`CellExecutor.run_cell`]:
 
 - [`InProcessExecutor`] (`nproc_per_cell: 1`): the cell runs in the study's own process.
 - [`TorchrunExecutor`] (`nproc_per_cell: N > 1`): the cell is its own launch, `python -m

@@ -2,11 +2,11 @@
 
 Each cell is an ordinary experiment run ([`run_experiment`] with one cell) in its own folder,
 `cells/<cell_id>/`, and gets `cell.json` last. A rerun skips the cells that have it, wipes and redoes
-the others (a killed run leaves a folder without it). The study runs in one process; an executor runs
-each cell, in that process or as a launch of `nproc_per_cell` processes (`study_executor.py`). A sequential cell fine-tunes an encoder
+the others (a killed run leaves a folder without it). A sequential cell fine-tunes an encoder
 aligned once per (encoder, objective, pair) into `aligned/` ([`align_encoder`], resumable the same
 way) and shared by every task and seed. At the end, the combined report of every finished cell
-([`build_study_report`]).
+([`build_study_report`]). The study runs in one process; an executor runs each cell, in that process
+or as a launch of `nproc_per_cell` processes (`study_executor.py`).
 """
 
 from __future__ import annotations
