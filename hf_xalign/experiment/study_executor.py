@@ -8,9 +8,9 @@ method, [`CellExecutor.run_cell`]:
 - [`TorchrunExecutor`] (`nproc_per_cell: N > 1`): the cell is its own launch, `python -m
   torch.distributed.run --standalone --nproc_per_node N -m hf_xalign.experiment.cell_main STUDY_DIR
   CELL_ID`. When one rank raises, it records its traceback (`error.rank<r>.json` in the cell's folder,
-  [`record_rank_error`]) and exits; torchrun's agent then stops the other ranks (SIGTERM within its
-  0.1 s monitor interval, SIGKILL 30 s later), so none waits in a collective for the failed one. The
-  executor reports the first rank that failed, with its traceback.
+  [`record_rank_error`]) and exits; the others either fail too (their collective's peer is gone) or
+  are stopped by torchrun's agent (SIGTERM within its 0.1 s monitor interval, SIGKILL 30 s later), so
+  none waits in a collective for the failed one. The executor reports the rank that failed first.
 """
 
 from __future__ import annotations
