@@ -39,6 +39,7 @@ from .losses import AlignmentLoss, get_loss_class
 from .model_card import ALIGNMENT_CONFIG_NAME, build_model_card
 from .nonfinite import SKIPPED_STEPS_LOG_KEY, SKIPPED_STEPS_NAME, NonfiniteSteps
 from .pooling import ParallelEncoding
+from .process_group import destroy_process_group_at_exit
 from .schedules import alignment_lambda_at
 from .surgery import CombinationOptions, CombinationState, apply_combination, combination_coefficients
 from .version import __version__
@@ -81,6 +82,9 @@ class AlignmentTrainer(Trainer):
     of the encoder over the source and target sentences of a parallel batch and the backward
     of `λ * Σ_k w_k * L_k` (see [`AlignmentTrainingArguments`]). The two graphs are disjoint,
     so the two backward passes cost the same as one backward of the sum.
+
+    Unlike `Trainer`, it ends a multi-process launch cleanly without `trainer.end()`: the default process
+    group is destroyed when the interpreter exits normally ([`~hf_xalign.process_group.destroy_process_group_at_exit`]).
 
     Args:
         model: a task model (`AutoModelForTokenClassification`, `...ForSequenceClassification`, ...),
@@ -136,6 +140,8 @@ class AlignmentTrainer(Trainer):
             processing_class=processing_class,
             **kwargs,
         )
+        # A launch that ends right after a collective can abort at exit unless its group is destroyed first.
+        destroy_process_group_at_exit()
         # The task loss is averaged per micro-batch and divided by the accumulation count. Task
         # heads such as XLM-R's take **kwargs in forward yet ignore `num_items_in_batch`, and the
         # Trainer would then scale their loss by the accumulation count; the alignment loss uses

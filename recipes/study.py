@@ -4,7 +4,8 @@
     python recipes/study.py recipes/configs/study_demo.yaml             # again: finished cells are skipped
     python recipes/study.py recipes/configs/study_xlmr.yaml --list-cells            # the grid, one cell id a line
     python recipes/study.py recipes/configs/study_xlmr.yaml --check-data            # read every data source
-    accelerate launch recipes/study.py recipes/configs/study_xlmr.yaml --cells 'pos__*'   # a subset
+    python recipes/study.py recipes/configs/study_xlmr.yaml --cells 'pos__*'        # a subset
+    python recipes/study.py recipes/configs/study_xlmr.yaml --nproc_per_cell 4      # each cell: torchrun, 4 processes
     xalign report outputs/study_demo                                   # the report of whatever finished
 
 The story: read the study and check all of it (tasks, files, languages, objectives) before any
@@ -13,6 +14,10 @@ each (encoder, objective, pair) the first time a sequential cell needs it, fine-
 cell as its recipe would (`recipes/pos.py`, `recipes/xnli.py`), and write its completion marker
 last. A failed cell leaves `error.txt` in its folder and the study goes on. At the end, the combined
 report of every finished cell. The folder layout: `hf_xalign/experiment/study.py`.
+
+The study is one process (a launch of several is refused). With `nproc_per_cell: N` (or
+`--nproc_per_cell N`) each cell is its own `torchrun --nproc_per_node N` launch: a rank that raises
+ends its cell, whose `error.txt` holds that rank's traceback, and the study goes on.
 """
 
 from __future__ import annotations
@@ -39,6 +44,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--output_dir", help="The study folder, instead of the config's output_dir.")
     parser.add_argument(
+        "--nproc_per_cell",
+        type=int,
+        help="Processes per cell, instead of the config's nproc_per_cell (default 1): each cell is then "
+        "launched with torchrun --nproc_per_node N.",
+    )
+    parser.add_argument(
         "--keep-going",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -53,6 +64,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     overrides = {"output_dir": arguments.output_dir} if arguments.output_dir else {}
+    if arguments.nproc_per_cell is not None:
+        overrides["nproc_per_cell"] = arguments.nproc_per_cell
     try:
         config = read_study_config(arguments.config, **overrides)
         if arguments.list_cells:

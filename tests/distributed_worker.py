@@ -4,11 +4,14 @@ Each rank trains one step of a float64 tiny tagger with a contrastive + MLM alig
 saves what it saw (its task batch, its alignment batch) and the gradients right before the
 optimizer step, so the test can rebuild the expected gradient independently. With
 `skip-nonfinite` as the second argument, rank 1's task loss is NaN at step 0 instead, and each
-rank saves what it skipped and its parameters after two steps.
+rank saves what it skipped and its parameters after two steps. With `clean-exit`, a good run ends
+as a user's script often does: two steps, then the mean training loss over the processes printed;
+at exit, each rank prints how many of gloo's threads it still has.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 
@@ -148,10 +151,38 @@ def skip_on_one_rank(out_dir: str) -> None:
     )
 
 
+def print_gloo_threads() -> None:
+    """Print how many of gloo's threads this process still has (Linux thread names, /proc/self/task)."""
+    names = []
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/comm", encoding="utf-8") as f:
+            names.append(f.read().strip())
+    print(f"gloo threads left: {sum(name.startswith(('pt_gloo', 'gloo')) for name in names)}", flush=True)
+
+
+def train_then_print_mean_loss(out_dir: str) -> None:
+    """Two steps (alignment and gradient measurement on, `sum`), then the mean training loss over the processes.
+
+    That last collective comes right before the interpreter exits: gloo's worker thread may drop its
+    tensors after Python began shutting down, which aborted 1 in 30 of these launches here before
+    `hf_xalign.process_group`. The last exit handler prints how many gloo threads are left (none, once
+    the group is destroyed).
+    """
+    atexit.register(print_gloo_threads)  # before the trainer's own exit handler: runs after it
+    tokenizer = build_tokenizer()
+    collate = DataCollatorForTokenClassification(tokenizer)
+    trainer = build_trainer(out_dir, tokenizer, collate, [], max_steps=2, conflict_every=1, gradient_combination="sum")
+    output = trainer.train()
+    mean_loss = trainer.accelerator.reduce(torch.tensor([output.training_loss]), reduction="mean").item()
+    print(f"mean training loss over {trainer.args.world_size} processes: {mean_loss:.4f}")
+
+
 if __name__ == "__main__":
     transformers.logging.set_verbosity_error()
     datasets.disable_progress_bars()
     if sys.argv[2:3] == ["skip-nonfinite"]:
         skip_on_one_rank(sys.argv[1])
+    elif sys.argv[2:3] == ["clean-exit"]:
+        train_then_print_mean_loss(sys.argv[1])
     else:
         main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "sum")

@@ -64,6 +64,10 @@ class StudyConfig:
             (align while fine-tuning).
         seeds (`list[int]`): every cell runs once per seed; the report shows mean ± std.
         align (`dict`): `AlignmentTrainingArguments` overrides for the alignment stage (`max_steps`, ...).
+        nproc_per_cell (`int`, *optional*, defaults to `1`): processes per cell. With 1 the study's own
+            process runs each cell; with more, each cell is its own `torchrun --nproc_per_node N` launch
+            (`hf_xalign.experiment.cell_main`), so a rank that fails ends its cell, not the study. Part of
+            the study: the processes multiply the per-device batch sizes.
     """
 
     output_dir: str
@@ -74,6 +78,7 @@ class StudyConfig:
     modes: list[str] = field(default_factory=lambda: ["sequential"])
     seeds: list[int] = field(default_factory=lambda: [42])
     align: dict[str, Any] = field(default_factory=dict)
+    nproc_per_cell: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -160,6 +165,9 @@ def study_config_from_dict(values: Mapping[str, Any], source: str) -> StudyConfi
     for kind, named in names.items():  # `__` separates the parts of a cell id
         errors += [f"{source}: {kind}: name {name!r} may not contain '__'" for name in named if "__" in str(name)]
     _mapping(values.get("align", {}), f"{source}: align", errors)
+    nproc_per_cell = values.get("nproc_per_cell", 1)
+    if not isinstance(nproc_per_cell, int) or isinstance(nproc_per_cell, bool) or nproc_per_cell < 1:
+        errors.append(f"{source}: nproc_per_cell: expected a number of processes >= 1, got {nproc_per_cell!r}")
     if errors:
         raise ConfigError("\n".join(errors))
     return StudyConfig(
@@ -171,6 +179,7 @@ def study_config_from_dict(values: Mapping[str, Any], source: str) -> StudyConfi
         modes=list(modes),
         seeds=list(seeds),
         align=dict(values.get("align", {})),
+        nproc_per_cell=nproc_per_cell,
     )
 
 

@@ -5,7 +5,8 @@ Each cell is an ordinary experiment run ([`run_experiment`] with one cell) in it
 the others (a killed run leaves a folder without it). A sequential cell fine-tunes an encoder
 aligned once per (encoder, objective, pair) into `aligned/` ([`align_encoder`], resumable the same
 way) and shared by every task and seed. At the end, the combined report of every finished cell
-([`build_study_report`]).
+([`build_study_report`]). The study runs in one process; an executor runs each cell, in that process
+or as a launch of `nproc_per_cell` processes (`study_executor.py`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import json
 import os
 import shutil
 import time
-import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -44,6 +44,7 @@ from .study import (
     write_study_config,
 )
 from .study_checks import cell_arguments, cell_values, check_study
+from .study_executor import CellExecutor, CellFailed, executor_for
 from .study_report import build_study_report
 
 ERROR_NAME = "error.txt"  # a failed cell's traceback, in its folder
@@ -124,14 +125,12 @@ def alignment_lock(folder: str) -> Iterator[None]:
 
 
 def run_study_cell(config: StudyConfig, cell: StudyCell) -> None:
-    """Run one cell into its (emptied) folder and write `cell.json` last.
+    """Run one cell into its folder (removed by [`run_study`] before) and write `cell.json` last.
 
-    Every process of a launch calls it; the main process empties the folder and writes the files (the
-    others write nothing there, as in any recipe run).
+    Every process of a cell's launch calls it; the main process writes the files (the others write
+    nothing there, as in any recipe run).
     """
     folder = cell_folder(config.output_dir, cell)
-    if main_process():
-        shutil.rmtree(folder, ignore_errors=True)
     started = time.perf_counter()
     base = config.encoders[cell.encoder]
     model = aligned_encoder(config, cell) if cell.mode == "sequential" else base
@@ -168,25 +167,39 @@ def prepare_study_dir(config: StudyConfig, overwrite: bool = False) -> bool:
         finished=done,
         results=report,
         overwrite=overwrite,
-        main_process=main_process(),
     ):
         return False
-    if main_process():
-        os.makedirs(config.output_dir, exist_ok=True)
-        write_study_config(config, path)
+    os.makedirs(config.output_dir, exist_ok=True)  # the study is one process (run_study refuses several)
+    write_study_config(config, path)
     return True
 
 
 def run_study(
-    config: StudyConfig, patterns: Iterable[str] = (), keep_going: bool = True, overwrite: bool = False
+    config: StudyConfig,
+    patterns: Iterable[str] = (),
+    keep_going: bool = True,
+    overwrite: bool = False,
+    executor: CellExecutor | None = None,
 ) -> StudyRun | None:
     """Run the cells of `config` that match `patterns` (all without any) and are not finished yet.
 
     Every problem of the config is raised first, as one [`ConfigError`]. The study folder follows the
     output-folder rule ([`prepare_study_dir`]): `None` when it holds the same finished study (skipped).
-    A failing cell leaves its traceback in `error.txt` in its folder and the next cell starts, unless
-    `keep_going` is off.
+    Each pending cell's folder is emptied, then `executor` runs the cell (by default the one
+    `config.nproc_per_cell` asks for, [`executor_for`]). A failing cell leaves its error (the traceback of
+    the rank that failed first) in `error.txt` in its folder and the next cell starts, unless `keep_going`
+    is off.
+
+    The study itself is one process: launched with several (`WORLD_SIZE` > 1), it is refused, since a
+    cell run by all of them together could not fail on one without the others waiting for it in a
+    collective; `nproc_per_cell` gives each cell its processes instead.
     """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1:
+        raise ConfigError(
+            f"the study was launched as {world_size} processes: run it as one (python recipes/study.py ...) "
+            f"with --nproc_per_cell {world_size}, which launches each cell with that many"
+        )
     check_study(config)
     cells = select_cells(expand_grid(config), patterns)
     if not prepare_study_dir(config, overwrite):
@@ -194,22 +207,22 @@ def run_study(
     outcome = StudyRun(skipped=[cell.cell_id for cell in cells if finished(config.output_dir, cell)])
     pending = [cell for cell in cells if not finished(config.output_dir, cell)]
     print(f"study {config.output_dir}: {len(pending)} cells to run, {len(outcome.skipped)} finished before")
+    executor = executor or executor_for(config)
     progress = tqdm(pending, desc="study", unit="cell", dynamic_ncols=True)
     for cell in progress:
         progress.set_postfix_str(cell.cell_id)
+        folder = cell_folder(config.output_dir, cell)
+        shutil.rmtree(folder, ignore_errors=True)  # what a killed or failed run left
         try:
-            run_study_cell(config, cell)
+            executor.run_cell(config, cell)
             outcome.ran.append(cell.cell_id)
-        except Exception:
+        except CellFailed as failure:
             outcome.failed.append(cell.cell_id)
-            if main_process():
-                folder = cell_folder(config.output_dir, cell)
-                os.makedirs(folder, exist_ok=True)
-                with open(os.path.join(folder, ERROR_NAME), "w", encoding="utf-8") as f:
-                    f.write(traceback.format_exc())
-                tqdm.write(f"cell {cell.cell_id} failed: see {os.path.join(folder, ERROR_NAME)}")
+            os.makedirs(folder, exist_ok=True)
+            with open(os.path.join(folder, ERROR_NAME), "w", encoding="utf-8") as f:
+                f.write(failure.error)
+            tqdm.write(f"cell {cell.cell_id} failed: see {os.path.join(folder, ERROR_NAME)}")
             if not keep_going:
                 raise
-    if main_process():
-        outcome.report = build_study_report([config.output_dir])
+    outcome.report = build_study_report([config.output_dir])
     return outcome
