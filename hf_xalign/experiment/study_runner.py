@@ -27,6 +27,7 @@ from ..analysis.report import REPORT_FOLDER, REPORT_MARKDOWN
 from ..args import AlignmentTrainingArguments
 from ..tasks import TASKS
 from .align import AlignArguments, align_encoder, read_marker, select_language_pairs
+from .config import ConfigError
 from .objectives import resolve_objective
 from .output_dir import prepare_output_dir
 from .runner import run_experiment
