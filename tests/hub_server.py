@@ -12,7 +12,7 @@ client runs in a subprocess with the environment from `HubServer.client_env(home
 Endpoints, model repos with `namespace/name` ids:
 
     GET  /api/whoami-v2                              whoami
-    POST /api/repos/create                           create_repo: 409 if it exists (exist_ok), visibility "private"
+    POST /api/repos/create                           create_repo: 409 if it exists (exist_ok), visibility "private" or private: true
     POST /api/validate-yaml                          the README.md check before a commit: every card is valid
     GET  /api/models/{repo}[/revision/{rev}]         model_info, repo_info: sha, private, siblings (?blobs=1: sizes, LFS)
     GET  /api/models/{repo}/tree/{rev}[/{path}]      list_repo_tree, list_repo_files (?recursive=true), in one page
@@ -368,9 +368,9 @@ class _Handler(BaseHTTPRequestHandler):
         if repo_id in self.hub.repos:
             # create_repo(exist_ok=True) takes the url from this answer.
             raise HubError(409, "You already created this model repo", fields={"url": url})
-        repo = Repo(
-            repo_id, self.hub.root / "models" / namespace / name, private=payload.get("visibility") == "private"
-        )
+        # The Hub takes either field: huggingface_hub 2.4 sends `visibility`, 1.3 (test-min's) `private: true`.
+        private = payload.get("visibility") == "private" or payload.get("private") is True
+        repo = Repo(repo_id, self.hub.root / "models" / namespace / name, private=private)
         repo.files_dir.mkdir(parents=True)
         repo.lfs_dir.mkdir()
         self.hub.repos[repo_id] = repo
