@@ -6,7 +6,7 @@ It reads `install_requires` and the named extras, and pins each requirement at i
 lowest declared versions are tested as written (a resolver's "lowest" would quietly move a bound that
 cannot be installed). `--replace` gives the pin of a package whose lower bound cannot be installed here
 (torch: the only CPU build on this machine is 2.13.0+cpu). Transitive dependencies are left to the resolver.
-A requirement without a `>=` bound is refused: every dependency must say what it needs. Standard library
+A requirement without a `>=` bound is refused (one line, exit 2): every dependency must say what it needs. Standard library
 only, so it runs before any environment exists.
 """
 
@@ -41,14 +41,15 @@ def lowest_pins(setup_cfg: str, extras: list[str], replacements: dict[str, str])
         `list[str]`: one pin per package, in the order first declared.
 
     Raises:
-        `SystemExit`: a requirement has no `>=` bound, or an extra does not exist.
+        `ValueError`: the file is missing, an extra does not exist, or a requirement has no `>=` bound.
     """
     config = configparser.ConfigParser()
-    config.read(setup_cfg)
+    if not config.read(setup_cfg):
+        raise ValueError(f"{setup_cfg}: no such file; give the path of the project's setup.cfg")
     declared = requirement_lines(config.get("options", "install_requires"))
     for extra in extras:
         if not config.has_option("options.extras_require", extra):
-            raise SystemExit(f"{setup_cfg}: no extra {extra!r} in [options.extras_require]")
+            raise ValueError(f"{setup_cfg}: no extra {extra!r} in [options.extras_require]")
         declared += requirement_lines(config.get("options.extras_require", extra))
     pins: dict[str, str] = {}
     for requirement in declared:
@@ -59,7 +60,7 @@ def lowest_pins(setup_cfg: str, extras: list[str], replacements: dict[str, str])
             continue
         bound = LOWER_BOUND.search(match.group("specifiers")) if match else None
         if bound is None:
-            raise SystemExit(f"{setup_cfg}: {requirement!r} has no '>=' lower bound; give it one")
+            raise ValueError(f"{setup_cfg}: {requirement!r} has no '>=' lower bound; give it one")
         pins.setdefault(name, f"{name}=={bound.group('version')}")
     return list(pins.values())
 
@@ -71,7 +72,11 @@ def main() -> None:
     parser.add_argument("--replace", action="append", default=[], help="a pin used instead of the lower bound")
     args = parser.parse_args()
     replacements = {REQUIREMENT.match(pin).group("name").lower(): pin for pin in args.replace}
-    sys.stdout.write("".join(f"{pin}\n" for pin in lowest_pins(args.setup_cfg, args.extra, replacements)))
+    try:
+        pins = lowest_pins(args.setup_cfg, args.extra, replacements)
+    except ValueError as error:
+        parser.exit(2, f"lowest_pins.py: {error}\n")
+    sys.stdout.write("".join(f"{pin}\n" for pin in pins))
 
 
 if __name__ == "__main__":
