@@ -36,7 +36,7 @@ $(VENV)/.installed: $(LOCK) setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --require-hashes --no-deps -r $(LOCK)
 	$(PIP) install -q --no-deps --no-build-isolation -e .
-	$(PIP) check
+	$(PIP) check || { echo "$(LOCK) lacks what setup.cfg asks for: run make lock, then make test" >&2; exit 1; }
 	touch $@
 
 install: $(VENV)/.installed
