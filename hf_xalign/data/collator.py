@@ -142,7 +142,7 @@ class ParallelCollator:
         features = dataset.features.copy()
         for name in self.encoded_columns():
             dtype = "int8" if name.endswith("special_tokens_mask") else "int32"
-            features[name] = datasets.List(datasets.Value(dtype))
+            features[name] = datasets.Sequence(datasets.Value(dtype))  # datasets.List is 4.0+; see PARALLEL_FEATURES
         return dataset.map(
             self.encode,
             batched=True,
