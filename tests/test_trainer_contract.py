@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -39,6 +40,19 @@ class SummingTagger(XLMRobertaForTokenClassification):
         return output
 
 
+class NanOnSecondForward(XLMRobertaForTokenClassification):
+    """A tagger whose second training forward returns a NaN loss."""
+
+    forward_calls = 0
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None):
+        output = super().forward(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+        self.forward_calls += 1
+        if self.forward_calls == 2:
+            output.loss = output.loss * float("nan")
+        return output
+
+
 def training_args(folder, cls=TrainingArguments, **overrides) -> TrainingArguments:
     options = dict(
         output_dir=str(folder),
@@ -70,6 +84,14 @@ def assert_same_parameters(expected: dict[str, torch.Tensor], actual: dict[str, 
 
 def without_timings(metrics: dict[str, float]) -> dict[str, float]:
     return {key: value for key, value in metrics.items() if not key.endswith(TIMING_KEYS)}
+
+
+def nan_as_text(log_history: list[dict[str, float]]) -> list[dict[str, float | str]]:
+    """The log rows without timings, NaN written as text (NaN is not equal to itself)."""
+    return [
+        {key: "nan" if isinstance(value, float) and math.isnan(value) else value for key, value in row.items()}
+        for row in map(without_timings, log_history)
+    ]
 
 
 @pytest.fixture(autouse=True)
@@ -169,6 +191,22 @@ def test_gradient_accumulation_as_trainer(tmp_path, tokenizer, task_dataset, tas
     trainer = trained(AlignmentTrainer)
     assert trainer.model_accepts_loss_kwargs is expected.model_accepts_loss_kwargs is True
     assert_same_parameters(parameters(expected), parameters(trainer))
+
+
+def test_a_nan_loss_is_logged_and_training_goes_on_as_in_trainer(tmp_path, tokenizer, task_dataset, task_collator):
+    def trained(cls) -> Trainer:
+        torch.manual_seed(0)
+        model = NanOnSecondForward(tiny_xlmr_config(tokenizer, num_labels=len(TAGS)))
+        trainer = cls(model, training_args(tmp_path / cls.__name__), task_collator, task_dataset)
+        trainer.train()
+        return trainer
+
+    expected = trained(Trainer)
+    trainer = trained(AlignmentTrainer)
+    assert trainer.state.global_step == expected.state.global_step == 3
+    assert nan_as_text(trainer.state.log_history) == nan_as_text(expected.state.log_history)
+    for name, param in parameters(expected).items():
+        torch.testing.assert_close(parameters(trainer)[name], param, rtol=0, atol=0, equal_nan=True)
 
 
 def test_asking_for_alignment_without_data_is_one_line(tmp_path, tokenizer, task_dataset, task_collator):
