@@ -19,11 +19,13 @@ CONFLICT_STATISTICS: tuple[str, ...] = ("averaged", "pooled")
 
 
 @dataclass
-class AlignmentTrainingArguments(TrainingArguments):
+class AlignmentConfig:
     r"""
-    [`~transformers.TrainingArguments`] for [`AlignmentTrainer`], with the alignment settings.
+    The alignment settings of [`AlignmentTrainer`], without the training ones.
 
-    Works from the command line and from YAML through [`~transformers.HfArgumentParser`].
+    [`AlignmentTrainingArguments`] holds these fields beside those of [`~transformers.TrainingArguments`]; an
+    `AlignmentTrainer` given a plain `TrainingArguments` (or a subclass of the user's own) reads its alignment
+    settings from the defaults below instead.
 
     Parameters that control the alignment losses:
         alignment_loss (`list[str]`, *optional*, defaults to `["contrastive"]`):
@@ -135,9 +137,6 @@ class AlignmentTrainingArguments(TrainingArguments):
         hub_push_loss_heads (`bool`, *optional*, defaults to `False`):
             Also push the parameters the alignment losses own (`alignment_losses.safetensors`, e.g. an MLM
             head); the published model is the encoder and its task head without them.
-
-    Secrets: `hub_token` (and every `*_token` field) is left out when the arguments are pickled, so
-    `training_args.bin` in saved folders never holds it.
     """
 
     alignment_loss: list[str] = field(
@@ -281,6 +280,22 @@ class AlignmentTrainingArguments(TrainingArguments):
             )
         if self.alignment_batch_size < 1:
             raise ValueError(f"alignment_batch_size must be >= 1, got {self.alignment_batch_size}.")
+
+
+@dataclass
+class AlignmentTrainingArguments(AlignmentConfig, TrainingArguments):
+    r"""
+    [`~transformers.TrainingArguments`] for [`AlignmentTrainer`], with the alignment settings of [`AlignmentConfig`].
+
+    Works from the command line and from YAML through [`~transformers.HfArgumentParser`]. Every field of
+    [`AlignmentConfig`] is a field here, after those of `TrainingArguments`.
+
+    Secrets: `hub_token` (and every `*_token` field) is left out when the arguments are pickled, so
+    `training_args.bin` in saved folders never holds it.
+    """
+
+    def __post_init__(self) -> None:
+        AlignmentConfig.__post_init__(self)
         if not self.use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.accelerator.is_available():
             # Launched as several processes on a machine without accelerator: TrainingArguments would
             # otherwise give each process a separate single-process run (no gradient averaging at all).
@@ -288,7 +303,7 @@ class AlignmentTrainingArguments(TrainingArguments):
         if self.use_cpu or not torch.accelerator.is_available():
             # Pinned memory only serves copies to an accelerator; without one, torch warns on every dataloader.
             self.dataloader_pin_memory = False
-        super().__post_init__()
+        TrainingArguments.__post_init__(self)
         if self.alignment_seed is None:
             self.alignment_seed = self.seed
 

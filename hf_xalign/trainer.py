@@ -7,7 +7,7 @@ import copy
 import json
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import datasets
@@ -15,12 +15,26 @@ import torch
 from accelerate.utils import DistributedType, parse_flag_from_env, send_to_device
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import EarlyStoppingCallback, IntervalStrategy, PreTrainedTokenizerBase, Trainer, TrainerState
+from transformers import (
+    BaseImageProcessor,
+    DataCollator,
+    EarlyStoppingCallback,
+    EvalPrediction,
+    FeatureExtractionMixin,
+    IntervalStrategy,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    ProcessorMixin,
+    Trainer,
+    TrainerCallback,
+    TrainerState,
+    TrainingArguments,
+)
 from transformers.trainer_utils import SaveStrategy
 
 from ._compat import finish_current_push, save_model_without_push
 from .adapters import adapted_model_facts, encoder_of, encoder_prefix, is_peft_model, task_model
-from .args import AlignmentTrainingArguments
+from .args import AlignmentConfig, AlignmentTrainingArguments
 from .checkpoints import TRAINER_STATE_NAME, check_checkpoint_complete, last_complete_checkpoint
 from .conflict import TASK, ConflictMeasurement, GradientConflictCallback, GradientSplitter, mean_logs
 from .data.collator import ParallelCollator
@@ -86,21 +100,39 @@ class AlignmentTrainer(Trainer):
     Unlike `Trainer`, it ends a multi-process launch cleanly without `trainer.end()`: the default process
     group is destroyed when the interpreter exits normally ([`~hf_xalign.process_group.destroy_process_group_at_exit`]).
 
+    A drop-in [`~transformers.Trainer`]: its parameters come first, with Trainer's names and in Trainer's
+    order, and the alignment parameters after them. With no alignment asked for (a plain `TrainingArguments`
+    or none, no `alignment_dataset`, no `alignment_loss`) it is `Trainer`: evaluation- and prediction-only
+    use, Trainer's checkpoint files, model card, push and loss scaling under gradient accumulation.
+
+    Where the alignment settings come from: an [`AlignmentTrainingArguments`] holds them beside the training
+    ones. Any other `TrainingArguments` (a subclass of the user's own included) is kept as given, the very
+    object, extra fields and all, and the alignment runs with [`AlignmentConfig`]'s defaults (`joint`, the
+    `contrastive` loss unless `alignment_loss` says otherwise) when an `alignment_dataset` or an
+    `alignment_loss` is given, and not at all otherwise; they are in `alignment_args`. TRL instead rebuilds
+    its own config from `args.to_dict()`, which drops a subclass's extra fields and hands the user's
+    callbacks an object that is not theirs: keeping the object costs nothing here, since every alignment
+    setting is read from `alignment_args`, never from `args`.
+
     Args:
         model: a task model (`AutoModelForTokenClassification`, `...ForSequenceClassification`, ...),
             or with no task data a bare encoder or masked-LM model. Its `base_model` is the encoder.
             Either may be wrapped by PEFT (`peft.get_peft_model`, e.g. LoRA): the encoder is found through
             the wrapper, only the trainable (adapter) parameters are measured, and saving writes the adapter.
-        args ([`AlignmentTrainingArguments`]): training and alignment settings.
-        train_dataset: task data; `None` trains alignment alone (then `args.max_steps` must be set).
+        args ([`~transformers.TrainingArguments`], *optional*): any `TrainingArguments`; an
+            [`AlignmentTrainingArguments`] also sets the alignment. Defaults as in `Trainer`
+            (`TrainingArguments(output_dir="tmp_trainer")`).
+        data_collator, train_dataset, eval_dataset, processing_class, model_init, compute_loss_func,
+        compute_metrics, callbacks, optimizers, optimizer_cls_and_kwargs, preprocess_logits_for_metrics:
+            as in [`~transformers.Trainer`]. While aligning, `train_dataset=None` trains alignment alone
+            (then `args.max_steps` must be set), and `processing_class` (the tokenizer) also encodes the
+            parallel text.
         alignment_dataset: parallel text: a `datasets.Dataset` with `src`/`tgt`, or anything
             [`~hf_xalign.data.load_parallel`] reads (a TSV/JSONL path, a tuple of two
             line-aligned text files, or a list of sources).
         alignment_loss (`str`, [`AlignmentLoss`] or a list of them, *optional*): overrides
             `args.alignment_loss`; instances are used as given (their own options). Weighed by
             `args.alignment_loss_weights` if set (one weight per loss given here), else 1 each.
-        processing_class: the tokenizer, used for the parallel text (and saved with the model).
-        **kwargs: passed on to [`~transformers.Trainer`].
 
     Subclassing: [`compute_alignment_loss`] (the alignment objective of one batch),
     [`alignment_lambda`] (λ at a step) and [`alignment_objectives`] (which objectives run at a
@@ -109,44 +141,71 @@ class AlignmentTrainer(Trainer):
 
     def __init__(
         self,
-        model: nn.Module | None = None,
-        args: AlignmentTrainingArguments | None = None,
+        model: PreTrainedModel | nn.Module | None = None,
+        args: TrainingArguments | None = None,
+        data_collator: DataCollator | None = None,
         train_dataset: Any = None,
+        eval_dataset: Any = None,
+        processing_class: PreTrainedTokenizerBase
+        | BaseImageProcessor
+        | FeatureExtractionMixin
+        | ProcessorMixin
+        | None = None,
+        model_init: Callable[..., PreTrainedModel] | None = None,
+        compute_loss_func: Callable | None = None,
+        compute_metrics: Callable[[EvalPrediction], dict] | None = None,
+        callbacks: list[TrainerCallback] | None = None,
+        optimizers: tuple[torch.optim.Optimizer | None, torch.optim.lr_scheduler.LambdaLR | None] = (None, None),
+        optimizer_cls_and_kwargs: tuple[type[torch.optim.Optimizer], dict[str, Any]] | None = None,
+        preprocess_logits_for_metrics: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         alignment_dataset: Any = None,
         alignment_loss: str | AlignmentLoss | Sequence[str | AlignmentLoss] | None = None,
-        processing_class: PreTrainedTokenizerBase | None = None,
-        data_collator: Any = None,
-        **kwargs: Any,
     ) -> None:
         if args is None:
-            args = AlignmentTrainingArguments(output_dir="tmp_trainer")
-        if not isinstance(args, AlignmentTrainingArguments):
-            raise TypeError(f"args must be AlignmentTrainingArguments, got {type(args).__name__}.")
-        aligning = args.alignment_mode != "none"
+            args = TrainingArguments(output_dir="tmp_trainer")  # Trainer's own default
+        if isinstance(args, AlignmentTrainingArguments):
+            settings: AlignmentConfig = args
+            self.alignment_configured = True
+        else:
+            # The user's arguments are kept as they are; alignment runs with the defaults when asked for by
+            # giving parallel data or a loss, and is off otherwise.
+            asked = alignment_dataset is not None or alignment_loss is not None
+            settings = AlignmentConfig(alignment_mode="joint" if asked else "none", alignment_seed=args.seed)
+            self.alignment_configured = asked
+        self.alignment_args = settings
+        aligning = settings.alignment_mode != "none"
         if aligning and alignment_dataset is None:
-            raise ValueError("AlignmentTrainer needs an alignment_dataset (parallel text), or alignment_mode='none'.")
-        if not aligning and train_dataset is None:
-            raise ValueError("alignment_mode='none' trains the task alone: it needs a train_dataset.")
+            way_out = "args.alignment_mode='none'" if settings is args else "no alignment_loss"
+            raise ValueError(f"AlignmentTrainer needs an alignment_dataset (parallel text) to align, or {way_out}.")
         self.task_dataset = train_dataset
-        if train_dataset is None:
+        if train_dataset is None and aligning:
             if args.max_steps <= 0:
                 raise ValueError("Alignment-only training (no train_dataset) needs args.max_steps > 0.")
             train_dataset, data_collator = self._alignment_only_data(args, args.max_steps)
         super().__init__(
             model=model,
             args=args,
-            train_dataset=train_dataset,
             data_collator=data_collator,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
             processing_class=processing_class,
-            **kwargs,
+            model_init=model_init,
+            compute_loss_func=compute_loss_func,
+            compute_metrics=compute_metrics,
+            callbacks=callbacks,
+            optimizers=optimizers,
+            optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
+            preprocess_logits_for_metrics=preprocess_logits_for_metrics,
         )
         # A launch that ends right after a collective can abort at exit unless its group is destroyed first.
         destroy_process_group_at_exit()
-        # The task loss is averaged per micro-batch and divided by the accumulation count. Task
-        # heads such as XLM-R's take **kwargs in forward yet ignore `num_items_in_batch`, and the
-        # Trainer would then scale their loss by the accumulation count; the alignment loss uses
-        # the same per-micro-batch mean, so λ weighs like against like.
-        self.model_accepts_loss_kwargs = False
+        if self.alignment_configured:
+            # The task loss is averaged per micro-batch and divided by the accumulation count. Task
+            # heads such as XLM-R's take **kwargs in forward yet ignore `num_items_in_batch`, and the
+            # Trainer would then scale their loss by the accumulation count; the alignment loss uses
+            # the same per-micro-batch mean, so λ weighs like against like. Without alignment, Trainer's
+            # own choice stands.
+            self.model_accepts_loss_kwargs = False
         losses = self._build_losses(alignment_loss) if aligning else []
         self.alignment_loss_names = _unique_names([loss.name for loss in losses])
         self.alignment_loss_weights = self._loss_weights(losses) if aligning else []
@@ -166,18 +225,20 @@ class AlignmentTrainer(Trainer):
             if not isinstance(alignment_dataset, datasets.Dataset):
                 alignment_dataset = load_parallel(alignment_dataset)
             views = frozenset().union(*(loss.requires for loss in losses))
-            collator = ParallelCollator(processing_class, args.alignment_max_length, views, args.mlm_probability)
+            collator = ParallelCollator(
+                processing_class, settings.alignment_max_length, views, settings.mlm_probability
+            )
             self.alignment_stream = AlignmentStream(
                 collator.encode_dataset(alignment_dataset),  # tokenized once: steps only pad and mask
                 collator,
-                batch_size=args.alignment_batch_size,
-                seed=args.alignment_seed,
+                batch_size=settings.alignment_batch_size,
+                seed=settings.alignment_seed,
                 accumulation_steps=args.gradient_accumulation_steps,
                 rank=args.process_index,
                 world_size=args.world_size,
-                prefetch=args.alignment_prefetch,
+                prefetch=settings.alignment_prefetch,
             )
-        self.alignment_stage = args.alignment_mode == "sequential" and self.task_dataset is not None
+        self.alignment_stage = settings.alignment_mode == "sequential" and self.task_dataset is not None
         self.alignment_groups = self._backward_groups()
         # A shared forward's graph must survive until the last group that reads it.
         reads_shared = [
@@ -189,23 +250,23 @@ class AlignmentTrainer(Trainer):
         self.conflict_callback: GradientConflictCallback | None = None
         # Whether the parameters are FSDP2 DTensors (each process holds shards of the averaged gradients).
         self._sharded_gradients = False
-        if args.conflict_every > 0:
+        if settings.conflict_every > 0:
             self.gradient_splitter = self._new_gradient_splitter(self._named_trainable_parameters())
             self.conflict_callback = GradientConflictCallback()
             self.add_callback(self.conflict_callback)
         self.combination_state = CombinationState()
         self.combination_options = CombinationOptions(
-            gradvac_beta=args.gradvac_beta,
-            balance_ratio=args.balance_ratio,
-            adaptive_gain=args.adaptive_lambda_gain,
-            adaptive_max=args.adaptive_lambda_max,
-            adaptive_beta=args.adaptive_lambda_beta,
+            gradvac_beta=settings.gradvac_beta,
+            balance_ratio=settings.balance_ratio,
+            adaptive_gain=settings.adaptive_lambda_gain,
+            adaptive_max=settings.adaptive_lambda_max,
+            adaptive_beta=settings.adaptive_lambda_beta,
         )
         self._micro_step = (-1, 0)  # (optimizer step, micro-steps seen in it)
         self._metric_sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=args.device))
         self._metric_steps: dict[str, int] = defaultdict(int)
         self._step_sums: dict[str, torch.Tensor] = {}  # the current optimizer step's values, until it is applied
-        self.nonfinite = NonfiniteSteps(args.skip_nonfinite_steps)
+        self.nonfinite = NonfiniteSteps(settings.skip_nonfinite_steps)
         self._measurements_since_log: list[ConflictMeasurement] = []
 
     # ---- construction helpers ----
@@ -261,7 +322,7 @@ class AlignmentTrainer(Trainer):
         splitter = self.gradient_splitter
         if splitter is None:
             return
-        if sharded and self.args.conflict_statistic == "pooled":
+        if sharded and self.alignment_args.conflict_statistic == "pooled":
             raise ValueError(
                 "conflict_statistic='pooled' has no meaning under FSDP2: every backward reduce-scatters, so each "
                 "process only ever holds shards of the averaged gradients. Use conflict_statistic='averaged' (the "
@@ -278,10 +339,13 @@ class AlignmentTrainer(Trainer):
 
     def _build_losses(self, alignment_loss: Any) -> list[AlignmentLoss]:
         if alignment_loss is None:
-            return [get_loss_class(name).from_training_args(self.args) for name in self.args.alignment_loss]
+            return [
+                get_loss_class(name).from_training_args(self.alignment_args)
+                for name in self.alignment_args.alignment_loss
+            ]
         specs = alignment_loss if isinstance(alignment_loss, (list, tuple)) else [alignment_loss]
         return [
-            spec if isinstance(spec, AlignmentLoss) else get_loss_class(spec).from_training_args(self.args)
+            spec if isinstance(spec, AlignmentLoss) else get_loss_class(spec).from_training_args(self.alignment_args)
             for spec in specs
         ]
 
@@ -291,7 +355,7 @@ class AlignmentTrainer(Trainer):
         The arguments checked their weights against `args.alignment_loss`; losses given to the
         trainer as `alignment_loss=` take the same weights only if they are as many.
         """
-        weights = self.args.alignment_loss_weights
+        weights = self.alignment_args.alignment_loss_weights
         if weights is None:
             return [1.0] * len(losses)
         if len(weights) != len(losses):
@@ -313,7 +377,7 @@ class AlignmentTrainer(Trainer):
         shared = [i for i, loss in enumerate(self.alignment_losses) if loss.reads_shared_forward()]
         own = [i for i, loss in enumerate(self.alignment_losses) if not loss.reads_shared_forward()]
         groups: list[tuple[str, list[int]]] = []
-        if shared and (self.args.conflict_split_shared_forward or len(shared) == 1):
+        if shared and (self.alignment_args.conflict_split_shared_forward or len(shared) == 1):
             groups += [(self.alignment_loss_names[i], [i]) for i in shared]
         elif shared:
             groups.append((SHARED_FORWARD, shared))
@@ -337,24 +401,24 @@ class AlignmentTrainer(Trainer):
 
     def alignment_objectives(self, step: int) -> tuple[bool, bool]:
         """`(task, alignment)`: which objectives run at optimizer step `step`."""
-        mode = self.args.alignment_mode
+        mode = self.alignment_args.alignment_mode
         if self.task_dataset is None or self.alignment_stage:
             return False, True
         if mode in ("sequential", "none"):
             return True, False
         if mode == "alternate":
-            return True, (step + 1) % self.args.alignment_every == 0
+            return True, (step + 1) % self.alignment_args.alignment_every == 0
         return True, True
 
     def _measures(self, step: int) -> bool:
         """Whether step `step` is measured: every `conflict_every`-th step that runs both objectives."""
-        if self.args.alignment_mode == "alternate":  # count only the steps that align
-            return ((step + 1) // self.args.alignment_every - 1) % self.args.conflict_every == 0
-        return step % self.args.conflict_every == 0
+        if self.alignment_args.alignment_mode == "alternate":  # count only the steps that align
+            return ((step + 1) // self.alignment_args.alignment_every - 1) % self.alignment_args.conflict_every == 0
+        return step % self.alignment_args.conflict_every == 0
 
     def alignment_lambda(self, step: int) -> float:
         """λ at optimizer step `step`, from the schedule in the arguments."""
-        args = self.args
+        args = self.alignment_args
         return alignment_lambda_at(
             step,
             args.alignment_lambda,
@@ -388,6 +452,9 @@ class AlignmentTrainer(Trainer):
     def training_step(
         self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: torch.Tensor | int | None = None
     ) -> torch.Tensor:
+        if not self.alignment_configured:
+            # Trainer's step as it is: its logged keys, and its handling of a non-finite loss (logged, training goes on).
+            return super().training_step(model, inputs, num_items_in_batch)
         step = self.state.global_step
         micro_step = self._next_micro_step(step)
         run_task, run_alignment = self.alignment_objectives(step)
@@ -498,7 +565,7 @@ class AlignmentTrainer(Trainer):
         """Whether the optimizer step ending now is skipped: a loss was not finite here or, if skips are allowed,
         on any process (so that every process skips the same steps)."""
         bad = self.nonfinite.step_is_bad
-        if distributed and self.args.skip_nonfinite_steps > 0:
+        if distributed and self.alignment_args.skip_nonfinite_steps > 0:
             flag = torch.tensor(float(bad), device=self.args.device)
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
             bad = bool(flag.item())
@@ -519,7 +586,7 @@ class AlignmentTrainer(Trainer):
             return
         splitter = self.gradient_splitter
         params = splitter.params  # the same list, in the same order, on every process
-        rule = self.args.gradient_combination
+        rule = self.alignment_args.gradient_combination
         scale = self._gradient_scale()
         if self._sharded_gradients:
             # `.grad` and the buffers hold this process's shards of the averaged gradients (every backward
@@ -528,7 +595,7 @@ class AlignmentTrainer(Trainer):
             sums = splitter.partial_sums(scale)
             if distributed:
                 torch.distributed.all_reduce(sums)
-        elif distributed and self.args.conflict_statistic == "pooled":
+        elif distributed and self.alignment_args.conflict_statistic == "pooled":
             sums = splitter.partial_sums(scale)  # this process's own gradients, before averaging
             torch.distributed.all_reduce(sums)
             all_reduce_gradients(params, self.args.world_size)
@@ -609,7 +676,7 @@ class AlignmentTrainer(Trainer):
                 logs[key] = value / self._metric_steps[key]
             self._metric_sums.clear()
             self._metric_steps.clear()
-        if "loss" in logs and self.args.skip_nonfinite_steps > 0:
+        if "loss" in logs and self.alignment_args.skip_nonfinite_steps > 0:
             logs[SKIPPED_STEPS_LOG_KEY] = len(self.nonfinite.skipped)  # in the whole run so far
         super().log(logs, start_time)
 
@@ -618,7 +685,7 @@ class AlignmentTrainer(Trainer):
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
         created = self.optimizer is None
         optimizer = super().create_optimizer(model)
-        if created and self.args.head_learning_rate is not None:
+        if created and self.alignment_args.head_learning_rate is not None:
             self._give_head_its_learning_rate(optimizer, model if model is not None else self.model)
         loss_params = [(n, p) for n, p in self.alignment_losses.named_parameters() if p.requires_grad]
         if created and loss_params:
@@ -641,7 +708,9 @@ class AlignmentTrainer(Trainer):
             head_params = [p for p in group["params"] if id(p) in head]
             if head_params:
                 group["params"] = [p for p in group["params"] if id(p) not in head]
-                optimizer.add_param_group({**group, "params": head_params, "lr": self.args.head_learning_rate})
+                optimizer.add_param_group(
+                    {**group, "params": head_params, "lr": self.alignment_args.head_learning_rate}
+                )
         optimizer.param_groups[:] = [group for group in optimizer.param_groups if group["params"]]
 
     def _with_loss_parameters(self, model: nn.Module) -> nn.Module:
@@ -665,11 +734,12 @@ class AlignmentTrainer(Trainer):
 
         `alignment_losses.safetensors` (the loss-owned heads), `alignment_config.json`, the combining
         rules' state and the skipped steps when they are in use, and the alignment model card; into
-        checkpoints too, which Trainer saves through this method.
+        checkpoints too, which Trainer saves through this method. Without alignment configured (plain
+        `TrainingArguments`, no alignment data or loss), Trainer's files alone.
         """
         super().save_model(output_dir, **kwargs)
         output_dir = output_dir if output_dir is not None else self.args.output_dir
-        if not self.args.should_save:
+        if not self.args.should_save or not self.alignment_configured:
             return
         os.makedirs(output_dir, exist_ok=True)
         loss_state = {k: v.detach().contiguous().cpu() for k, v in self.alignment_losses.state_dict().items()}
@@ -677,10 +747,10 @@ class AlignmentTrainer(Trainer):
             save_file(loss_state, os.path.join(output_dir, ALIGNMENT_LOSSES_NAME), metadata={"format": "pt"})
         with open(os.path.join(output_dir, ALIGNMENT_CONFIG_NAME), "w", encoding="utf-8") as f:
             json.dump(self.alignment_config(), f, indent=2)
-        if self.args.gradient_combination != "sum":
+        if self.alignment_args.gradient_combination != "sum":
             with open(os.path.join(output_dir, COMBINATION_STATE_NAME), "w", encoding="utf-8") as f:
                 json.dump(self.combination_state.to_dict(), f, indent=2)
-        if self.args.skip_nonfinite_steps > 0:  # the skips left after a resume
+        if self.alignment_args.skip_nonfinite_steps > 0:  # the skips left after a resume
             with open(os.path.join(output_dir, SKIPPED_STEPS_NAME), "w", encoding="utf-8") as f:
                 json.dump(self.nonfinite.state_dict(), f, indent=2)
         self._write_model_card(output_dir)
@@ -708,7 +778,12 @@ class AlignmentTrainer(Trainer):
 
         The card's facts come from the saved files (languages, base model and datasets included);
         `license`, `tags` and `model_name` are added, the other arguments are Trainer's and unused.
+        Without alignment configured, Trainer's own card.
         """
+        if not self.alignment_configured:
+            return super().create_model_card(
+                language, license, tags, model_name, finetuned_from, tasks, dataset_tags, dataset, dataset_args
+            )
         if not self.is_world_process_zero():
             return
         extra_tags = [tags] if isinstance(tags, str) else list(tags or [])
@@ -729,6 +804,8 @@ class AlignmentTrainer(Trainer):
         no pickles (`training_args.bin`), no checkpoints or alignment stage, and the loss-owned heads
         only with `hub_push_loss_heads`. Blocking; returns the commit URL on the main process.
         """
+        if not self.alignment_configured:
+            return super().push_to_hub(commit_message, blocking, token, revision, private, **kwargs)
         self.callback_handler.on_push_begin(self.args, self.state, self.control)
         token = token if token is not None else self.args.hub_token
         if self.hub_model_id is None:
@@ -743,7 +820,7 @@ class AlignmentTrainer(Trainer):
             token=token,
             revision=revision if revision is not None else self.args.hub_revision,
             commit_message=commit_message or "End of training",
-            include_loss_heads=self.args.hub_push_loss_heads,
+            include_loss_heads=self.alignment_args.hub_push_loss_heads,
             model_name=kwargs.get("model_name"),
         )
 
@@ -756,7 +833,7 @@ class AlignmentTrainer(Trainer):
         PEFT model, under `adapter`, the wrapped model's class and labels, which the saved adapter
         does not record and [`~hf_xalign.load_aligned`] needs to rebuild it.
         """
-        args = self.args
+        args = self.alignment_args
         unwrapped = self.accelerator.unwrap_model(self.model)
         model = task_model(unwrapped)
         model_config = getattr(model, "config", None)
@@ -788,7 +865,7 @@ class AlignmentTrainer(Trainer):
             "language_pairs": language_pair_counts(pairs) if pairs is not None else {},
             "steps": self.state.global_step,
             "alignment_steps": args.alignment_steps if args.alignment_mode == "sequential" else 0,
-            "seed": args.seed,
+            "seed": self.args.seed,
             "alignment_seed": args.alignment_seed,
             "gradient_combination": args.gradient_combination,
             **({"adapter": adapted_model_facts(unwrapped)} if is_peft_model(unwrapped) else {}),
@@ -855,7 +932,7 @@ class AlignmentTrainer(Trainer):
         """
         stage_args = copy.copy(self.args)
         stage_args.output_dir = os.path.join(self.args.output_dir, ALIGNMENT_STAGE_DIR)
-        stage_args.max_steps = self.args.alignment_steps
+        stage_args.max_steps = self.alignment_args.alignment_steps
         # A push from inside the stage would upload the stage's folder as the model repository.
         stage_args.push_to_hub = False
         # The stage has no task to evaluate: no evaluation, so no best model to keep or load. Its checkpoints
@@ -970,7 +1047,11 @@ def _complete_resume_point(resume: str | bool | None, output_dir: str) -> str | 
     if resume is True:
         checkpoint = last_complete_checkpoint(output_dir)
         if checkpoint is None:
-            raise ValueError(f"No complete checkpoint found in output directory ({output_dir}).")
+            # Trainer's message first, so that code matching it still does; then why a folder may not count.
+            raise ValueError(
+                f"No valid checkpoint found in output directory ({output_dir}): no checkpoint there was written "
+                f"completely ({TRAINER_STATE_NAME} last)."
+            )
         return checkpoint
     if isinstance(resume, str) and os.path.isdir(resume):
         check_checkpoint_complete(resume)
@@ -987,7 +1068,10 @@ def _split_resume(resume: str | bool | None, output_dir: str, stage_dir: str) ->
             return None, task
         stage = last_complete_checkpoint(stage_dir)
         if stage is None:
-            raise ValueError(f"No complete checkpoint found in {output_dir} or {stage_dir}.")
+            raise ValueError(
+                f"No valid checkpoint found in output directory ({output_dir}), nor in the alignment stage's "
+                f"({stage_dir}): no checkpoint there was written completely ({TRAINER_STATE_NAME} last)."
+            )
         return stage, None
     resume = _complete_resume_point(resume, output_dir)
     resume = os.path.abspath(resume)

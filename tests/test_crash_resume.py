@@ -109,5 +109,5 @@ def test_resuming_from_a_named_incomplete_checkpoint_is_refused_before_any_step(
     with pytest.raises(ValueError, match=r"checkpoint-3: it was not written completely \(trainer_state\.json"):
         trainer.train(resume_from_checkpoint=half_written)
     assert trainer.state.global_step == 0
-    with pytest.raises(ValueError, match=r"No complete checkpoint found in output directory"):
+    with pytest.raises(ValueError, match=r"No valid checkpoint found in output directory"):
         trainer.train(resume_from_checkpoint=True)
