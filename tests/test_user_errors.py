@@ -14,8 +14,10 @@ import signal
 import subprocess
 import sys
 
+import huggingface_hub
 import pytest
 import yaml
+from packaging.version import Version
 from test_output_dir import files  # noqa: F401 (the fixture: a tiny encoder, data and recipe configs)
 
 from hf_xalign.checkpoints import last_complete_checkpoint
@@ -97,6 +99,12 @@ def test_a_missing_model_folder_is_named_with_the_folder_it_is_relative_to(tmp_p
     )
 
 
+@pytest.mark.skipif(
+    Version(huggingface_hub.__version__) < Version("2.0"),
+    # Seen: 1.5.0 (test-min) uploads through LFS when the server offers no Xet, so there is no error to name;
+    # 2.4.0 (the lock) asks for a Xet write token whatever the server says.
+    reason="huggingface_hub < 2 pushes without Xet to a server without it",
+)
 def test_a_push_to_a_server_without_xet_names_the_way_out(files, tmp_path, hub_server):  # noqa: F811
     env = hub_server.client_env(tmp_path / "home")
     del env["HF_HUB_DISABLE_XET"]  # as a user who did not read that line of the README

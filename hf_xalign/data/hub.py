@@ -34,6 +34,7 @@ GRAMMAR = "hub:PATH[@REVISION][:CONFIG]:SPLIT"
 # Split names that stand for each other when a dataset has only one of them (UD's parquet says `dev`).
 SPLIT_ALIASES = {"dev": "validation", "validation": "dev"}
 _SCRIPT_ERROR = "Dataset scripts are no longer supported"  # datasets' RuntimeError, load.py (datasets >= 4)
+_SCRIPT_REFUSED = "requires you to execute the dataset script"  # datasets 3's ValueError with trust_remote_code=False
 
 # The commit each `hub:` spec read in this process resolved to (a branch or tag moves; the commit does not), for
 # `--check-data` to show. `datasets` keys its cache on it: `builder.hash` is the commit of a Hub dataset.
@@ -171,25 +172,49 @@ def _builder(source: HubSource) -> datasets.DatasetBuilder:
                 )
     else:
         kwargs = {"name": source.config}
+    if source.revision is not None and not datasets.config.HF_HUB_OFFLINE:
+        _check_revision(source)
+    if int(datasets.__version__.split(".")[0]) < 4:
+        # datasets 3 still runs loading scripts, after asking on stdin: never run remote code, never ask.
+        kwargs["trust_remote_code"] = False
     try:
         return datasets.load_dataset_builder(source.path, revision=source.revision, **kwargs)
-    except RuntimeError as error:
-        if _SCRIPT_ERROR not in str(error):
+    except (RuntimeError, ValueError) as error:
+        script_only = _SCRIPT_ERROR in str(error) or _SCRIPT_REFUSED in str(error)
+        if isinstance(error, ValueError) and not script_only:
+            _raise_config_error(source, error)
+        if not script_only:
             raise
-        script = str(error).rpartition(" ")[2]
+        script = str(error).rpartition(" ")[2] if _SCRIPT_ERROR in str(error) else "its loading script"
         example = HubSource(source.path, source.split, source.config or "CONFIG", PARQUET_EXPORT)
         raise HubSourceError(
             f"{source}: {source.path} is a script-only dataset repository (its data comes from {script}), and "
-            f"datasets {datasets.__version__} no longer runs loading scripts; read its parquet export, {example}, "
-            "or a local file"
+            "loading scripts are not run (datasets 4 and later no longer run them; hf-xalign runs no remote code); "
+            f"read its parquet export, {example}, or a local file"
         ) from None
-    except ValueError as error:  # "BuilderConfig 'x' not found" or "Config name is missing"
-        if "BuilderConfig" not in str(error) and "Config name is missing" not in str(error):
-            raise
-        configs = datasets.get_dataset_config_names(source.path, revision=source.revision)
-        problem = f"no config {source.config!r}" if source.config else "a config is needed"
-        revision = f" at {source.revision}" if source.revision else ""
-        raise HubSourceError(f"{source}: {problem}; {source.path}{revision} has configs {', '.join(configs)}") from None
+
+
+def _check_revision(source: HubSource) -> None:
+    """A revision the repository lacks is one line: datasets 3 silently read `main` instead."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RevisionNotFoundError
+
+    try:
+        HfApi().dataset_info(source.path, revision=source.revision)
+    except RevisionNotFoundError:
+        raise HubSourceError(f"{source}: {source.path} has no revision {source.revision!r}") from None
+
+
+def _raise_config_error(source: HubSource, error: ValueError) -> None:
+    """`datasets`' "BuilderConfig 'x' not found" or "Config name is missing" as one line listing the configs."""
+    import datasets
+
+    if "BuilderConfig" not in str(error) and "Config name is missing" not in str(error):
+        raise error
+    configs = datasets.get_dataset_config_names(source.path, revision=source.revision)
+    problem = f"no config {source.config!r}" if source.config else "a config is needed"
+    revision = f" at {source.revision}" if source.revision else ""
+    raise HubSourceError(f"{source}: {problem}; {source.path}{revision} has configs {', '.join(configs)}") from None
 
 
 def _export_folders(source: HubSource) -> list[str]:
