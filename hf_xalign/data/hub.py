@@ -180,10 +180,9 @@ def _builder(source: HubSource) -> datasets.DatasetBuilder:
     try:
         return datasets.load_dataset_builder(source.path, revision=source.revision, **kwargs)
     except (RuntimeError, ValueError) as error:
-        script_only = _SCRIPT_ERROR in str(error) or _SCRIPT_REFUSED in str(error)
-        if isinstance(error, ValueError) and not script_only:
-            _raise_config_error(source, error)
-        if not script_only:
+        if _SCRIPT_ERROR not in str(error) and _SCRIPT_REFUSED not in str(error):
+            if isinstance(error, ValueError):  # a config problem: one line, or `error` itself
+                _raise_config_error(source, error)
             raise
         script = str(error).rpartition(" ")[2] if _SCRIPT_ERROR in str(error) else "its loading script"
         example = HubSource(source.path, source.split, source.config or "CONFIG", PARQUET_EXPORT)
