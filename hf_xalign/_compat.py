@@ -100,6 +100,13 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
     PrivateName(
         "transformers",
         "transformers",
+        "Trainer._load_best_model",
+        "overridden: load_best_model_at_end loads the best checkpoint's loss-owned heads with its model",
+        TRANSFORMERS_CHECKED,
+    ),
+    PrivateName(
+        "transformers",
+        "transformers",
         "Trainer._clip_grad_norm",
         "overridden: the loss-owned heads are clipped with the model, as one norm",
         TRANSFORMERS_CHECKED,

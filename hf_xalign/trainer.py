@@ -881,7 +881,26 @@ class AlignmentTrainer(Trainer):
         if os.path.isfile(skipped_path):
             with open(skipped_path, encoding="utf-8") as f:
                 self.nonfinite.load_state_dict(json.load(f))
-        path = os.path.join(resume_from_checkpoint, ALIGNMENT_LOSSES_NAME)
+        self._load_loss_parameters(resume_from_checkpoint)
+
+    def _load_best_model(self) -> None:
+        """Load the best checkpoint's model as `Trainer` does, then the loss-owned parameters saved beside it.
+
+        `Trainer` restores the model's weights alone. The loss-owned heads are weights of the aligned model too:
+        left as they were, the last step's heads would sit beside the best step's model, and the final save would
+        write that pair. The combining rules' state and the skipped steps belong to the run, as the optimizer state
+        and `global_step` do, which `Trainer` also keeps from the run's end: they stay.
+        """
+        super()._load_best_model()
+        self._load_loss_parameters(self.state.best_model_checkpoint)
+
+    def _load_loss_parameters(self, checkpoint: str) -> None:
+        """Load the loss-owned parameters from `checkpoint`'s `alignment_losses.safetensors`.
+
+        Raises:
+            `FileNotFoundError`: the losses own parameters and the checkpoint has no file for them.
+        """
+        path = os.path.join(checkpoint, ALIGNMENT_LOSSES_NAME)
         if os.path.isfile(path):
             self.alignment_losses.load_state_dict(load_file(path, device=str(self.args.device)))
         elif any(True for _ in self.alignment_losses.parameters()):
