@@ -149,6 +149,17 @@ def train(cls, folder, tokenizer, collator, train_dataset, eval_dataset=None, ca
     return trainer
 
 
+def train_aligned(folder, tokenizer, collator, task_dataset, parallel_dataset, **options) -> AlignmentTrainer:
+    """An `AlignmentTrainer` of the tiny tagger aligning on `parallel_dataset`, evaluated on `task_dataset`, trained."""
+    args = training_args(folder, cls=AlignmentTrainingArguments, alignment_batch_size=8, **options)
+    model = make_model(tokenizer)
+    trainer = AlignmentTrainer(
+        model, args, collator, task_dataset, task_dataset, tokenizer, alignment_dataset=parallel_dataset
+    )
+    trainer.train()
+    return trainer
+
+
 def checkpoint_folders(folder) -> set[str]:
     return {name for name in os.listdir(folder) if name.startswith("checkpoint-")}
 
@@ -317,19 +328,8 @@ def test_best_model_loaded_as_trainer(tmp_path, tokenizer, task_dataset, task_co
 
 def test_best_model_brings_back_the_loss_owned_head(tmp_path, tokenizer, task_dataset, parallel_dataset, task_collator):
     """With alignment on, the best checkpoint's loss-owned parameters (the `mlm` head) come back with its model."""
-    args = training_args(
-        tmp_path, cls=AlignmentTrainingArguments, alignment_loss=["mlm"], alignment_batch_size=8, **EARLIEST_IS_BEST
-    )
-    trainer = AlignmentTrainer(
-        make_model(tokenizer),
-        args,
-        task_collator,
-        task_dataset,
-        task_dataset,
-        processing_class=tokenizer,
-        alignment_dataset=parallel_dataset,
-    )
-    trainer.train()
+    data = (tokenizer, task_collator, task_dataset, parallel_dataset)
+    trainer = train_aligned(tmp_path, *data, alignment_loss=["mlm"], **EARLIEST_IS_BEST)
     assert os.path.basename(trainer.state.best_model_checkpoint) == "checkpoint-1"
     best = load_file(os.path.join(trainer.state.best_model_checkpoint, ALIGNMENT_LOSSES_NAME))
     last = load_file(str(tmp_path / "checkpoint-4" / ALIGNMENT_LOSSES_NAME))
@@ -389,19 +389,8 @@ def test_alignment_adds_only_the_documented_log_keys(
     options = dict(max_steps=4, logging_steps=2, eval_strategy="steps", eval_steps=2)
     expected = train(Trainer, tmp_path / "a", tokenizer, task_collator, task_dataset, task_dataset, **options)
     # skip_nonfinite_steps: its log key is an addition too.
-    args = training_args(
-        tmp_path / "b", cls=AlignmentTrainingArguments, alignment_batch_size=8, skip_nonfinite_steps=1, **options
-    )
-    trainer = AlignmentTrainer(
-        make_model(tokenizer),
-        args,
-        task_collator,
-        task_dataset,
-        task_dataset,
-        processing_class=tokenizer,
-        alignment_dataset=parallel_dataset,
-    )
-    trainer.train()
+    data = (tokenizer, task_collator, task_dataset, parallel_dataset)
+    trainer = train_aligned(tmp_path / "b", *data, skip_nonfinite_steps=1, **options)
     assert len(trainer.state.log_history) == len(expected.state.log_history)
     for row, expected_row in zip(trainer.state.log_history, expected.state.log_history):
         added = row.keys() - expected_row.keys()
