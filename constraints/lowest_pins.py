@@ -2,7 +2,8 @@
 
 Usage: python constraints/lowest_pins.py setup.cfg --extra dev --replace "torch==2.13.0+cpu"
 
-It reads `install_requires` and the named extras, and pins each requirement at its `>=` bound, so the
+It reads `install_requires` and the named extras (an extra that names the project's own extras, as `dev` names
+`hf-xalign[experiments]`, brings theirs), and pins each requirement at its `>=` bound, so the
 lowest declared versions are tested as written (a resolver's "lowest" would quietly move a bound that
 cannot be installed). `--replace` gives the pin of a package whose lower bound cannot be installed here
 (torch: the only CPU build on this machine is 2.13.0+cpu). Transitive dependencies are left to the resolver.
@@ -18,7 +19,7 @@ import re
 import sys
 
 # `name[extras]>=version` with optional further specifiers (`,<3`) and an environment marker (`; ...`).
-REQUIREMENT = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*(?P<specifiers>[^;]*)")
+REQUIREMENT = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[(?P<extras>[^\]]*)\])?\s*(?P<specifiers>[^;]*)")
 LOWER_BOUND = re.compile(r">=\s*(?P<version>[^,\s]+)")
 
 
@@ -46,15 +47,24 @@ def lowest_pins(setup_cfg: str, extras: list[str], replacements: dict[str, str])
     config = configparser.ConfigParser()
     if not config.read(setup_cfg):
         raise ValueError(f"{setup_cfg}: no such file; give the path of the project's setup.cfg")
+    project = config.get("metadata", "name", fallback="").lower()
     declared = requirement_lines(config.get("options", "install_requires"))
-    for extra in extras:
+    extras = list(extras)
+    for extra in extras:  # grows while an extra names the project's own extras
         if not config.has_option("options.extras_require", extra):
             raise ValueError(f"{setup_cfg}: no extra {extra!r} in [options.extras_require]")
-        declared += requirement_lines(config.get("options.extras_require", extra))
+        lines = requirement_lines(config.get("options.extras_require", extra))
+        declared += lines
+        for requirement in lines:
+            match = REQUIREMENT.match(requirement)
+            if match and match.group("name").lower() == project:
+                extras += [name.strip() for name in match.group("extras").split(",") if name.strip() not in extras]
     pins: dict[str, str] = {}
     for requirement in declared:
         match = REQUIREMENT.match(requirement)
         name = match.group("name").lower() if match else requirement
+        if name == project:
+            continue
         if name in replacements:
             pins.setdefault(name, replacements[name])
             continue

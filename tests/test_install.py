@@ -21,15 +21,31 @@ from packaging.version import Version
 ROOT = Path(__file__).resolve().parents[1]
 LOWEST_PINS = ROOT / "constraints" / "lowest_pins.py"
 CPU_TORCH = "torch==2.13.0+cpu"
+PROJECT = "hf-xalign"
+
+
+def setup_cfg() -> configparser.ConfigParser:
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    return config
+
+
+def requirements(value: str) -> list[Requirement]:
+    lines = (line.split("#", 1)[0].strip() for line in value.splitlines())
+    return [Requirement(line) for line in lines if line]
 
 
 def declared_requirements() -> list[Requirement]:
-    """install_requires and the dev extra, as packaging reads them."""
-    config = configparser.ConfigParser()
-    config.read(ROOT / "setup.cfg")
-    values = config.get("options", "install_requires") + config.get("options.extras_require", "dev")
-    lines = (line.split("#", 1)[0].strip() for line in values.splitlines())
-    return [Requirement(line) for line in lines if line]
+    """install_requires and the dev extra, with the project's own extras it names, as packaging reads them."""
+    config = setup_cfg()
+    declared = requirements(config.get("options", "install_requires"))
+    for requirement in requirements(config.get("options.extras_require", "dev")):
+        if canonicalize_name(requirement.name) == PROJECT:
+            for extra in sorted(requirement.extras):
+                declared += requirements(config.get("options.extras_require", extra))
+        else:
+            declared.append(requirement)
+    return declared
 
 
 def locked_versions() -> dict[str, Version]:
