@@ -19,9 +19,17 @@ the memory, and its percentile interval is a tested implementation we do not nee
 from __future__ import annotations
 
 import numpy as np
-import scipy
 from packaging.version import Version
-from scipy import stats
+
+from ..extras import missing_extra
+
+try:
+    import scipy
+    from scipy import stats
+except ModuleNotFoundError as error:
+    raise missing_extra(
+        error, "the bootstrap intervals of the recipes and the report (hf_xalign.analysis.bootstrap)"
+    ) from None
 
 # Values per gathered array in one batch of resamples (32 MiB of int64): memory stays bounded
 # however many examples and resamples are asked for.

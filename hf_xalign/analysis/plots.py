@@ -14,11 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
+from ..extras import missing_extra
 from .report_inputs import BASE_MODEL, CellInputs
 from .report_stats import DISTANCES, Correlation, group_cosines, layer_groups
+
+try:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+except ModuleNotFoundError as error:
+    raise missing_extra(error, "the analysis report's plots (hf_xalign.analysis.plots)") from None
 
 DPI = 100
 MAX_COLUMNS = 3

@@ -13,10 +13,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
+from ..extras import missing_extra
 from .bootstrap import delta_interval, score_interval
 from .report_inputs import BASE_MODEL, CellInputs, RunInputs
+
+try:
+    from scipy import stats
+except ModuleNotFoundError as error:
+    raise missing_extra(error, "the analysis report's correlations (hf_xalign.analysis.report_stats)") from None
 
 # Measures of distance (lower = closer); every other measure is a similarity (higher = closer).
 DISTANCES = frozenset({"pair_l2"})

@@ -13,10 +13,15 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-import conllu
 import datasets
 
+from ..extras import missing_extra
 from . import hub, reading
+
+try:
+    import conllu
+except ModuleNotFoundError as error:
+    raise missing_extra(error, "reading CoNLL-U treebanks (hf_xalign.data.conllu)") from None
 
 UPOS_TAGS: tuple[str, ...] = (
     "ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM",

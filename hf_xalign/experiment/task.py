@@ -7,15 +7,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import evaluate
 import torch
 from transformers import AutoTokenizer, DataCollatorWithPadding, EvalPrediction, PreTrainedModel
 
 from ..analysis.bootstrap import example_outcomes
 from ..args import AlignmentTrainingArguments
 from ..data.parallel import drop_pairs_containing, hold_out_pairs, language_pair_counts, load_parallel
+from ..extras import missing_extra
 from ..metrics import metric_path
 from .console import quiet_console
+
+try:
+    import evaluate
+except ModuleNotFoundError as error:
+    raise missing_extra(error, "the recipes' evaluation (hf_xalign.experiment.task)") from None
 
 
 @dataclass(kw_only=True)  # keyword-only: a recipe's required options may follow these defaults
