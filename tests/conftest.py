@@ -7,6 +7,7 @@ word, so every pair is a word-by-word translation with known links `i-i`, and th
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import random
@@ -21,10 +22,67 @@ import torch
 from hub_server import HubServer
 from transformers import DataCollatorForTokenClassification, XLMRobertaForTokenClassification
 
+from hf_xalign.extras import EXPERIMENTS_MODULES
 from hf_xalign.tiny import tiny_xlmr_config, train_tokenizer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+# The tests of the core (`pip install hf-xalign`, no extra): `make test-core` runs them with --core in a venv without
+# the experiments extra, where importing a harness module fails. A test of the trainer, the losses, gradient
+# measurement, parallel text, the Hub helpers or per-layer analysis that needs no recipe, task or report belongs here.
+CORE_TESTS = (
+    "test_alignment_stream.py",
+    "test_analysis_measures.py",
+    "test_clipping.py",
+    "test_compat.py",
+    "test_conflict.py",
+    "test_core_install.py",
+    "test_crash_resume.py",
+    "test_distributed.py",
+    "test_distributed_equivalence.py",
+    "test_early_exit.py",
+    "test_faults.py",
+    "test_fsdp_sums.py",
+    "test_fsdp_trainer.py",
+    "test_fuzz_parallel.py",
+    "test_hub_server.py",
+    "test_install.py",
+    "test_layers.py",
+    "test_losses.py",
+    "test_mixed_precision.py",
+    "test_parallel_data.py",
+    "test_pooling_collator.py",
+    "test_process_group.py",
+    "test_surgery.py",
+    "test_trainer.py",
+    "test_trainer_contract.py",
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--core",
+        action="store_true",
+        help="only the core tests (CORE_TESTS in tests/conftest.py), in a venv without the experiments extra",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With --core, refuse a venv that has an extra's package: the claim is that the core tests pass without it."""
+    present = [name for name in EXPERIMENTS_MODULES if importlib.util.find_spec(name) is not None]
+    if config.getoption("--core") and present:
+        raise pytest.UsageError(
+            f"--core runs in a venv without the experiments extra (make test-core); this one has {', '.join(present)}"
+        )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With --core, a test file that is not in CORE_TESTS is not collected (it may import the harness)."""
+    if config.getoption("--core") and collection_path.name.startswith("test_") and collection_path.suffix == ".py":
+        return collection_path.name not in CORE_TESTS or None
+    return None
+
 
 # word -> (made-up translation, tag id): 0 determiner, 1 noun, 2 verb, 3 adjective
 LEXICON = {

@@ -111,3 +111,70 @@ def test_lowest_pins_refuses_a_dependency_without_a_lower_bound(tmp_path, instal
     completed = subprocess.run([sys.executable, str(LOWEST_PINS), str(setup_cfg)], capture_output=True, text=True)
     assert (completed.returncode, completed.stdout) == (2, "")
     assert completed.stderr.count("\n") == 1 and named in completed.stderr
+
+
+CORE_PINS = ROOT / "constraints" / "core_pins.py"
+# A lock as `make lock` writes it: `a` is core and needs `b`; `c` comes from an extra and needs `b` and `d`; `e` comes
+# from lock.in; `f` is a tool (pytest) and needs `g`.
+TOY_LOCK = """\
+--find-links /opt/wheels
+
+a==1.0 \\
+    --hash=sha256:aa
+    # via toy (setup.cfg)
+b==2.0 \\
+    --hash=sha256:bb \\
+    --hash=sha256:bc
+    # via
+    #   a
+    #   c
+c==3.0 \\
+    --hash=sha256:cc
+    # via toy (setup.cfg)
+d==4.0 \\
+    --hash=sha256:dd
+    # via c
+e==5.0 \\
+    --hash=sha256:ee
+    # via -r constraints/lock.in
+f==6.0 \\
+    --hash=sha256:ff
+    # via toy (setup.cfg)
+g==7.0 \\
+    --hash=sha256:gg
+    # via f
+"""
+TOY_SETUP_CFG = "[metadata]\nname = toy\n[options]\ninstall_requires =\n    A>=1  # core\n"
+
+
+def core_pins(tmp_path: Path, *tools: str) -> subprocess.CompletedProcess:
+    (tmp_path / "setup.cfg").write_text(TOY_SETUP_CFG)
+    (tmp_path / "lock.txt").write_text(TOY_LOCK)
+    command = [sys.executable, str(CORE_PINS), str(tmp_path / "setup.cfg"), str(tmp_path / "lock.txt")]
+    return subprocess.run(command + [f"--with={tool}" for tool in tools], capture_output=True, text=True)
+
+
+def test_core_pins_keep_the_lock_blocks_of_the_core_what_it_needs_lock_in_and_the_tools(tmp_path):
+    completed = core_pins(tmp_path, "F")
+    assert completed.returncode == 0, completed.stderr
+    blocks = TOY_LOCK.split("\n\n")[1]
+    kept = [block for block in re.split(r"\n(?=\S)", blocks) if block[0] in "abefg"]
+    assert completed.stdout == "--find-links /opt/wheels\n" + "\n".join(kept)
+
+
+def test_core_pins_refuses_a_tool_the_lock_lacks(tmp_path):
+    completed = core_pins(tmp_path, "pytest")
+    assert (completed.returncode, completed.stdout) == (2, "")
+    assert completed.stderr.count("\n") == 1 and "lacks pytest" in completed.stderr and "make lock" in completed.stderr
+
+
+def test_the_locked_core_has_no_package_of_the_experiments_extra():
+    completed = subprocess.run(
+        [sys.executable, str(CORE_PINS), str(ROOT / "setup.cfg"), str(ROOT / "constraints" / "lock.txt")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    core = {canonicalize_name(name) for name in re.findall(r"^(\S+)==", completed.stdout, re.M)}
+    assert {"torch", "transformers", "accelerate", "datasets", "huggingface-hub", "safetensors"} <= core
+    assert core & {"conllu", "evaluate", "matplotlib", "scipy", "contourpy", "kiwisolver", "fonttools"} == set()
