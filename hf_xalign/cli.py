@@ -15,6 +15,7 @@ from .experiment.exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, OneLineParser
 from .experiment.report import RESULTS_JSONL, read_results
 from .experiment.study_inputs import is_study_dir
 from .experiment.study_report import build_study_report
+from .extras import MissingExtraError
 from .hub import HubError, download_aligned, push_aligned
 from .losses import LOSS_REGISTRY
 from .model_card import ALIGNMENT_CONFIG_NAME
@@ -115,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (HubError, ValueError, FileNotFoundError) as error:  # the commands' own checks, data files, the Hub
+    # the commands' own checks, data files, the Hub, and a harness command (report) without the experiments extra
+    except (HubError, ValueError, FileNotFoundError, MissingExtraError) as error:
         print(f"xalign: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:

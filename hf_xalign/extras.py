@@ -4,7 +4,8 @@ The core (the Hugging Face stack alone): the trainer and its arguments, the alig
 and combining, parallel text (readers, collator, stream, `hub:` sources), per-layer analysis (`xalign analyze`) and
 the Hub helpers (push, download, `load_aligned`, the card). The experiments extra adds what the harness imports:
 the recipes' tasks and metrics (`conllu`, `evaluate`), their configs (`pyyaml`), and the analysis report's
-statistics and plots (`scipy`, `matplotlib`, `numpy`).
+statistics and plots (`scipy`, `matplotlib`, `numpy`). pyyaml and numpy come with the Hugging Face stack anyway; the
+extra declares them because the harness imports them.
 
 A harness module imports an extra's package inside `try` and raises [`missing_extra`]'s error in its place, so a
 user who lacks the extra reads which package is missing and the line that installs it, not a bare

@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import sys
 
-from hf_xalign import AlignmentTrainingArguments
-from hf_xalign.experiment import AlignArguments, align_encoder, alignment_summary, read_marker, run_recipe
-from hf_xalign.experiment.align import ALIGNMENT_FILES
-from hf_xalign.experiment.check_data import check_recipe_data, wants_check_data
+from hf_xalign.extras import exit_without_extra
+
+with exit_without_extra():  # without the experiments extra: one line, exit 2
+    from hf_xalign import AlignmentTrainingArguments
+    from hf_xalign.experiment import AlignArguments, align_encoder, alignment_summary, read_marker, run_recipe
+    from hf_xalign.experiment.align import ALIGNMENT_FILES
+    from hf_xalign.experiment.check_data import check_recipe_data, wants_check_data
 
 
 def main(script_args: AlignArguments, training_args: AlignmentTrainingArguments) -> str:

@@ -25,11 +25,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hf_xalign.experiment.check_data import check_study_data
-from hf_xalign.experiment.exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, USER_ERRORS, OneLineParser, resume_command
-from hf_xalign.experiment.output_dir import OVERWRITE_FLAG
-from hf_xalign.experiment.study import expand_grid, read_study_config, select_cells
-from hf_xalign.experiment.study_runner import run_study
+from hf_xalign.extras import exit_without_extra
+
+with exit_without_extra():  # without the experiments extra: one line, exit 2
+    from hf_xalign.experiment.check_data import check_study_data
+    from hf_xalign.experiment.exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, USER_ERRORS, OneLineParser, resume_command
+    from hf_xalign.experiment.output_dir import OVERWRITE_FLAG
+    from hf_xalign.experiment.study import expand_grid, read_study_config, select_cells
+    from hf_xalign.experiment.study_runner import run_study
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:

@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import sys
 
-from hf_xalign import AlignmentTrainingArguments
-from hf_xalign.experiment import run_experiment, run_recipe
-from hf_xalign.experiment.check_data import check_recipe_data, wants_check_data
-from hf_xalign.results import CellResult
-from hf_xalign.tasks.classification import ClassificationArguments, ClassificationTask
+from hf_xalign.extras import exit_without_extra
+
+with exit_without_extra():  # without the experiments extra: one line, exit 2
+    from hf_xalign import AlignmentTrainingArguments
+    from hf_xalign.experiment import run_experiment, run_recipe
+    from hf_xalign.experiment.check_data import check_recipe_data, wants_check_data
+    from hf_xalign.results import CellResult
+    from hf_xalign.tasks.classification import ClassificationArguments, ClassificationTask
 
 
 def main(script_args: ClassificationArguments, training_args: AlignmentTrainingArguments) -> list[CellResult]:

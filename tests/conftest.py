@@ -31,6 +31,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 # The tests of the core (`pip install hf-xalign`, no extra): `make test-core` runs them with --core in a venv without
 # the experiments extra, where importing a harness module fails. A test of the trainer, the losses, gradient
 # measurement, parallel text, the Hub helpers or per-layer analysis that needs no recipe, task or report belongs here.
+# Left to `make test` for CI time: test_distributed.py (the launch matrix, 6 of the 25 minutes this list took on the
+# loaded 2-core machine) and test_crash_resume.py (kill and resume, 2 more); test_distributed_equivalence.py and
+# test_fsdp_trainer.py launch the core on two processes here.
 CORE_TESTS = (
     "test_alignment_stream.py",
     "test_analysis_measures.py",
@@ -38,8 +41,6 @@ CORE_TESTS = (
     "test_compat.py",
     "test_conflict.py",
     "test_core_install.py",
-    "test_crash_resume.py",
-    "test_distributed.py",
     "test_distributed_equivalence.py",
     "test_early_exit.py",
     "test_faults.py",
