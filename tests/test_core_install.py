@@ -77,6 +77,24 @@ def test_the_core_imports_and_reads_parallel_text_without_the_extra(tmp_path):
     assert completed.stdout.splitlines()[-2:] == ["['the cat', 'a dog'] ['lo gatu', 'un perru'] ContrastiveLoss", "[]"]
 
 
+def imported_without(tmp_path: Path, module: str, blocked: tuple[str, ...]) -> tuple[str, str]:
+    """The `name` and the message of the ImportError that importing `module` raises without the `blocked` packages."""
+    script = f"try:\n    import {module}\nexcept ImportError as error:\n    print(error.name)\n    print(error)\n"
+    completed = run_without(tmp_path, blocked, ["-c", script])
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    name, message = completed.stdout.splitlines()[-2:]
+    return name, message
+
+
+@pytest.mark.parametrize(
+    "module", ["hf_xalign.experiment", "hf_xalign.tasks", "hf_xalign.data.conllu", "hf_xalign.analysis.report"]
+)
+def test_a_harness_module_without_the_extra_raises_an_import_error_naming_it(tmp_path, module):
+    name, message = imported_without(tmp_path, module, EXPERIMENTS_MODULES)
+    assert name in EXPERIMENTS_MODULES
+    assert message.endswith(f"needs {name}, which the experiments extra installs: {INSTALL_LINE}")
+
+
 @pytest.mark.parametrize(
     ("module", "missing"),
     [
@@ -87,19 +105,11 @@ def test_the_core_imports_and_reads_parallel_text_without_the_extra(tmp_path):
         ("hf_xalign.analysis.report_stats", "scipy"),
     ],
 )
-def test_a_harness_module_without_the_extra_raises_an_import_error_naming_it(tmp_path, module, missing):
-    script = textwrap.dedent(
-        f"""
-        try:
-            import {module}
-        except ImportError as error:
-            print(error.name)
-            print(error)
-        """
-    )
-    completed = run_without(tmp_path, (missing,), ["-c", script])
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    name, message = completed.stdout.splitlines()[-2:]
+def test_each_guarded_import_names_its_own_package(tmp_path, module, missing):
+    absent = [name for name in EXPERIMENTS_MODULES if name != missing and importlib.util.find_spec(name) is None]
+    if absent:
+        pytest.skip(f"{module} reaches its own guard only where the extra's other packages are installed")
+    name, message = imported_without(tmp_path, module, (missing,))
     assert name == missing
     assert f"needs {missing}, which the experiments extra installs: {INSTALL_LINE}" in message
 
