@@ -332,3 +332,54 @@ def test_check_data_passes_offline_on_the_demo_configs(capsys, monkeypatch):
     lines = capsys.readouterr().out.splitlines()
     assert statuses == [0, 0, 0]
     assert len(lines) > 20 and all(": ok (" in line for line in lines)
+
+
+def test_the_card_records_the_commit_a_branch_named_source_was_read_at(hub_datasets, tmp_path):
+    from transformers import XLMRobertaForTokenClassification
+
+    from hf_xalign.data.conllu import UPOS_TAGS
+    from hf_xalign.model_card import build_model_card
+    from hf_xalign.tiny import tiny_xlmr_config, train_tokenizer
+
+    server, _ = hub_datasets
+    words = [
+        word for rows in (*UD_ROWS.values(), *UD_MAIN_ROWS.values()) for _, sentence, _ in rows for word, _ in sentence
+    ]
+    tokenizer = train_tokenizer([" ".join(words)] * 4, vocab_size=200)
+    model = XLMRobertaForTokenClassification(tiny_xlmr_config(tokenizer, hidden_size=32, num_labels=len(UPOS_TAGS)))
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    release = f"hub:{UD}@{UD_RELEASE}"
+    config = {
+        "model_name_or_path": str(tmp_path / "model"),
+        "train_treebank": [f"{release}:fr_gsd:train"],
+        "source_language": "fr",
+        "eval_treebanks": [f"fr={release}:fr_gsd:train"],  # the only split of two sentences: a score's interval needs 2
+        "compare": False,
+        "alignment_mode": "none",
+        "output_dir": str(tmp_path / "out"),
+        "max_steps": 1,
+        "save_strategy": "no",
+        "report_to": [],
+        "use_cpu": True,
+        "disable_tqdm": True,
+    }
+    (tmp_path / "pos.yaml").write_text(json.dumps(config))
+    env = server.client_env(tmp_path / "home")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, "recipes/pos.py", str(tmp_path / "pos.yaml")],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    (results_file,) = (tmp_path / "out").glob("*/results.json")
+    card = build_model_card(str(results_file.parent), "someone/tiny-pos")
+    recorded = {r.dataset_name.split()[0]: (r.dataset_revision, r.dataset_args) for r in card.data.eval_results}
+    ud = server.repos[("dataset", UD)]  # the oracle: the commits the server's branches point at
+    assert ud.branches[UD_RELEASE] != ud.branches["main"]
+    assert recorded == {"fr": (ud.branches[UD_RELEASE], {"revision": UD_RELEASE})}
