@@ -383,3 +383,55 @@ def test_the_card_records_the_commit_a_branch_named_source_was_read_at(hub_datas
     ud = server.repos[("dataset", UD)]  # the oracle: the commits the server's branches point at
     assert ud.branches[UD_RELEASE] != ud.branches["main"]
     assert recorded == {"fr": (ud.branches[UD_RELEASE], {"revision": UD_RELEASE})}
+
+
+def comment_above(lines: list[str], index: int) -> str:
+    """The comment lines right above the YAML block that holds line `index` (its list items and keys walked up)."""
+    while index > 0 and lines[index - 1].strip() and not lines[index - 1].lstrip().startswith("#"):
+        index -= 1
+    comments = []
+    while index > 0 and lines[index - 1].lstrip().startswith("#"):
+        index -= 1
+        comments.insert(0, lines[index])
+    return "\n".join(comments)
+
+
+def test_every_unpinned_shipped_source_says_how_to_pin_it():
+    unpinned = [(name, spec) for name, spec in shipped_hub_sources() if parse_hub_spec(spec).revision is None]
+    assert unpinned  # XNLI, SIB-200 and OPUS-100 have no release branches: pinned by commit, where a network exists
+    for name, spec in unpinned:
+        lines = (ROOT / "recipes" / "configs" / name).read_text(encoding="utf-8").splitlines()
+        (index,) = [i for i, line in enumerate(lines) if spec in line.partition("#")[0]]
+        assert "--check-data --pin" in comment_above(lines, index), (name, spec)
+
+
+@pytest.mark.parametrize("name", sorted({name for name, _ in shipped_hub_sources()}))
+def test_pin_edits_each_shipped_config_in_place(name, tmp_path, monkeypatch, capsys):
+    import yaml
+
+    import hf_xalign.data.pin
+
+    commits = {}  # a made-up commit per repository, as the Hub would answer
+    monkeypatch.setattr(
+        hf_xalign.data.pin, "resolve_main", lambda path: commits.setdefault(path, f"{len(commits):040x}")
+    )
+    original = (ROOT / "recipes" / "configs" / name).read_text(encoding="utf-8")
+    config = tmp_path / name
+    config.write_text(original, encoding="utf-8")
+
+    assert hf_xalign.data.pin.pin_config(str(config))
+
+    pinned = config.read_text(encoding="utf-8")
+    # Oracle: the original's values with `@<commit>` after each unpinned repository, by plain string replacement
+    # (comments too, which loading drops).
+    expected = original
+    for path, commit in commits.items():
+        expected = expected.replace(f"hub:{path}:", f"hub:{path}@{commit}:")
+    assert yaml.safe_load(pinned) == yaml.safe_load(expected)
+    assert (pinned == original) == (not commits)
+    # Every line but those with a source is as it was: comments, order and layout kept.
+    changed = [(a, b) for a, b in zip(original.splitlines(), pinned.splitlines()) if a != b]
+    assert len(original.splitlines()) == len(pinned.splitlines())
+    assert all(not a.lstrip().startswith("#") and "hub:" in a for a, _ in changed)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len({spec for n, spec in shipped_hub_sources() if n == name})
