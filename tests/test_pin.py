@@ -112,3 +112,17 @@ def test_pin_offline_names_each_source_and_writes_nothing(hub_server, tmp_path):
     assert ": not pinned: " in lines[0] and ": not pinned: " in lines[1]
     assert lines[3] == f"{config}: not changed (every unpinned source must resolve first)"
     assert config.read_text(encoding="utf-8") == text
+
+
+def test_study_pin_offline_names_the_source_and_writes_nothing(tmp_path):
+    config = tmp_path / "study.yaml"
+    text = "# a study (pin runs before the study is read)\ntasks:\n  xnli:\n    overrides:\n      train_data: [hub:a/xnli:en:train]\n"
+    config.write_text(text, encoding="utf-8")
+
+    result = run(
+        {**os.environ, "HF_HUB_OFFLINE": "1"}, sys.executable, "recipes/study.py", str(config), "--check-data", "--pin"
+    )
+
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.stdout.splitlines()[0].startswith("hub:a/xnli:en:train: not pinned: ")
+    assert config.read_text(encoding="utf-8") == text
