@@ -94,7 +94,7 @@ def test_hub_server_serves_push_and_hub_loading_then_stops_on_ctrl_c(tmp_path):
     assert out.read_text().splitlines()[-1] == "local Hub stopped"
 
 
-def test_a_port_in_use_or_a_used_root_is_one_line(tmp_path):
+def test_a_port_in_use_a_bad_port_or_a_used_root_is_one_line(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -113,3 +113,8 @@ def test_a_port_in_use_or_a_used_root_is_one_line(tmp_path):
     _, stderr = process.communicate(timeout=180)
     assert process.returncode == 2
     assert len(stderr.splitlines()) == 1 and f"--root {used}: not an empty folder" in stderr
+
+    process, _ = start_server(tmp_path, "--port", "70000")
+    _, stderr = process.communicate(timeout=180)
+    assert process.returncode == 2
+    assert len(stderr.splitlines()) == 1 and "--port: '70000' is not a port (0 to 65535" in stderr

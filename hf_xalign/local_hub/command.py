@@ -38,7 +38,7 @@ def add_hub_server_command(subparsers: argparse._SubParsersAction) -> argparse.A
 def add_hub_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--port",
-        type=int,
+        type=port_number,
         default=DEFAULT_PORT,
         help=f"the port on 127.0.0.1 (default {DEFAULT_PORT}; 0: any free one)",
     )
@@ -46,6 +46,13 @@ def add_hub_server_arguments(parser: argparse.ArgumentParser) -> None:
         "--root",
         help="an empty or new folder that receives the pushed files (default: a temporary folder, removed at exit)",
     )
+
+
+def port_number(text: str) -> int:
+    """`--port`'s value: a TCP port, 0 to 65535."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535; 0 takes a free one)")
+    return int(text)
 
 
 def run_hub_server(args: argparse.Namespace) -> int:
@@ -64,11 +71,10 @@ def run_hub_server(args: argparse.Namespace) -> int:
         root.mkdir(parents=True, exist_ok=True)
         try:
             server = HubServer(root, port=args.port)
-        except OSError as error:
-            if error.errno != errno.EADDRINUSE:
-                raise
+        except OSError as error:  # in use, or below 1024 without the right to bind it
+            reason = "in use" if error.errno == errno.EADDRINUSE else error.strerror
             print(
-                f"xalign hub-server: error: --port {args.port}: in use; pick another (--port 0 takes a free one)",
+                f"xalign hub-server: error: --port {args.port}: {reason}; pick another (--port 0 takes a free one)",
                 file=sys.stderr,
             )
             return EXIT_USER_ERROR
