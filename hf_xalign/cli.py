@@ -1,5 +1,5 @@
 """The `xalign` command: list losses, inspect a saved model, push a run to the Hub, download one,
-measure alignment per layer, write the alignment-vs-transfer report."""
+measure alignment per layer, write the alignment-vs-transfer report, serve a local Hub."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from .experiment.report import RESULTS_JSONL, read_results
 from .experiment.study_inputs import is_study_dir
 from .experiment.study_report import build_study_report
 from .hub import HubError, download_aligned, push_aligned
+from .local_hub.command import add_hub_server_command
 from .losses import LOSS_REGISTRY
 from .model_card import ALIGNMENT_CONFIG_NAME
 
@@ -112,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     download_command.set_defaults(run=download)
     add_analyze_command(commands)
     add_report_command(commands).set_defaults(run=report)
+    add_hub_server_command(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -21,7 +21,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .conflict import CONFLICT_SUMMARY_NAME, json_safe
-from .data.hub import is_hub_spec, parse_hub_spec
+from .data.hub import HUB_COMMITS, is_hub_spec, parse_hub_spec
 from .results import CellResult
 from .version import __version__
 
@@ -181,6 +181,7 @@ def eval_results(run: RunFiles) -> list[EvalResult]:
     kind = TASK_KINDS[run.task_kind]
     title = TASK_TITLES.get(run.result.task, kind.title)
     sources = run.result.details.get("eval_sources", {})
+    commits = run.result.details.get(HUB_COMMITS, {})
     entries = []
     for cell, label in ((run.result, ""), (run.reference, " (baseline without alignment)")):
         if cell is None:
@@ -198,23 +199,28 @@ def eval_results(run: RunFiles) -> list[EvalResult]:
                         metric_type=metric,
                         metric_name=f"{metric}{label}",
                         metric_value=value,
-                        **_dataset_fields(sources.get(language, language), language),
+                        **_dataset_fields(sources.get(language, language), language, commits),
                     )
                 )
     return entries
 
 
-def _dataset_fields(source: str, language: str) -> dict[str, str | None]:
-    """`model-index` fields of an evaluation source: a `hub:` source's id, config, split and revision (`main` where
-    the config named none, so that a result says what data it came from); a file's path, the language as config."""
+def _dataset_fields(source: str, language: str, commits: dict[str, str]) -> dict[str, Any]:
+    """`model-index` fields of an evaluation source, so that a result says what data it came from: a `hub:` source's
+    id, config, split and revision. The revision is the commit the run read (`commits`, by spec) where it was
+    recorded, with the revision as the config wrote it (`main` where it named none) in `args`, as `load_dataset`
+    was given it; without a recorded commit, the revision as written. A file: its path, the language as config."""
     if not is_hub_spec(source):
         return {"dataset_type": source, "dataset_config": language}
     hub_source = parse_hub_spec(source)
+    written = hub_source.revision or "main"
+    commit = commits.get(source)
     return {
         "dataset_type": hub_source.path,
         "dataset_config": hub_source.config or language,
         "dataset_split": hub_source.split,
-        "dataset_revision": hub_source.revision or "main",
+        "dataset_revision": commit or written,
+        "dataset_args": {"revision": written} if commit and commit != written else None,
     }
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hf_xalign.experiment.check_data import check_study_data
+from hf_xalign.experiment.check_data import check_study_data, pin_config_sources
 from hf_xalign.experiment.exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, USER_ERRORS, OneLineParser, resume_command
 from hf_xalign.experiment.output_dir import OVERWRITE_FLAG
 from hf_xalign.experiment.study import expand_grid, read_study_config, select_cells
@@ -41,6 +41,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--list-cells", action="store_true", help="Print the cell ids of the grid and exit.")
     parser.add_argument(
         "--check-data", action="store_true", help="Read every data source of every task, one line each, and exit."
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="With --check-data: first pin the config's hub: sources that name no revision to the commit they read "
+        "today, written into the config file (its comments kept).",
     )
     parser.add_argument("--output_dir", help="The study folder, instead of the config's output_dir.")
     parser.add_argument(
@@ -67,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.nproc_per_cell is not None:
         overrides["nproc_per_cell"] = arguments.nproc_per_cell
     try:
+        if arguments.check_data and arguments.pin and not pin_config_sources(arguments.config, "study.py"):
+            return 1
         config = read_study_config(arguments.config, **overrides)
         if arguments.list_cells:
             print("\n".join(cell.cell_id for cell in select_cells(expand_grid(config), arguments.cells)))

@@ -130,7 +130,7 @@ def make_model(tokenizer, dropout: float = 0.0, seed: int = 0) -> XLMRobertaForT
 
 @pytest.fixture
 def hub_server(tmp_path_factory) -> Iterator[HubServer]:
-    """A Hub-compatible HTTP server on 127.0.0.1 (tests/hub_server.py), its files in a temporary folder.
+    """A Hub-compatible HTTP server on 127.0.0.1 (hf_xalign/local_hub/), its files in a temporary folder.
 
     The client reads HF_ENDPOINT and HF_HUB_OFFLINE at import, and the tests run offline: drive it in a subprocess
     with `env=hub_server.client_env(home)`.
