@@ -32,31 +32,31 @@ from transformers import (
 )
 from transformers.trainer_utils import SaveStrategy
 
-from ._compat import finish_current_push, save_model_without_push
-from .adapters import adapted_model_facts, encoder_of, encoder_prefix, is_peft_model, task_model
-from .args import AlignmentConfig, AlignmentTrainingArguments
-from .checkpoints import TRAINER_STATE_NAME, check_checkpoint_complete, last_complete_checkpoint
-from .conflict import TASK, ConflictMeasurement, GradientConflictCallback, GradientSplitter, mean_logs
-from .data.collator import ParallelCollator
-from .data.parallel import language_pair_counts, load_parallel
-from .data.stream import AlignmentStream
-from .distributed import (
+from .._compat import finish_current_push, save_model_without_push
+from ..adapters import adapted_model_facts, encoder_of, encoder_prefix, is_peft_model, task_model
+from ..args import AlignmentConfig, AlignmentTrainingArguments
+from ..checkpoints import TRAINER_STATE_NAME, check_checkpoint_complete, last_complete_checkpoint
+from ..conflict import TASK, ConflictMeasurement, GradientConflictCallback, GradientSplitter, mean_logs
+from ..data.collator import ParallelCollator
+from ..data.parallel import language_pair_counts, load_parallel
+from ..data.stream import AlignmentStream
+from ..distributed import (
     all_reduce_gradients,
     all_reduce_tensors,
     is_sharded,
     register_sharded_output_capture,
     set_gradient_sync,
 )
-from .hub import ALIGNMENT_LOSSES_NAME, push_aligned
-from .layers import num_blocks, resolve_layer
-from .losses import AlignmentLoss, get_loss_class
-from .model_card import ALIGNMENT_CONFIG_NAME, build_model_card
-from .nonfinite import SKIPPED_STEPS_LOG_KEY, SKIPPED_STEPS_NAME, NonfiniteSteps
-from .pooling import ParallelEncoding
-from .process_group import destroy_process_group_at_exit
-from .schedules import alignment_lambda_at
-from .surgery import CombinationOptions, CombinationState, apply_combination, combination_coefficients
-from .version import __version__
+from ..hub import ALIGNMENT_LOSSES_NAME, push_aligned
+from ..layers import num_blocks, resolve_layer
+from ..losses import AlignmentLoss, get_loss_class
+from ..model_card import ALIGNMENT_CONFIG_NAME, build_model_card
+from ..nonfinite import SKIPPED_STEPS_LOG_KEY, SKIPPED_STEPS_NAME, NonfiniteSteps
+from ..pooling import ParallelEncoding
+from ..process_group import destroy_process_group_at_exit
+from ..schedules import alignment_lambda_at
+from ..surgery import CombinationOptions, CombinationState, apply_combination, combination_coefficients
+from ..version import __version__
 
 # The sequential mode's alignment stage writes its checkpoints (optimizer state included) here, inside
 # output_dir. Trainer's pushes upload output_dir with `ignore_patterns=["_*", "checkpoint-*"]`: the
