@@ -15,7 +15,7 @@ from ..model_card import ALIGNMENT_CONFIG_NAME
 from .core import SHARED_FORWARD, AlignmentTrainer
 from .engines import SUPPORTED_FSDP_VERSION
 from .saving import COMBINATION_STATE_NAME
-from .stages import ALIGNMENT_STAGE_DIR, AlignmentOnlySteps
+from .stages import ALIGNMENT_STAGE_DIR, AlignmentOnlySteps, alignment_only_arguments
 
 __all__ = [
     "ALIGNMENT_CONFIG_NAME",
@@ -26,4 +26,5 @@ __all__ = [
     "SUPPORTED_FSDP_VERSION",
     "AlignmentOnlySteps",
     "AlignmentTrainer",
+    "alignment_only_arguments",
 ]

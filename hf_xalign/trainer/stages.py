@@ -44,6 +44,39 @@ def _collate_alignment_only(rows: list[dict[str, Any]]) -> dict[str, torch.Tenso
     return {"alignment_only_rows": torch.tensor(len(rows))}
 
 
+def alignment_only_arguments(
+    args: AlignmentTrainingArguments, output_dir: str | None = None, max_steps: int | None = None
+) -> AlignmentTrainingArguments:
+    """The arguments of training alignment alone, from a run's: the sequential mode's alignment stage and
+    [`~hf_xalign.experiment.align_encoder`] both train with them.
+
+    Args:
+        args ([`AlignmentTrainingArguments`]): the run's arguments; left as they are.
+        output_dir (`str`, *optional*): where the alignment-only training writes; defaults to `args.output_dir`.
+        max_steps (`int`, *optional*): its length; defaults to `args.max_steps`.
+
+    Off, because alignment alone has no task: evaluation, so no best model to keep or load (checkpoints, for a
+    resume, follow the save strategy; `best` has no metric: no checkpoints); the gradient measurement and the
+    combining rules, which compare with a task gradient; and the Hub push: the folder is not the finished model
+    (the stage's is inside the task's `output_dir`; `align_encoder` records the objective before it pushes).
+
+    A shallow copy, not `dataclasses.replace`: rebuilding the arguments runs `__post_init__`, whose device setup
+    resets accelerate's shared `AcceleratorState`, which a trainer built on `args` reads. The copy keeps the
+    resolved device and distributed state.
+    """
+    aligning = copy.copy(args)
+    aligning.output_dir = output_dir if output_dir is not None else args.output_dir
+    aligning.max_steps = max_steps if max_steps is not None else args.max_steps
+    aligning.eval_strategy = IntervalStrategy.NO
+    aligning.load_best_model_at_end = False
+    if aligning.save_strategy == SaveStrategy.BEST:
+        aligning.save_strategy = SaveStrategy.NO
+    aligning.conflict_every = 0
+    aligning.gradient_combination = "sum"
+    aligning.push_to_hub = False
+    return aligning
+
+
 class StagesMixin:
     """[`AlignmentTrainer`]'s stages: the sequential mode's alignment stage before the task stage, and which stage
     a `resume_from_checkpoint` resumes. Mixed into `AlignmentTrainer`."""
@@ -68,25 +101,10 @@ class StagesMixin:
         return super().train(resume_from_checkpoint=resume_task, **kwargs)
 
     def _alignment_stage_args(self) -> AlignmentTrainingArguments:
-        """The alignment stage's own arguments: its folder, its length, and no Hub push.
-
-        A shallow copy, not `dataclasses.replace`: rebuilding the arguments runs `__post_init__`,
-        whose device setup resets accelerate's shared `AcceleratorState`, which this trainer's
-        accelerator reads. The copy keeps the resolved device and distributed state, and the
-        user's arguments stay as they were.
-        """
-        stage_args = copy.copy(self.args)
-        stage_args.output_dir = os.path.join(self.args.output_dir, ALIGNMENT_STAGE_DIR)
-        stage_args.max_steps = self.alignment_args.alignment_steps
-        # A push from inside the stage would upload the stage's folder as the model repository.
-        stage_args.push_to_hub = False
-        # The stage has no task to evaluate: no evaluation, so no best model to keep or load. Its checkpoints
-        # (for a resume inside the stage) follow the user's save strategy; `best` has no metric here.
-        stage_args.eval_strategy = IntervalStrategy.NO
-        stage_args.load_best_model_at_end = False
-        if stage_args.save_strategy == SaveStrategy.BEST:
-            stage_args.save_strategy = SaveStrategy.NO
-        return stage_args
+        """The alignment stage's own arguments: alignment-only training in `output_dir/_alignment_stage`, for
+        `alignment_steps` steps. The user's arguments stay as they were."""
+        stage_dir = os.path.join(self.args.output_dir, ALIGNMENT_STAGE_DIR)
+        return alignment_only_arguments(self.args, stage_dir, self.alignment_args.alignment_steps)
 
     def _run_alignment_stage(self, stage_args: AlignmentTrainingArguments, resume: str | None, **kwargs: Any) -> None:
         """Trains the stage on its own arguments and alignment-only steps, then puts back the task's."""
