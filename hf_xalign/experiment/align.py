@@ -19,7 +19,6 @@ Objectives come from the training arguments (`alignment_loss`, weights, layer), 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -40,7 +39,7 @@ from ..hub import push_aligned
 from ..layers import resolve_layer
 from ..losses import MaskedLMHead, pretrained_head_state
 from ..model_card import ALIGNMENT_CONFIG_NAME, build_model_card
-from ..trainer import AlignmentTrainer
+from ..trainer import AlignmentTrainer, alignment_only_arguments
 from .config import ConfigError, resolved_config, save_config
 from .console import quiet_console, use_console_log
 from .objectives import OBJECTIVES, objective_arguments, unknown_objective_error
@@ -255,12 +254,11 @@ def align_encoder(
     model = AutoModel.from_pretrained(script_args.model_name_or_path)
     layer = resolve_layer(training_args.alignment_layer, num_layers)
     before = _retrieval(model, tokenizer, measured, layer, training_args.alignment_max_length)
-    # The folder is pushed below, once the objective is recorded in it: the trainer itself never pushes.
-    # Without a task there is no task gradient to measure against, nor to combine with (arguments shared
-    # with a study's task cells may ask for both).
+    # As the sequential mode's alignment stage trains (arguments shared with a study's task cells may ask for a
+    # measurement, evaluation or a push that alignment alone cannot do); the folder is pushed below.
     trainer = AlignmentTrainer(
         model=model,
-        args=dataclasses.replace(training_args, push_to_hub=False, conflict_every=0, gradient_combination="sum"),
+        args=alignment_only_arguments(training_args),
         alignment_dataset=kept,
         processing_class=tokenizer,
     )
