@@ -20,6 +20,8 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -118,25 +120,22 @@ def write_stand_ins(cache: Path) -> None:
         tokenizer.save_pretrained(repo / "snapshots" / commit)
 
 
-@pytest.fixture(scope="module")
-def hub_cache(tmp_path_factory) -> Path:
-    cache = tmp_path_factory.mktemp("hf_cache")
-    write_stand_ins(cache)
-    return cache
-
-
-@pytest.mark.parametrize("page", python_pages(), ids=page_name)
-def test_python_blocks_of_a_page_run(page, hub_cache, tmp_path):
+def runnable_blocks(page: Path) -> list[dict]:
+    """What the page runner runs for `page`: its blocks without `# requires:`, after `YOUR_SCRIPT` where it applies."""
     name = page_name(page)
     blocks = [
         {"page": name, "line": line, "code": code} for line, code in fenced_blocks(page, "python") if not required(code)
     ]
-    if not blocks:
-        pytest.skip(f"{name}: every Python block needs what this machine lacks")
-    if name in PAGES_FROM_YOUR_SCRIPT:
+    if blocks and name in PAGES_FROM_YOUR_SCRIPT:
         blocks.insert(0, {"page": "tests/test_docs.py:YOUR_SCRIPT", "line": 0, "code": YOUR_SCRIPT})
-    (tmp_path / "recipes").symlink_to(ROOT / "recipes")
-    (tmp_path / "blocks.json").write_text(json.dumps(blocks), encoding="utf-8")
+    return blocks
+
+
+def run_page(blocks: list[dict], folder: Path, hub_cache: Path) -> subprocess.CompletedProcess:
+    """Run `blocks` in a fresh process in `folder` (which gets the repository's `recipes/`), offline."""
+    folder.mkdir()
+    (folder / "recipes").symlink_to(ROOT / "recipes")
+    (folder / "blocks.json").write_text(json.dumps(blocks), encoding="utf-8")
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
@@ -144,18 +143,46 @@ def test_python_blocks_of_a_page_run(page, hub_cache, tmp_path):
         "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
-        "HF_DATASETS_CACHE": str(tmp_path / "datasets_cache"),
-        # One thread: on a shared 2-core machine torch's default threads oversubscribe it (a step 20x slower).
+        "HF_DATASETS_CACHE": str(folder / "datasets_cache"),
+        # One thread each: two pages run at once, and torch's default threads oversubscribe a shared machine
+        # (a step 20x slower).
         "OMP_NUM_THREADS": "1",
     }
-    completed = subprocess.run(
+    return subprocess.run(
         [sys.executable, str(ROOT / "tests" / "_doc_page_runner.py"), "blocks.json"],
-        cwd=tmp_path,
+        cwd=folder,
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
+
+
+@pytest.fixture(scope="module")
+def page_runs(request, tmp_path_factory) -> Iterator[dict[str, Future]]:
+    """The run of every selected page, started at once, two at a time (a page's time is mostly imports)."""
+    selected = [
+        item.callspec.params["page"]
+        for item in request.session.items
+        if getattr(item, "originalname", None) == "test_python_blocks_of_a_page_run"
+    ]
+    cache = tmp_path_factory.mktemp("hf_cache")
+    write_stand_ins(cache)
+    folders = tmp_path_factory.mktemp("pages")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        yield {
+            page_name(page): pool.submit(run_page, blocks, folders / page.stem, cache)
+            for page in selected
+            if (blocks := runnable_blocks(page))
+        }
+
+
+@pytest.mark.parametrize("page", python_pages(), ids=page_name)
+def test_python_blocks_of_a_page_run(page, page_runs):
+    name = page_name(page)
+    if name not in page_runs:
+        pytest.skip(f"{name}: every Python block needs what this machine lacks")
+    completed = page_runs[name].result()
     assert completed.returncode == 0, completed.stderr[-4000:]
 
 
