@@ -19,7 +19,7 @@ def main(blocks_file: str) -> int:
     namespace = {"__name__": "__main__"}
     for block in blocks:
         # Blank lines before the code keep the page's line numbers in tracebacks.
-        source = "\n" * block["line"] + block["code"]
+        source = "\n" * (block["line"] - 1) + block["code"]
         try:
             exec(compile(source, block["page"], "exec"), namespace)
         except Exception:

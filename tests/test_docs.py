@@ -127,7 +127,7 @@ def runnable_blocks(page: Path) -> list[dict]:
         {"page": name, "line": line, "code": code} for line, code in fenced_blocks(page, "python") if not required(code)
     ]
     if blocks and name in PAGES_FROM_YOUR_SCRIPT:
-        blocks.insert(0, {"page": "tests/test_docs.py:YOUR_SCRIPT", "line": 0, "code": YOUR_SCRIPT})
+        blocks.insert(0, {"page": "tests/test_docs.py:YOUR_SCRIPT", "line": 1, "code": YOUR_SCRIPT})
     return blocks
 
 
