@@ -38,6 +38,7 @@ from transformers import TrainerCallback
 
 from ._compat import private
 from .distributed import local_values
+from .files import CONFLICT_LOG_NAME, CONFLICT_SUMMARY_NAME, json_safe
 
 # torch's in-place operations on lists of tensors (one kernel launch per list; private, see `_compat`).
 _foreach_copy_, _foreach_add_, _foreach_sub_, _foreach_zero_ = (
@@ -46,8 +47,6 @@ _foreach_copy_, _foreach_add_, _foreach_sub_, _foreach_zero_ = (
 
 TASK = "task"
 ALIGN = "align"
-CONFLICT_LOG_NAME = "conflict.jsonl"
-CONFLICT_SUMMARY_NAME = "conflict_summary.json"
 
 _BLOCK = re.compile(r"\.layers?\.(\d+)\.")  # the index of a transformer block (`encoder.layer.3.`)
 
@@ -145,13 +144,6 @@ class ConflictMeasurement:
                 "skipped": self.skipped,
             }
         )
-
-
-def json_safe(value):
-    """`value` with NaN floats replaced by `None`, so that `json.dump` writes standard JSON."""
-    if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
-    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def _none_to_nan(value):

@@ -20,14 +20,19 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .conflict import CONFLICT_SUMMARY_NAME, json_safe
 from .data.hub import is_hub_spec, parse_hub_spec
+from .files import (
+    ADAPTER_CONFIG_NAME,
+    ALIGNMENT_CONFIG_NAME,
+    CONFLICT_SUMMARY_NAME,
+    MODEL_CONFIG_NAME,
+    RESULTS_NAME,
+    json_safe,
+    read_json,
+)
 from .results import CellResult
 from .version import __version__
 
-ALIGNMENT_CONFIG_NAME = "alignment_config.json"
-ADAPTER_CONFIG_NAME = "adapter_config.json"  # written by PEFT's `save_pretrained`
-RESULTS_NAME = "results.json"
 TEMPLATE_NAME = "aligned_model.md"
 TAGS = ("cross-lingual-alignment", "hf-xalign")
 
@@ -86,15 +91,6 @@ def template_path() -> str:
     )
 
 
-def read_json(folder: str, name: str) -> Any:
-    """The content of JSON file `name` in `folder`; `None` when the folder has no such file."""
-    path = os.path.join(folder, name)
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
 @dataclass
 class RunFiles:
     """What a model folder says about its run; `None` where a file is absent."""
@@ -111,7 +107,7 @@ class RunFiles:
         results = read_json(folder, RESULTS_NAME) or {}
         alignment = read_json(folder, ALIGNMENT_CONFIG_NAME)
         # An adapter folder has no config.json: the adapted model's class is in alignment_config.json.
-        model_config = read_json(folder, "config.json") or (alignment or {}).get("adapter") or {}
+        model_config = read_json(folder, MODEL_CONFIG_NAME) or (alignment or {}).get("adapter") or {}
         return cls(
             alignment=alignment,
             result=CellResult.from_dict(results["result"]) if results.get("result") else None,

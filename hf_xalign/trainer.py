@@ -47,22 +47,25 @@ from .distributed import (
     register_sharded_output_capture,
     set_gradient_sync,
 )
-from .hub import ALIGNMENT_LOSSES_NAME, push_aligned
+from .files import (
+    ALIGNMENT_CONFIG_NAME,
+    ALIGNMENT_LOSSES_NAME,
+    ALIGNMENT_STAGE_DIR,
+    COMBINATION_STATE_NAME,
+    MODEL_CARD_NAME,
+    SKIPPED_STEPS_NAME,
+)
+from .hub import push_aligned
 from .layers import num_blocks, resolve_layer
 from .losses import AlignmentLoss, get_loss_class
-from .model_card import ALIGNMENT_CONFIG_NAME, build_model_card
-from .nonfinite import SKIPPED_STEPS_LOG_KEY, SKIPPED_STEPS_NAME, NonfiniteSteps
+from .model_card import build_model_card
+from .nonfinite import SKIPPED_STEPS_LOG_KEY, NonfiniteSteps
 from .pooling import ParallelEncoding
 from .process_group import destroy_process_group_at_exit
 from .schedules import alignment_lambda_at
 from .surgery import CombinationOptions, CombinationState, apply_combination, combination_coefficients
 from .version import __version__
 
-# The sequential mode's alignment stage writes its checkpoints (optimizer state included) here, inside
-# output_dir. Trainer's pushes upload output_dir with `ignore_patterns=["_*", "checkpoint-*"]`: the
-# leading underscore keeps the stage out of every push, as "checkpoint-*" does for the task's own.
-ALIGNMENT_STAGE_DIR = "_alignment_stage"
-COMBINATION_STATE_NAME = "gradient_combination_state.json"
 SHARED_FORWARD = "shared"
 # The FSDP version whose sharded gradients the split follows (`fully_shard`, gradients as DTensor shards).
 SUPPORTED_FSDP_VERSION = 2
@@ -760,7 +763,7 @@ class AlignmentTrainer(Trainer):
     def _write_model_card(self, folder: str, model_name: str | None = None, **card_options: Any) -> None:
         repo_id = self.hub_model_id or self.args.hub_model_id
         card = build_model_card(folder, repo_id, model_name=model_name, **card_options)
-        card.save(os.path.join(folder, "README.md"))
+        card.save(os.path.join(folder, MODEL_CARD_NAME))
 
     def create_model_card(
         self,

@@ -34,7 +34,8 @@ from hf_xalign.experiment.study import (
 )
 from hf_xalign.experiment.study_checks import study_errors
 from hf_xalign.experiment.study_report import build_study_report
-from hf_xalign.experiment.study_runner import ERROR_NAME, run_study
+from hf_xalign.experiment.study_runner import run_study
+from hf_xalign.files import ERROR_NAME
 from hf_xalign.tiny import tiny_xlmr_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -16,9 +16,7 @@ import sys
 from faulty_cell_main import FAULT
 from test_study import ROOT, study_files, write_study  # noqa: F401 (study_files: the shared fixture)
 
-from hf_xalign.experiment.study import CELL_MARKER
-from hf_xalign.experiment.study_executor import RANK_ERROR_NAME
-from hf_xalign.experiment.study_runner import ERROR_NAME
+from hf_xalign.files import CELL_MARKER, ERROR_NAME, RANK_ERROR_NAME
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 FAILING, FOLLOWING = "pos__tiny__base__seed1", "pos__tiny__base__seed2"

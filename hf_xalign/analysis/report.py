@@ -41,6 +41,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from ..files import REPORT_FOLDER, REPORT_MARKDOWN, REPORT_TABLE
 from .report_inputs import RunInputs, read_run
 from .report_sections import combined_section, run_labels, run_section
 from .report_stats import TransferRow
@@ -49,8 +50,6 @@ if TYPE_CHECKING:
     from .._compat import SubParsersAction
 
 __all__ = ["REPORT_FOLDER", "add_report_command", "build_report", "write_report_folder"]
-
-REPORT_FOLDER, REPORT_MARKDOWN, REPORT_TABLE = "report", "report.md", "report_table.csv"
 
 
 def build_report(run_dirs: Sequence[str], output_dir: str | None = None, reference: str = "baseline") -> str:

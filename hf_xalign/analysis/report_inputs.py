@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..conflict import CONFLICT_LOG_NAME, ConflictMeasurement
+from ..conflict import ConflictMeasurement
 from ..data.reading import DataFileError, Place, csv_records, jsonl_records, read_lines
+from ..files import ALIGNMENT_CONFIG_NAME, ANALYSIS_NAME, CONFLICT_LOG_NAME, OUTCOMES_NAME, RESULTS_JSONL
 from ..layers import resolve_layer
-from ..model_card import ALIGNMENT_CONFIG_NAME
-from ..results import ANALYSIS_NAME, OUTCOMES_NAME, RESULTS_JSONL, CellResult
+from ..results import CellResult
 
-# The names hf_xalign.experiment writes. Not imported from there: the experiment runner imports the
-# report, and importing any hf_xalign.experiment module runs that package's __init__ (a cycle).
+# The name hf_xalign.experiment gives the pretrained model. Not imported from there: the experiment runner imports
+# the report, and importing any hf_xalign.experiment module runs that package's __init__ (a cycle).
 BASE_MODEL = "base"  # the `model` of the pretrained model's rows in analysis.csv
 
 _CELL_KEYS = ("name", "task", "metric", "source_language")

@@ -8,6 +8,7 @@ import os
 import re
 from collections.abc import Sequence
 
+from ..files import ANALYSIS_NAME, OUTCOMES_NAME, PLOTS_FOLDER
 from .plots import (
     ScatterPoint,
     plot_gradient_cosine,
@@ -16,7 +17,7 @@ from .plots import (
     plot_measure_by_layer,
     plot_transfer_vs_distance,
 )
-from .report_inputs import ANALYSIS_NAME, BASE_MODEL, OUTCOMES_NAME, CellInputs, RunInputs
+from .report_inputs import BASE_MODEL, CellInputs, RunInputs
 from .report_stats import (
     AnalysisIndex,
     TransferRow,
@@ -39,8 +40,6 @@ from .report_text import (
     transfer_change_sentence,
     with_interval,
 )
-
-PLOTS_FOLDER = "plots"
 
 
 def _file_name(name: str) -> str:

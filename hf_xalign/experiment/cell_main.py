@@ -14,7 +14,8 @@ import argparse
 import os
 import traceback
 
-from .study import STUDY_CONFIG_NAME, cell_folder, expand_grid, read_study_config
+from ..files import STUDY_CONFIG_NAME
+from .study import cell_folder, expand_grid, read_study_config
 from .study_executor import record_rank_error
 from .study_runner import run_study_cell
 

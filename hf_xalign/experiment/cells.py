@@ -25,7 +25,8 @@ from transformers import set_seed
 from ..analysis.bootstrap import delta_interval, score_interval
 from ..analysis.report_inputs import read_outcomes
 from ..checkpoints import last_complete_checkpoint
-from ..results import OUTCOMES_NAME, CellResult
+from ..files import OUTCOMES_NAME
+from ..results import CellResult
 from ..trainer import AlignmentTrainer
 from ..version import __version__
 from .config import resolved_config

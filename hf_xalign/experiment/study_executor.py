@@ -24,10 +24,10 @@ import time
 import traceback
 from typing import Protocol
 
+from ..files import RANK_ERROR_NAME
 from .study import StudyCell, StudyConfig, cell_folder, finished
 
 CELL_ENTRY_POINT = "hf_xalign.experiment.cell_main"
-RANK_ERROR_NAME = "error.rank{rank}.json"  # one per rank that raised, in the cell's folder
 
 
 class CellFailed(Exception):

@@ -12,9 +12,10 @@ from ..analysis.plots import ScatterPoint, plot_measure_by_layer, plot_transfer_
 from ..analysis.report_inputs import BASE_MODEL
 from ..analysis.report_stats import Correlation, correlate
 from ..analysis.report_text import best_predictor_sentence, number
+from ..files import PLOTS_FOLDER
 from .study import BASE_VARIANT
 from .study_inputs import StudyInputs
-from .study_sections import FLAG, PLOTS_FOLDER, file_name, tasks_of
+from .study_sections import FLAG, file_name, tasks_of
 from .study_stats import (
     Effect,
     NearChance,

@@ -16,17 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..analysis.report_inputs import BASE_MODEL, CellInputs, RunFolderError, RunInputs, read_run
-from ..model_card import ALIGNMENT_CONFIG_NAME
+from ..files import ALIGNED_FOLDER, ALIGNMENT_CONFIG_NAME, CELL_MARKER, CELLS_FOLDER, STUDY_CONFIG_NAME
 from ..results import CellResult
-from .study import (
-    ALIGNED_FOLDER,
-    CELL_MARKER,
-    CELLS_FOLDER,
-    STUDY_CONFIG_NAME,
-    StudyCell,
-    expand_grid,
-    read_study_config,
-)
+from .study import StudyCell, expand_grid, read_study_config
 
 MeasureKey = tuple[str, int, str]  # (language pair, layer, measure) of an analysis.csv row
 _MARKER_KEYS = [f.name for f in dataclasses.fields(StudyCell)]

@@ -23,10 +23,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from ..analysis.report import REPORT_MARKDOWN, write_report_folder
+from ..analysis.report import write_report_folder
+from ..files import PLOTS_FOLDER, REPORT_MARKDOWN
 from .study_findings import effect_section, gradient_section, layer_section, transfer_section
 from .study_inputs import StudyInputs, read_study
-from .study_sections import PLOTS_FOLDER, header_lines, missing_section, near_chance_lines, results_section
+from .study_sections import header_lines, missing_section, near_chance_lines, results_section
 from .study_stats import measures_of_study, near_chance, transfer_points
 
 __all__ = ["build_study_report"]

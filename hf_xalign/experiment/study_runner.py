@@ -23,8 +23,16 @@ from dataclasses import dataclass, field
 from tqdm.auto import tqdm
 from transformers import AutoConfig
 
-from ..analysis.report import REPORT_FOLDER, REPORT_MARKDOWN
 from ..args import AlignmentTrainingArguments
+from ..files import (
+    ALIGNED_FOLDER,
+    CELL_MARKER,
+    ERROR_NAME,
+    REPORT_FOLDER,
+    REPORT_MARKDOWN,
+    STUDY_CONFIG_NAME,
+    write_finished,
+)
 from ..tasks import TASKS
 from .align import AlignArguments, align_encoder, read_marker, select_language_pairs
 from .config import ConfigError
@@ -32,9 +40,6 @@ from .objectives import resolve_objective
 from .output_dir import prepare_output_dir
 from .runner import run_experiment
 from .study import (
-    ALIGNED_FOLDER,
-    CELL_MARKER,
-    STUDY_CONFIG_NAME,
     StudyCell,
     StudyConfig,
     cell_folder,
@@ -47,8 +52,6 @@ from .study import (
 from .study_checks import cell_arguments, cell_values, check_study
 from .study_executor import CellExecutor, CellFailed, executor_for
 from .study_report import build_study_report
-
-ERROR_NAME = "error.txt"  # a failed cell's traceback, in its folder
 
 
 @dataclass
@@ -144,9 +147,7 @@ def run_study_cell(config: StudyConfig, cell: StudyCell) -> None:
     if not main_process():
         return
     marker = {**cell.marker(), "seconds": time.perf_counter() - started}
-    with open(os.path.join(folder, CELL_MARKER + ".tmp"), "w", encoding="utf-8") as f:
-        json.dump(marker, f, indent=2)
-    os.replace(os.path.join(folder, CELL_MARKER + ".tmp"), os.path.join(folder, CELL_MARKER))
+    write_finished(folder, CELL_MARKER, json.dumps(marker, indent=2))
 
 
 def prepare_study_dir(config: StudyConfig, overwrite: bool = False) -> bool:

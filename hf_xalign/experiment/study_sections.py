@@ -15,7 +15,6 @@ from ..analysis.report_text import number
 from .study_inputs import StudyInputs
 from .study_stats import NearChance, Summary, TableEntry, languages_of, table_entry
 
-PLOTS_FOLDER = "plots"
 FLAG = "†"
 
 
