@@ -16,7 +16,6 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
@@ -30,6 +29,7 @@ from .files import (
     json_safe,
     read_json,
 )
+from .formatting import number, with_interval
 from .results import CellResult
 from .version import __version__
 
@@ -214,10 +214,6 @@ def _dataset_fields(source: str, language: str) -> dict[str, str | None]:
     }
 
 
-def _number(value: Any) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
-
-
 def _alignment_lines(alignment: dict) -> list[str]:
     if alignment.get("mode") == "none" or not alignment.get("losses"):
         return ["Not aligned: task fine-tuning alone (`alignment_mode: none`), the baseline of a comparison."]
@@ -255,13 +251,6 @@ def _alignment_lines(alignment: dict) -> list[str]:
     return lines
 
 
-def _interval(text: str, interval: Sequence[float] | None, signed: bool = False) -> str:
-    if not interval or text == "–":
-        return text
-    low, high = (f"{value:+.3f}" if signed else f"{value:.3f}" for value in interval)
-    return f"{text} [{low}, {high}]"
-
-
 def _score_table(run: RunFiles) -> str:
     result, reference = run.result, run.reference
     header = ["language", "this model"] + (["baseline (no alignment)", "Δ"] if reference else [])
@@ -271,14 +260,12 @@ def _score_table(run: RunFiles) -> str:
     for label, value, language in rows:
         if language == result.source_language:
             label = f"{language} (source)"
-        cells = [_interval(_number(value), result.intervals.get(language))]
+        cells = [with_interval(value, result.intervals.get(language), interval_digits=3)]
         if reference:
             baseline = reference.score(language) if language else reference.target_average()
-            delta = value - baseline
-            delta_text = "–" if math.isnan(delta) else f"{delta:+.4f}"
             cells += [
-                _interval(_number(baseline), reference.intervals.get(language)),
-                _interval(delta_text, result.delta_intervals.get(language), signed=True),
+                with_interval(baseline, reference.intervals.get(language), interval_digits=3),
+                with_interval(value - baseline, result.delta_intervals.get(language), signed=True, interval_digits=3),
             ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     note = ""
@@ -311,10 +298,10 @@ def adapter_description(adapter: dict, trained_in_full: Sequence[str] | None = N
 def _conflict_lines(summary: dict) -> list[str]:
     return [
         f"Measured steps: {summary.get('measured_steps', 0)}.",
-        f"Mean cosine between the task and alignment gradients: {_number(summary.get('mean_cosine'))} "
-        f"(median {_number(summary.get('median_cosine'))}); near 0 means the two objectives barely interact.",
-        f"Share of steps with a negative cosine: {_number(summary.get('negative_cosine_fraction'))}.",
-        f"Mean ‖alignment gradient‖ / ‖task gradient‖: {_number(summary.get('mean_norm_ratio'))}.",
+        f"Mean cosine between the task and alignment gradients: {number(summary.get('mean_cosine'))} "
+        f"(median {number(summary.get('median_cosine'))}); near 0 means the two objectives barely interact.",
+        f"Share of steps with a negative cosine: {number(summary.get('negative_cosine_fraction'))}.",
+        f"Mean ‖alignment gradient‖ / ‖task gradient‖: {number(summary.get('mean_norm_ratio'))}.",
     ]
 
 
@@ -396,7 +383,7 @@ def build_model_card(
         baseline_note = (
             f"Δ is this model minus the same fine-tuning without alignment. Read it as an effect on transfer only "
             f"where the baseline has learned the task: its source-language {result.metric} is "
-            f"{_number(run.reference.score(result.source_language))}."
+            f"{number(run.reference.score(result.source_language))}."
         )
     return ModelCard.from_template(
         card_data,

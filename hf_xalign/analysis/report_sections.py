@@ -9,6 +9,7 @@ import re
 from collections.abc import Sequence
 
 from ..files import ANALYSIS_NAME, OUTCOMES_NAME, PLOTS_FOLDER
+from ..formatting import number, with_interval
 from .plots import (
     ScatterPoint,
     plot_gradient_cosine,
@@ -36,9 +37,7 @@ from .report_text import (
     correlation_sentences,
     delta_sentence,
     gradient_sentences,
-    number,
     transfer_change_sentence,
-    with_interval,
 )
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..files import RESULTS_JSONL, RESULTS_MARKDOWN, write_finished
+from ..formatting import number, with_interval
 from ..results import CellResult
 
 
@@ -33,19 +33,6 @@ def read_results(path: str) -> list[CellResult]:
         return [CellResult.from_dict(json.loads(line)) for line in f if line.strip()]
 
 
-def _number(value: Any, signed: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value:+.4f}" if signed else f"{value:.4f}"
-
-
-def _with_interval(text: str, interval: Sequence[float] | None, signed: bool = False) -> str:
-    if not interval or text == "–":
-        return text
-    low, high = (_number(value, signed) for value in interval)
-    return f"{text} [{low}, {high}]"
-
-
 def results_markdown(results: Sequence[CellResult], reference: str | None = None) -> str:
     """Per-language table: one column per cell, then `Δ (cell − reference)` for every other cell.
 
@@ -66,10 +53,10 @@ def results_markdown(results: Sequence[CellResult], reference: str | None = None
 
     def row(label: str, value_of: Any, language: str | None = None) -> str:
         values = {name: value_of(by_name[name]) for name in names}
-        cells = [_with_interval(_number(values[n]), by_name[n].intervals.get(language)) for n in names]
+        cells = [with_interval(values[n], by_name[n].intervals.get(language)) for n in names]
         cells += [
-            _with_interval(
-                _number(values[n] - values[reference], signed=True),
+            with_interval(
+                values[n] - values[reference],
                 by_name[n].delta_intervals.get(language) if by_name[n].reference == reference else None,
                 signed=True,
             )
@@ -94,13 +81,13 @@ def conflict_markdown(summary: Mapping[str, Any], cell: str) -> str:
         f"Task vs alignment gradients ({cell})",
         "",
         f"- measured steps: {summary.get('measured_steps', 0)}",
-        f"- mean cosine: {_number(summary.get('mean_cosine'))}, median: {_number(summary.get('median_cosine'))}",
-        f"- steps with a negative cosine: {_number(summary.get('negative_cosine_fraction'))}",
-        f"- mean ‖align‖ / ‖task‖: {_number(summary.get('mean_norm_ratio'))}",
+        f"- mean cosine: {number(summary.get('mean_cosine'))}, median: {number(summary.get('median_cosine'))}",
+        f"- steps with a negative cosine: {number(summary.get('negative_cosine_fraction'))}",
+        f"- mean ‖align‖ / ‖task‖: {number(summary.get('mean_norm_ratio'))}",
         "",
         "| group | mean cosine | mean ‖align‖/‖task‖ |",
         "|---|---:|---:|",
     ]
     for group, values in summary.get("per_group", {}).items():
-        lines.append(f"| {group} | {_number(values.get('mean_cosine'))} | {_number(values.get('mean_norm_ratio'))} |")
+        lines.append(f"| {group} | {number(values.get('mean_cosine'))} | {number(values.get('mean_norm_ratio'))} |")
     return "\n".join(lines) + "\n"

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from ..analysis.report_text import number
+from ..formatting import number
 from .study_inputs import StudyInputs
 from .study_stats import NearChance, Summary, TableEntry, languages_of, table_entry
 
