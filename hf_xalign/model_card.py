@@ -1,9 +1,9 @@
 """Model cards for aligned checkpoints, written from the run's own files.
 
 A card is rendered with `huggingface_hub.ModelCard.from_template` from the template in
-`model_cards/aligned_model.md` and the files of a model folder: `alignment_config.json` (how it
-was aligned), `results.json` (its [`CellResult`] and the baseline's, per language) and
-`conflict_summary.json` (task vs alignment gradients). Nothing about a run is written by hand:
+`hf_xalign/templates/aligned_model.md` (shown to users in `model_cards/`) and the files of a model
+folder: `alignment_config.json` (how it was aligned), `results.json` (its [`CellResult`] and the
+baseline's, per language) and `conflict_summary.json` (task vs alignment gradients). Nothing about a run is written by hand:
 a section whose file is absent is left out.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,17 +77,8 @@ def task_kind_of(architectures: Sequence[str]) -> str:
 
 
 def template_path() -> str:
-    """The card template: `model_cards/` of the source tree, or where a wheel installs it."""
-    candidates = (
-        Path(__file__).resolve().parent.parent / "model_cards" / TEMPLATE_NAME,
-        Path(sys.prefix) / "share" / "hf-xalign" / "model_cards" / TEMPLATE_NAME,
-    )
-    for path in candidates:
-        if path.is_file():
-            return str(path)
-    raise FileNotFoundError(
-        f"Model card template {TEMPLATE_NAME} not found (looked in {', '.join(map(str, candidates))})."
-    )
+    """The card template, a file of the package (`hf_xalign/templates/`; `model_cards/` shows users the same)."""
+    return str(Path(__file__).resolve().parent / "templates" / TEMPLATE_NAME)
 
 
 @dataclass
