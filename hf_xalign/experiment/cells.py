@@ -23,7 +23,7 @@ import transformers
 from transformers import set_seed
 
 from ..analysis.bootstrap import delta_interval, score_interval
-from ..analysis.report_inputs import read_outcomes
+from ..analysis.report.inputs import read_outcomes
 from ..checkpoints import last_complete_checkpoint
 from ..files import OUTCOMES_NAME
 from ..results import CellResult

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..analysis.analyze import analyze, write_table
-from ..analysis.report import build_report
+from ..analysis.report.build import build_report
 from ..args import AlignmentTrainingArguments
 from ..files import ANALYSIS_NAME, MODEL_CARD_NAME
 from ..hub import load_aligned, push_aligned

@@ -8,9 +8,9 @@ import os
 import re
 from collections.abc import Sequence
 
-from ..files import ANALYSIS_NAME, OUTCOMES_NAME, PLOTS_FOLDER
-from ..formatting import number, with_interval
-from .plots import (
+from ...files import ANALYSIS_NAME, OUTCOMES_NAME, PLOTS_FOLDER
+from ...formatting import number, with_interval
+from ..plots import (
     ScatterPoint,
     plot_gradient_cosine,
     plot_gradient_norm_ratio,
@@ -18,8 +18,8 @@ from .plots import (
     plot_measure_by_layer,
     plot_transfer_vs_distance,
 )
-from .report_inputs import BASE_MODEL, CellInputs, RunInputs
-from .report_stats import (
+from .inputs import BASE_MODEL, CellInputs, RunInputs
+from .stats import (
     AnalysisIndex,
     TransferRow,
     correlate,
@@ -30,7 +30,7 @@ from .report_stats import (
     score_interval_of,
     transfer_rows,
 )
-from .report_text import (
+from .text import (
     agreement_sentence,
     alignment_change_sentence,
     best_predictor_sentence,

@@ -8,16 +8,16 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from ..analysis.plots import ScatterPoint, plot_measure_by_layer, plot_transfer_vs_distance
-from ..analysis.report_inputs import BASE_MODEL
-from ..analysis.report_stats import Correlation, correlate
-from ..analysis.report_text import best_predictor_sentence
-from ..files import PLOTS_FOLDER
-from ..formatting import number
-from .study import BASE_VARIANT
-from .study_inputs import StudyInputs
-from .study_sections import FLAG, file_name, tasks_of
-from .study_stats import (
+from ...analysis.plots import ScatterPoint, plot_measure_by_layer, plot_transfer_vs_distance
+from ...analysis.report.inputs import BASE_MODEL
+from ...analysis.report.stats import Correlation, correlate
+from ...analysis.report.text import best_predictor_sentence
+from ...files import PLOTS_FOLDER
+from ...formatting import number
+from .inputs import StudyInputs
+from .sections import FLAG, file_name, tasks_of
+from .spec import BASE_VARIANT
+from .stats import (
     Effect,
     NearChance,
     TransferPoint,

@@ -26,8 +26,8 @@ from typing import Any
 
 import yaml
 
-from ..files import CELL_MARKER, CELLS_FOLDER, is_finished
-from .config import ConfigError, unknown_option_errors
+from ...files import CELL_MARKER, CELLS_FOLDER, is_finished
+from ..config import ConfigError, unknown_option_errors
 
 BASE_VARIANT = "base"
 MODES = ("sequential", "joint")
@@ -185,7 +185,7 @@ def read_study_config(path: str | os.PathLike, **overrides: Any) -> StudyConfig:
     """Read a study YAML (a shipped config or a study folder's `study.yaml`) into a [`StudyConfig`].
 
     Only the structure is checked here (a report may read a study made elsewhere); the runner checks
-    files, tasks, losses and languages before any training (`hf_xalign.experiment.study_checks`).
+    files, tasks, losses and languages before any training (`hf_xalign.experiment.study.checks`).
     `overrides` replace top-level keys (`output_dir=...`).
     """
     with open(path, encoding="utf-8") as f:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from ..formatting import number, with_interval
-from .bootstrap import excludes_zero
-from .report_stats import Correlation, GradientSummary, Interval, TransferRow, closer
+from ...formatting import number, with_interval
+from ..bootstrap import excludes_zero
+from .stats import Correlation, GradientSummary, Interval, TransferRow, closer
 
 
 def delta_sentence(metric: str, cell: str, reference: str, deltas: Mapping[str, tuple[float, Interval | None]]) -> str:

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..conflict import ConflictMeasurement
-from ..data.reading import DataFileError, Place, csv_records, jsonl_records, read_lines
-from ..files import ALIGNMENT_CONFIG_NAME, ANALYSIS_NAME, CONFLICT_LOG_NAME, OUTCOMES_NAME, RESULTS_JSONL
-from ..layers import resolve_layer
-from ..results import CellResult
+from ...conflict import ConflictMeasurement
+from ...data.reading import DataFileError, Place, csv_records, jsonl_records, read_lines
+from ...files import ALIGNMENT_CONFIG_NAME, ANALYSIS_NAME, CONFLICT_LOG_NAME, OUTCOMES_NAME, RESULTS_JSONL
+from ...layers import resolve_layer
+from ...results import CellResult
 
 # The name hf_xalign.experiment gives the pretrained model. Not imported from there: the experiment runner imports
 # the report, and importing any hf_xalign.experiment module runs that package's __init__ (a cycle).
