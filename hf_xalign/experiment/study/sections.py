@@ -8,7 +8,6 @@ several folders gives the same report.md as one folder holding every cell.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 
 from ...formatting import number
@@ -16,10 +15,6 @@ from .inputs import StudyInputs
 from .stats import NearChance, Summary, TableEntry, languages_of, table_entry
 
 FLAG = "†"
-
-
-def file_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
 def _summary_text(summary: Summary, several_seeds: bool, signed: bool = False) -> str:
