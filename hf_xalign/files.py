@@ -1,7 +1,8 @@
 """The files a run leaves in its folders, the one way a run marks itself finished, and the JSON helpers they share.
 
 Every name a run writes or reads is defined here once, so that the writer and every reader (the recipes, the
-study, the reports, the card, `xalign`) agree by construction. The folders:
+study, the reports, the card, `xalign`) agree by construction. transformers' own checkpoint names
+(`trainer_state.json`, `checkpoint-N`) are read through `_compat` where they are used (`checkpoints.py`). The folders:
 
 ```
 MODEL FOLDER (AlignmentTrainer.save_model; a cell's folder)
@@ -11,7 +12,7 @@ MODEL FOLDER (AlignmentTrainer.save_model; a cell's folder)
   adapter_config.json, adapter_model.safetensors        PEFT's, for an adapter
   conflict.jsonl, conflict_summary.json                 the gradient measurements and their summary
   skipped_nonfinite_steps.json                          steps skipped for a non-finite loss or gradient
-  gradient_combination_state.json                       GradVac's running targets (in checkpoints)
+  gradient_combination_state.json                       the combining rule's state (in checkpoints: exact resume)
   _alignment_stage/                                     the alignment stage of sequential training
   outcomes.json, cell_result.json, results.json         a recipe cell's outcomes, result, and published scores
   README.md                                             the model card
