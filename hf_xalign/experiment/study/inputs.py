@@ -15,8 +15,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ...analysis.report.inputs import BASE_MODEL, CellInputs, RunFolderError, RunInputs, read_run
-from ...files import ALIGNED_FOLDER, ALIGNMENT_CONFIG_NAME, CELL_MARKER, CELLS_FOLDER, STUDY_CONFIG_NAME
+from ...analysis.report.inputs import (
+    BASE_MODEL,
+    CellInputs,
+    RunFolderError,
+    RunInputs,
+    read_run,
+    saved_alignment_layer,
+)
+from ...files import ALIGNED_FOLDER, CELL_MARKER, CELLS_FOLDER, STUDY_CONFIG_NAME
 from ...results import CellResult
 from .spec import StudyCell, expand_grid, read_study_config
 
@@ -190,12 +197,9 @@ def _variant_layer(study_dir: str, study_cell: StudyCell, cell: CellInputs) -> i
         cell.result.config.get("model_name_or_path"),
     ]
     for folder in candidates:
-        path = os.path.join(folder, ALIGNMENT_CONFIG_NAME) if isinstance(folder, str) else ""
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                layer = json.load(f).get("layer")
-            if isinstance(layer, int):
-                return layer
+        layer = saved_alignment_layer(folder) if isinstance(folder, str) else None
+        if layer is not None:
+            return layer
     return None
 
 
