@@ -10,15 +10,15 @@ import sys
 from pathlib import Path
 
 from .analysis.analyze import add_analyze_command
-from .analysis.report import add_report_command, run_report
+from .analysis.report.build import add_report_command, run_report
 from .experiment.exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, OneLineParser
-from .experiment.report import RESULTS_JSONL, read_results
-from .experiment.study_inputs import is_study_dir
-from .experiment.study_report import build_study_report
+from .experiment.report import read_results
+from .experiment.study.inputs import is_study_dir
+from .experiment.study.report import build_study_report
+from .files import ALIGNMENT_CONFIG_NAME, RESULTS_JSONL
 from .hub import HubError, download_aligned, push_aligned
 from .local_hub.command import add_hub_server_command
 from .losses import LOSS_REGISTRY
-from .model_card import ALIGNMENT_CONFIG_NAME
 
 
 def _first_line(text: str | None) -> str:

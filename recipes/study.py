@@ -13,7 +13,7 @@ training; list its cells; then, cell after cell, skip the finished ones, align a
 each (encoder, objective, pair) the first time a sequential cell needs it, fine-tune and evaluate the
 cell as its recipe would (`recipes/pos.py`, `recipes/xnli.py`), and write its completion marker
 last. A failed cell leaves `error.txt` in its folder and the study goes on. At the end, the combined
-report of every finished cell. The folder layout: `hf_xalign/experiment/study.py`.
+report of every finished cell. The folder layout: `hf_xalign/experiment/study/spec.py`.
 
 The study is one process (a launch of several is refused). With `nproc_per_cell: N` (or
 `--nproc_per_cell N`) each cell is its own `torchrun --nproc_per_node N` launch: a rank that raises
@@ -28,8 +28,8 @@ import sys
 from hf_xalign.experiment.check_data import check_study_data, pin_config_sources
 from hf_xalign.experiment.exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, USER_ERRORS, OneLineParser, resume_command
 from hf_xalign.experiment.output_dir import OVERWRITE_FLAG
-from hf_xalign.experiment.study import expand_grid, read_study_config, select_cells
-from hf_xalign.experiment.study_runner import run_study
+from hf_xalign.experiment.study.runner import run_study
+from hf_xalign.experiment.study.spec import expand_grid, read_study_config, select_cells
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:

@@ -20,7 +20,8 @@ from conftest import make_model
 from test_trainer import hand_contrastive, make_args, make_trainer, train_recording_task_batches
 
 from hf_xalign import AlignmentTrainingArguments
-from hf_xalign.conflict import CONFLICT_LOG_NAME, CONFLICT_SUMMARY_NAME, GradientSplitter, parameter_group
+from hf_xalign.conflict import GradientSplitter, parameter_group
+from hf_xalign.files import CONFLICT_LOG_NAME, CONFLICT_SUMMARY_NAME
 from hf_xalign.losses import MaskedLMLoss
 from hf_xalign.pooling import ParallelEncoding
 

@@ -318,7 +318,7 @@ def test_check_data_prints_one_line_per_source_and_fails_if_one_is_wrong(hub_dat
 def test_check_data_passes_offline_on_the_demo_configs(capsys, monkeypatch):
     from hf_xalign.args import AlignmentTrainingArguments
     from hf_xalign.experiment.check_data import check_recipe_data, check_study_data
-    from hf_xalign.experiment.study import read_study_config
+    from hf_xalign.experiment.study.spec import read_study_config
     from hf_xalign.tasks import ClassificationArguments, PosArguments
 
     monkeypatch.chdir(ROOT)  # the demo configs' paths are relative to the project

@@ -15,9 +15,9 @@ import pytest
 from scipy import stats
 
 from hf_xalign.analysis.bootstrap import delta_interval, excludes_zero
-from hf_xalign.analysis.report import add_report_command, build_report
-from hf_xalign.analysis.report_inputs import RunFolderError
-from hf_xalign.analysis.report_stats import correlate, layer_groups
+from hf_xalign.analysis.report.build import add_report_command, build_report
+from hf_xalign.analysis.report.inputs import RunFolderError
+from hf_xalign.analysis.report.stats import correlate, layer_groups
 from hf_xalign.conflict import ConflictMeasurement
 from hf_xalign.experiment import write_results
 from hf_xalign.results import CellResult
@@ -238,7 +238,7 @@ def test_gradient_sentences_come_from_conflict_jsonl(run, report):
 
 def test_layer_groups_are_in_numeric_order(tmp_path):
     folder = make_run(tmp_path, layers=tuple(range(12)), steps=3)
-    from hf_xalign.analysis.report_inputs import read_run
+    from hf_xalign.analysis.report.inputs import read_run
 
     assert layer_groups(read_run(folder).cell("aligned")) == list(range(12))  # layer.10 after layer.9
 

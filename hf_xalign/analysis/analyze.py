@@ -46,6 +46,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from ..adapters import encoder_of
 from ..data.collator import ParallelCollator
 from ..data.parallel import ParallelSource, load_parallel
+from ..files import ANALYSIS_NAME
 from ..hub import load_aligned
 from ..layers import resolve_layer
 from ..pooling import POOLINGS, ParallelEncoding, Pooling
@@ -396,6 +397,6 @@ def add_analyze_command(subparsers: SubParsersAction) -> argparse.ArgumentParser
     parser.add_argument("--pooling", choices=POOLINGS, default="mean", help="sentence pooling (default: mean)")
     parser.add_argument("--batch-size", type=int, default=32, help="translation pairs per forward (default: 32)")
     parser.add_argument("--max-length", type=int, default=128, help="tokens per sentence (default: 128)")
-    parser.add_argument("--output", default="analysis.csv", help="the table, .csv or .json (default: analysis.csv)")
+    parser.add_argument("--output", default=ANALYSIS_NAME, help=f"the table, .csv or .json (default: {ANALYSIS_NAME})")
     parser.set_defaults(run=run_analyze)
     return parser

@@ -17,8 +17,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .report_inputs import BASE_MODEL, CellInputs
-from .report_stats import DISTANCES, Correlation, group_cosines, layer_groups
+from .report.inputs import BASE_MODEL, CellInputs
+from .report.stats import DISTANCES, Correlation, group_cosines, layer_groups
 
 DPI = 100
 MAX_COLUMNS = 3

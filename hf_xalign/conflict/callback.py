@@ -7,10 +7,8 @@ import os
 
 from transformers import TrainerCallback
 
-from .measurement import ConflictMeasurement, json_safe, summarize
-
-CONFLICT_LOG_NAME = "conflict.jsonl"
-CONFLICT_SUMMARY_NAME = "conflict_summary.json"
+from ..files import CONFLICT_LOG_NAME, CONFLICT_SUMMARY_NAME, json_safe
+from .measurement import ConflictMeasurement, summarize
 
 
 def _read_records(path: str) -> list[dict]:

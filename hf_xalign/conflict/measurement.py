@@ -8,6 +8,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..files import json_safe
+
 TASK = "task"
 ALIGN = "align"
 
@@ -107,13 +109,6 @@ class ConflictMeasurement:
                 "skipped": self.skipped,
             }
         )
-
-
-def json_safe(value):
-    """`value` with NaN floats replaced by `None`, so that `json.dump` writes standard JSON."""
-    if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
-    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def _none_to_nan(value):

@@ -4,8 +4,9 @@ A recipe (recipes/pos.py, recipes/xnli.py) tells the story of one experiment: it
 into a [`ZeroShotTask`] and runs a grid of cells on it; the pieces it reuses live here.
 """
 
-from ..results import CELL_RESULT_NAME, CellResult
-from .align import ALIGNED_MARKER, AlignArguments, align_encoder, alignment_summary, read_marker
+from ..files import ALIGNED_MARKER, CELL_RESULT_NAME, CONFIG_NAME, RESULTS_JSONL, RESULTS_MARKDOWN
+from ..results import CellResult
+from .align import AlignArguments, align_encoder, alignment_summary, read_marker
 from .cells import (
     ALIGNED,
     BASELINE,
@@ -14,7 +15,6 @@ from .cells import (
     run_cell,
 )
 from .config import (
-    CONFIG_NAME,
     ConfigError,
     config_errors,
     parse_config,
@@ -26,7 +26,7 @@ from .console import ConsoleLogCallback, use_console_log
 from .exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, check_model_path, run_recipe
 from .objectives import OBJECTIVES, objective_arguments, resolve_objective
 from .output_dir import OutputDirError, RunFiles, prepare_output_dir
-from .report import RESULTS_JSONL, RESULTS_MARKDOWN, conflict_markdown, read_results, results_markdown, write_results
+from .report import conflict_markdown, read_results, results_markdown, write_results
 from .runner import run_experiment
 from .task import ZeroShotArguments, ZeroShotTask, predicted_ids
 

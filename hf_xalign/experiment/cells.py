@@ -23,10 +23,11 @@ import transformers
 from transformers import set_seed
 
 from ..analysis.bootstrap import delta_interval, score_interval
-from ..analysis.report_inputs import read_outcomes
+from ..analysis.report.inputs import read_outcomes
 from ..checkpoints import last_complete_checkpoint
 from ..data.hub import HUB_COMMITS, resolved_revisions
-from ..results import OUTCOMES_NAME, CellResult
+from ..files import OUTCOMES_NAME
+from ..results import CellResult
 from ..trainer import AlignmentTrainer
 from ..version import __version__
 from .config import resolved_config

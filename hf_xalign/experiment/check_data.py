@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from ..data.check import check_sources, recipe_sources
 
 if TYPE_CHECKING:
-    from .study import StudyConfig
+    from .study.spec import StudyConfig
 
 CHECK_DATA_FLAG = "--check-data"
 PIN_FLAG = "--pin"
@@ -63,7 +63,7 @@ def pin_config_sources(path: str | None, program: str) -> bool:
 
 def check_study_data(config: StudyConfig) -> int:
     """Check every task's sources and the study's parallel text (each once); the exit status."""
-    from .study_checks import study_parallel_data, task_values
+    from .study.checks import study_parallel_data, task_values
 
     all_ok = True
     for name, study_task in config.tasks.items():

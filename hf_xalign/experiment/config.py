@@ -20,8 +20,7 @@ import yaml
 from transformers import HfArgumentParser
 
 from .._compat import parser_actions
-
-CONFIG_NAME = "config.yaml"
+from ..files import CONFIG_NAME
 
 
 class ConfigError(ValueError):

@@ -23,8 +23,9 @@ from transformers import TrainingArguments
 from ..checkpoints import last_complete_checkpoint
 from ..data.hub import HubSourceError
 from ..data.reading import DataFileError
+from ..files import CONFIG_NAME
 from ..hub import HubError, check_model_path
-from .config import CONFIG_NAME, CommandLineError, ConfigError, parse_config
+from .config import CommandLineError, ConfigError, parse_config
 from .console import ConsoleLogCallback
 from .output_dir import EXPERIMENT_FILES, OVERWRITE_FLAG, OutputDirError, RunFiles, prepare_output_dir
 

@@ -10,12 +10,10 @@
 `Trainer`'s, call it through `super()`, and can be overridden in a subclass as before.
 """
 
-from ..hub import ALIGNMENT_LOSSES_NAME
-from ..model_card import ALIGNMENT_CONFIG_NAME
+from ..files import ALIGNMENT_CONFIG_NAME, ALIGNMENT_LOSSES_NAME, ALIGNMENT_STAGE_DIR, COMBINATION_STATE_NAME
 from .core import SHARED_FORWARD, AlignmentTrainer
 from .engines import SUPPORTED_FSDP_VERSION
-from .saving import COMBINATION_STATE_NAME
-from .stages import ALIGNMENT_STAGE_DIR, AlignmentOnlySteps, alignment_only_arguments
+from .stages import AlignmentOnlySteps, alignment_only_arguments
 
 __all__ = [
     "ALIGNMENT_CONFIG_NAME",

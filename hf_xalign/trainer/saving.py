@@ -12,14 +12,18 @@ from torch import nn
 from .._compat import finish_current_push, save_model_without_push
 from ..adapters import adapted_model_facts, is_peft_model, task_model
 from ..data.parallel import language_pair_counts
-from ..hub import ALIGNMENT_LOSSES_NAME, push_aligned
+from ..files import (
+    ALIGNMENT_CONFIG_NAME,
+    ALIGNMENT_LOSSES_NAME,
+    COMBINATION_STATE_NAME,
+    MODEL_CARD_NAME,
+    SKIPPED_STEPS_NAME,
+)
+from ..hub import push_aligned
 from ..layers import num_blocks, resolve_layer
-from ..model_card import ALIGNMENT_CONFIG_NAME, build_model_card
-from ..nonfinite import SKIPPED_STEPS_NAME
+from ..model_card import build_model_card
 from ..surgery import CombinationState
 from ..version import __version__
-
-COMBINATION_STATE_NAME = "gradient_combination_state.json"
 
 
 class SavingMixin:
@@ -58,7 +62,7 @@ class SavingMixin:
     def _write_model_card(self, folder: str, model_name: str | None = None, **card_options: Any) -> None:
         repo_id = self.hub_model_id or self.args.hub_model_id
         card = build_model_card(folder, repo_id, model_name=model_name, **card_options)
-        card.save(os.path.join(folder, "README.md"))
+        card.save(os.path.join(folder, MODEL_CARD_NAME))
 
     def create_model_card(
         self,

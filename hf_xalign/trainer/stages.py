@@ -16,11 +16,7 @@ from transformers.trainer_utils import SaveStrategy
 
 from ..args import AlignmentTrainingArguments
 from ..checkpoints import TRAINER_STATE_NAME, check_checkpoint_complete, last_complete_checkpoint
-
-# The sequential mode's alignment stage writes its checkpoints (optimizer state included) here, inside
-# output_dir. Trainer's pushes upload output_dir with `ignore_patterns=["_*", "checkpoint-*"]`: the
-# leading underscore keeps the stage out of every push, as "checkpoint-*" does for the task's own.
-ALIGNMENT_STAGE_DIR = "_alignment_stage"
+from ..files import ALIGNMENT_STAGE_DIR
 
 
 class AlignmentOnlySteps(torch.utils.data.Dataset):

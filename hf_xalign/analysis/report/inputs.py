@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..conflict import CONFLICT_LOG_NAME, ConflictMeasurement
-from ..data.reading import DataFileError, Place, csv_records, jsonl_records, read_lines
-from ..layers import resolve_layer
-from ..model_card import ALIGNMENT_CONFIG_NAME
-from ..results import ANALYSIS_NAME, OUTCOMES_NAME, RESULTS_JSONL, CellResult
+from ...conflict import ConflictMeasurement
+from ...data.reading import DataFileError, Place, csv_records, jsonl_records, read_lines
+from ...files import ALIGNMENT_CONFIG_NAME, ANALYSIS_NAME, CONFLICT_LOG_NAME, OUTCOMES_NAME, RESULTS_JSONL, read_json
+from ...layers import resolve_layer
+from ...results import CellResult
 
-# The names hf_xalign.experiment writes. Not imported from there: the experiment runner imports the
-# report, and importing any hf_xalign.experiment module runs that package's __init__ (a cycle).
+# The name hf_xalign.experiment gives the pretrained model. Not imported from there: the experiment runner imports
+# the report, and importing any hf_xalign.experiment module runs that package's __init__ (a cycle).
 BASE_MODEL = "base"  # the `model` of the pretrained model's rows in analysis.csv
 
 _CELL_KEYS = ("name", "task", "metric", "source_language")
@@ -137,18 +137,21 @@ def _read_cell(run_folder: str, result: CellResult, num_layers: int | None) -> C
     return cell
 
 
+def saved_alignment_layer(folder: str) -> int | None:
+    """The resolved `layer` of the `alignment_config.json` in model folder `folder`; `None` without one."""
+    layer = (read_json(folder, ALIGNMENT_CONFIG_NAME) or {}).get("layer")
+    return layer if isinstance(layer, int) else None
+
+
 def _alignment_layer(folder: str, result: CellResult, num_layers: int | None) -> int | None:
     """The layer the cell's losses read: `alignment_config.json`'s resolved `layer`, else the option.
 
     A negative option counts from the last layer; without the config file that needs the model's
     depth, taken from the deepest layer `analysis.csv` measured (all layers unless restricted).
     """
-    config_path = os.path.join(folder, ALIGNMENT_CONFIG_NAME)
-    if os.path.isfile(config_path):
-        with open(config_path, encoding="utf-8") as f:
-            layer = json.load(f).get("layer")
-        if isinstance(layer, int):
-            return layer
+    layer = saved_alignment_layer(folder)
+    if layer is not None:
+        return layer
     layer = result.config.get("alignment_layer", -1)  # the option's default reads the last layer
     if not isinstance(layer, int):
         return None

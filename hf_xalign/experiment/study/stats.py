@@ -14,10 +14,10 @@ import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ..analysis.report_stats import Correlation, correlate, gradient_summary, target_pair
-from ..results import CellResult
-from .study import BASE_VARIANT
-from .study_inputs import FinishedCell, StudyInputs
+from ...analysis.report.stats import Correlation, correlate, gradient_summary, target_pair
+from ...results import CellResult
+from .inputs import FinishedCell, StudyInputs
+from .spec import BASE_VARIANT
 
 NEAR_CHANCE_MARGIN = 0.05  # a base source score less than this above the majority class/chance is "not learned"
 

@@ -26,11 +26,9 @@ from typing import Any
 
 import yaml
 
-from .config import ConfigError, unknown_option_errors
+from ...files import CELL_MARKER, CELLS_FOLDER, is_finished
+from ..config import ConfigError, unknown_option_errors
 
-STUDY_CONFIG_NAME = "study.yaml"
-CELL_MARKER = "cell.json"  # written last into a cell's folder: the cell is finished
-CELLS_FOLDER, ALIGNED_FOLDER = "cells", "aligned"
 BASE_VARIANT = "base"
 MODES = ("sequential", "joint")
 
@@ -187,7 +185,7 @@ def read_study_config(path: str | os.PathLike, **overrides: Any) -> StudyConfig:
     """Read a study YAML (a shipped config or a study folder's `study.yaml`) into a [`StudyConfig`].
 
     Only the structure is checked here (a report may read a study made elsewhere); the runner checks
-    files, tasks, losses and languages before any training (`hf_xalign.experiment.study_checks`).
+    files, tasks, losses and languages before any training (`hf_xalign.experiment.study.checks`).
     `overrides` replace top-level keys (`output_dir=...`).
     """
     with open(path, encoding="utf-8") as f:
@@ -255,4 +253,4 @@ def cell_folder(study_dir: str, cell: StudyCell) -> str:
 
 def finished(study_dir: str, cell: StudyCell) -> bool:
     """Whether the cell's folder holds its completion marker."""
-    return os.path.isfile(os.path.join(cell_folder(study_dir, cell), CELL_MARKER))
+    return is_finished(cell_folder(study_dir, cell), CELL_MARKER)

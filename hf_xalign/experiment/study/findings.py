@@ -8,14 +8,17 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from ..analysis.plots import ScatterPoint, plot_measure_by_layer, plot_transfer_vs_distance
-from ..analysis.report_inputs import BASE_MODEL
-from ..analysis.report_stats import Correlation, correlate
-from ..analysis.report_text import best_predictor_sentence, number
-from .study import BASE_VARIANT
-from .study_inputs import StudyInputs
-from .study_sections import FLAG, PLOTS_FOLDER, file_name, tasks_of
-from .study_stats import (
+from ...analysis.plots import ScatterPoint, plot_measure_by_layer, plot_transfer_vs_distance
+from ...analysis.report.inputs import BASE_MODEL
+from ...analysis.report.markdown import file_name, image
+from ...analysis.report.stats import Correlation, correlate
+from ...analysis.report.text import best_predictor_sentence
+from ...files import PLOTS_FOLDER
+from ...formatting import number
+from .inputs import StudyInputs
+from .sections import FLAG, tasks_of
+from .spec import BASE_VARIANT
+from .stats import (
     Effect,
     NearChance,
     TransferPoint,
@@ -75,7 +78,7 @@ def transfer_section(
         "Transfer change vs alignment change, a point per (variant, target language), colour = task",
         os.path.join(folder, path),
     )
-    lines += [f"![Δ score vs Δ measure, all tasks pooled (correlation in each panel)]({path})", ""]
+    lines += image("Δ score vs Δ measure, all tasks pooled (correlation in each panel)", path)
     return lines + _alignment_change_lines(inputs, [m for m in LAYER_PLOT_MEASURES if m in measures])
 
 
@@ -179,7 +182,7 @@ def layer_section(inputs: StudyInputs, folder: str) -> list[str]:
             for measure in [m for m in LAYER_PLOT_MEASURES if any(row["measure"] == m for row in rows)]:
                 path = f"{PLOTS_FOLDER}/layers_{file_name(encoder)}_{file_name(task)}_{measure}.png"
                 plot_measure_by_layer(rows, measure, labels, layers, os.path.join(folder, path))
-                lines += [f"![{measure} per layer, {encoder} on {task}]({path})", ""]
+                lines += image(f"{measure} per layer, {encoder} on {task}", path)
                 drawn = True
     if not drawn:
         return lines + ["Not measured: no cell has an analysis.csv (run the tasks with `analysis: true`).", ""]

@@ -2,7 +2,7 @@
 
 The paper this package follows found that it often does not, and that distance measures disagree
 with one another. The report lets anyone see that finding, or its opposite, on their own runs. It
-reads one or more run folders (see [`~hf_xalign.analysis.report_inputs`]) and writes:
+reads one or more run folders (see [`~hf_xalign.analysis.report.inputs`]) and writes:
 
 ```
 <output>/report/
@@ -24,7 +24,7 @@ Sections whose inputs are missing are left out, and the report lists what was no
 Example:
 
 ```python
->>> from hf_xalign.analysis.report import build_report
+>>> from hf_xalign.analysis.report.build import build_report
 >>> build_report(["runs/pos", "runs/xnli"])
 'runs/pos/report/report.md'
 ```
@@ -41,16 +41,15 @@ import tempfile
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from .report_inputs import RunInputs, read_run
-from .report_sections import combined_section, run_labels, run_section
-from .report_stats import TransferRow
+from ...files import REPORT_FOLDER, REPORT_MARKDOWN, REPORT_TABLE
+from .inputs import RunInputs, read_run
+from .sections import combined_section, run_labels, run_section
+from .stats import TransferRow
 
 if TYPE_CHECKING:
-    from .._compat import SubParsersAction
+    from ..._compat import SubParsersAction
 
 __all__ = ["REPORT_FOLDER", "add_report_command", "build_report", "write_report_folder"]
-
-REPORT_FOLDER, REPORT_MARKDOWN, REPORT_TABLE = "report", "report.md", "report_table.csv"
 
 
 def build_report(run_dirs: Sequence[str], output_dir: str | None = None, reference: str = "baseline") -> str:
@@ -66,7 +65,7 @@ def build_report(run_dirs: Sequence[str], output_dir: str | None = None, referen
         reference (`str`, *optional*, defaults to `"baseline"`): the cell every Δ score subtracts.
 
     Raises:
-        [`~hf_xalign.analysis.report_inputs.RunFolderError`]: a folder without `results.jsonl`, or an empty one.
+        [`~hf_xalign.analysis.report.inputs.RunFolderError`]: a folder without `results.jsonl`, or an empty one.
         [`~hf_xalign.data.DataFileError`]: a malformed input line, naming file and line.
     """
     if not run_dirs:

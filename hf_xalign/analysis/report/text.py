@@ -5,23 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from .bootstrap import excludes_zero
-from .report_stats import Correlation, GradientSummary, Interval, TransferRow, closer
-
-
-def number(value: float | None, signed: bool = False, digits: int = 4) -> str:
-    """`value` with `digits` decimals (and its sign with `signed`); `–` for a missing or NaN value."""
-    if value is None or not math.isfinite(value):
-        return "–"
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
-
-
-def with_interval(value: float, interval: Interval | None, signed: bool = False) -> str:
-    """`0.8123 [0.7900, 0.8300]`, or the value alone without an interval."""
-    text = number(value, signed)
-    if interval is None or text == "–":
-        return text
-    return f"{text} [{number(interval[0], signed)}, {number(interval[1], signed)}]"
+from ...formatting import number, with_interval
+from ..bootstrap import excludes_zero
+from .stats import Correlation, GradientSummary, Interval, TransferRow, closer
 
 
 def delta_sentence(metric: str, cell: str, reference: str, deltas: Mapping[str, tuple[float, Interval | None]]) -> str:

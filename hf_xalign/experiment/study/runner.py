@@ -6,7 +6,7 @@ the others (a killed run leaves a folder without it). A sequential cell fine-tun
 aligned once per (encoder, objective, pair) into `aligned/` ([`align_encoder`], resumable the same
 way) and shared by every task and seed. At the end, the combined report of every finished cell
 ([`build_study_report`]). The study runs in one process; an executor runs each cell, in that process
-or as a launch of `nproc_per_cell` processes (`study_executor.py`).
+or as a launch of `nproc_per_cell` processes (`executor.py`).
 """
 
 from __future__ import annotations
@@ -23,18 +23,26 @@ from dataclasses import dataclass, field
 from tqdm.auto import tqdm
 from transformers import AutoConfig
 
-from ..analysis.report import REPORT_FOLDER, REPORT_MARKDOWN
-from ..args import AlignmentTrainingArguments
-from ..tasks import TASKS
-from .align import AlignArguments, align_encoder, read_marker, select_language_pairs
-from .config import ConfigError
-from .objectives import resolve_objective
-from .output_dir import prepare_output_dir
-from .runner import run_experiment
-from .study import (
+from ...args import AlignmentTrainingArguments
+from ...files import (
     ALIGNED_FOLDER,
     CELL_MARKER,
+    ERROR_NAME,
+    REPORT_FOLDER,
+    REPORT_MARKDOWN,
     STUDY_CONFIG_NAME,
+    write_finished,
+)
+from ...tasks import TASKS
+from ..align import AlignArguments, align_encoder, read_marker, select_language_pairs
+from ..config import ConfigError
+from ..objectives import resolve_objective
+from ..output_dir import prepare_output_dir
+from ..runner import run_experiment
+from .checks import cell_arguments, cell_values, check_study
+from .executor import CellExecutor, CellFailed, executor_for
+from .report import build_study_report
+from .spec import (
     StudyCell,
     StudyConfig,
     cell_folder,
@@ -44,11 +52,6 @@ from .study import (
     select_cells,
     write_study_config,
 )
-from .study_checks import cell_arguments, cell_values, check_study
-from .study_executor import CellExecutor, CellFailed, executor_for
-from .study_report import build_study_report
-
-ERROR_NAME = "error.txt"  # a failed cell's traceback, in its folder
 
 
 @dataclass
@@ -144,9 +147,7 @@ def run_study_cell(config: StudyConfig, cell: StudyCell) -> None:
     if not main_process():
         return
     marker = {**cell.marker(), "seconds": time.perf_counter() - started}
-    with open(os.path.join(folder, CELL_MARKER + ".tmp"), "w", encoding="utf-8") as f:
-        json.dump(marker, f, indent=2)
-    os.replace(os.path.join(folder, CELL_MARKER + ".tmp"), os.path.join(folder, CELL_MARKER))
+    write_finished(folder, CELL_MARKER, json.dumps(marker, indent=2))
 
 
 def prepare_study_dir(config: StudyConfig, overwrite: bool = False) -> bool:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Sequence
 
-from .plots import (
+from ...files import ANALYSIS_NAME, OUTCOMES_NAME, PLOTS_FOLDER
+from ...formatting import number, with_interval
+from ..plots import (
     ScatterPoint,
     plot_gradient_cosine,
     plot_gradient_norm_ratio,
@@ -16,8 +17,9 @@ from .plots import (
     plot_measure_by_layer,
     plot_transfer_vs_distance,
 )
-from .report_inputs import ANALYSIS_NAME, BASE_MODEL, OUTCOMES_NAME, CellInputs, RunInputs
-from .report_stats import (
+from .inputs import BASE_MODEL, CellInputs, RunInputs
+from .markdown import file_name, image
+from .stats import (
     AnalysisIndex,
     TransferRow,
     correlate,
@@ -28,40 +30,28 @@ from .report_stats import (
     score_interval_of,
     transfer_rows,
 )
-from .report_text import (
+from .text import (
     agreement_sentence,
     alignment_change_sentence,
     best_predictor_sentence,
     correlation_sentences,
     delta_sentence,
     gradient_sentences,
-    number,
     transfer_change_sentence,
-    with_interval,
 )
-
-PLOTS_FOLDER = "plots"
-
-
-def _file_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
 def run_labels(runs: Sequence[RunInputs]) -> list[str]:
     """A short, unique name per run for headings and plot folders: the folder's name (`-2`, `-3` on repeats)."""
     labels: list[str] = []
     for run in runs:
-        base = _file_name(os.path.basename(os.path.abspath(run.folder))) or "run"
+        base = file_name(os.path.basename(os.path.abspath(run.folder))) or "run"
         label, count = base, 1
         while label in labels:
             count += 1
             label = f"{base}-{count}"
         labels.append(label)
     return labels
-
-
-def _image(caption: str, path: str) -> list[str]:
-    return [f"![{caption}]({path})", ""]
 
 
 def run_section(label: str, run: RunInputs, reference_name: str, folder: str) -> tuple[list[str], list[TransferRow]]:
@@ -148,9 +138,9 @@ def _layers_lines(
         lines += [alignment_change_sentence(m, cell.name, cell.layer, cell_rows) for m in measures] + [""]
     layers = {cell.name: cell.layer for cell in run.cells}
     for measure in measures:
-        path = f"{plots}/measures_{_file_name(measure)}.png"
+        path = f"{plots}/measures_{file_name(measure)}.png"
         plot_measure_by_layer(run.analysis, measure, cells, layers, os.path.join(folder, path))
-        lines += _image(f"{measure} per layer", path)
+        lines += image(f"{measure} per layer", path)
     return lines
 
 
@@ -175,7 +165,7 @@ def _transfer_lines(run: RunInputs, rows: Sequence[TransferRow], folder: str, pl
             m: [ScatterPoint(r.language, cell.name, r.delta_measures[m], r.delta_score) for r in cell_rows]
             for m in measures
         }
-        path = f"{plots}/transfer_{_file_name(cell.name)}.png"
+        path = f"{plots}/transfer_{file_name(cell.name)}.png"
         plot_transfer_vs_distance(
             points,
             correlations,
@@ -184,7 +174,7 @@ def _transfer_lines(run: RunInputs, rows: Sequence[TransferRow], folder: str, pl
             f"Transfer change vs alignment change, one point per target language ({cell.name})",
             os.path.join(folder, path),
         )
-        lines += _image(f"Δ {metric} vs Δ measure ({cell.name})", path)
+        lines += image(f"Δ {metric} vs Δ measure ({cell.name})", path)
         lines += _agreement_lines(cell_rows, measures)
     return lines
 
@@ -223,12 +213,12 @@ def _gradient_lines(run: RunInputs, folder: str, plots: str) -> list[str]:
     for name, plot in (("gradient_cosine", plot_gradient_cosine), ("gradient_norm_ratio", plot_gradient_norm_ratio)):
         path = f"{plots}/{name}.png"
         plot(cells, os.path.join(folder, path))
-        lines += _image(name.replace("_", " "), path)
+        lines += image(name.replace("_", " "), path)
     for cell in cells:
         if any(group.startswith("layer.") for m in cell.conflict for group in m.per_group):
-            path = f"{plots}/gradient_layers_{_file_name(cell.name)}.png"
+            path = f"{plots}/gradient_layers_{file_name(cell.name)}.png"
             plot_layer_cosine_map(cell, os.path.join(folder, path))
-            lines += _image(f"gradient cosine per layer ({cell.name})", path)
+            lines += image(f"gradient cosine per layer ({cell.name})", path)
     return lines
 
 
@@ -293,4 +283,4 @@ def combined_section(runs: Sequence[RunInputs], rows: Sequence[TransferRow], fol
         f"Transfer change vs alignment change across {len(runs)} runs, one point per (run, language)",
         os.path.join(folder, path),
     )
-    return lines + _image(f"Δ {metric} vs Δ measure across runs", path)
+    return lines + image(f"Δ {metric} vs Δ measure across runs", path)

@@ -16,11 +16,11 @@ from typing import Any
 
 import yaml
 
-from ..args import AlignmentTrainingArguments
-from ..tasks import TASKS
-from .config import ConfigError, config_errors, unknown_option_errors
-from .objectives import resolve_objective
-from .study import MODES, StudyCell, StudyConfig, StudyTask
+from ...args import AlignmentTrainingArguments
+from ...tasks import TASKS
+from ..config import ConfigError, config_errors, unknown_option_errors
+from ..objectives import resolve_objective
+from .spec import MODES, StudyCell, StudyConfig, StudyTask
 
 # What the study sets in every cell: a task config's own values for these are replaced.
 STUDY_SET = ("model_name_or_path", "output_dir", "seed", "parallel_data", "alignment_mode", "push_to_hub")

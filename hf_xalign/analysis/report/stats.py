@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from .bootstrap import delta_interval, score_interval
-from .report_inputs import BASE_MODEL, CellInputs, RunInputs
+from ..bootstrap import delta_interval, score_interval
+from .inputs import BASE_MODEL, CellInputs, RunInputs
 
 # Measures of distance (lower = closer); every other measure is a similarity (higher = closer).
 DISTANCES = frozenset({"pair_l2"})

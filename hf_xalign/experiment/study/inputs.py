@@ -1,6 +1,6 @@
 """What the study report reads: the finished cells of one or more study folders, and the grid they belong to.
 
-A study folder ([`hf_xalign.experiment.study`]) holds `study.yaml` and one run folder per cell,
+A study folder ([`hf_xalign.experiment.study.spec`]) holds `study.yaml` and one run folder per cell,
 `cells/<cell_id>/`, finished once its `cell.json` is there. Several folders merge (a study spread over
 machines with `--cells`): they must hold the same grid, and a cell finished in two of them must have
 the same scores in both. Everything is read and checked before the report writes anything.
@@ -15,18 +15,17 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..analysis.report_inputs import BASE_MODEL, CellInputs, RunFolderError, RunInputs, read_run
-from ..model_card import ALIGNMENT_CONFIG_NAME
-from ..results import CellResult
-from .study import (
-    ALIGNED_FOLDER,
-    CELL_MARKER,
-    CELLS_FOLDER,
-    STUDY_CONFIG_NAME,
-    StudyCell,
-    expand_grid,
-    read_study_config,
+from ...analysis.report.inputs import (
+    BASE_MODEL,
+    CellInputs,
+    RunFolderError,
+    RunInputs,
+    read_run,
+    saved_alignment_layer,
 )
+from ...files import ALIGNED_FOLDER, CELL_MARKER, CELLS_FOLDER, STUDY_CONFIG_NAME
+from ...results import CellResult
+from .spec import StudyCell, expand_grid, read_study_config
 
 MeasureKey = tuple[str, int, str]  # (language pair, layer, measure) of an analysis.csv row
 _MARKER_KEYS = [f.name for f in dataclasses.fields(StudyCell)]
@@ -37,9 +36,9 @@ class FinishedCell:
     """A finished cell: its `cell.json`, its run folder as the run report reads it, its alignment layer.
 
     Args:
-        study_cell ([`~hf_xalign.experiment.study.StudyCell`]): the grid coordinates from `cell.json`.
+        study_cell ([`~hf_xalign.experiment.study.spec.StudyCell`]): the grid coordinates from `cell.json`.
         seconds (`float`): the cell's wall-clock time, from `cell.json`.
-        run ([`~hf_xalign.analysis.report_inputs.RunInputs`]): the cell's run folder (one cell result).
+        run ([`~hf_xalign.analysis.report.inputs.RunInputs`]): the cell's run folder (one cell result).
         layer (`int`, *optional*): the layer the variant aligned ([`hf_xalign.layers`] numbering); `None` for
             the base variant, or when no `alignment_config.json` says it.
     """
@@ -109,7 +108,7 @@ def read_study(study_dirs: Sequence[str]) -> StudyInputs:
     """Read and merge study folders: the grid of their `study.yaml`, their finished and unfinished cells.
 
     Raises:
-        [`~hf_xalign.analysis.report_inputs.RunFolderError`]: a folder without `study.yaml`, folders whose
+        [`~hf_xalign.analysis.report.inputs.RunFolderError`]: a folder without `study.yaml`, folders whose
             grids differ, a malformed `cell.json`, or one cell finished twice with different scores.
     """
     if not study_dirs:
@@ -198,12 +197,9 @@ def _variant_layer(study_dir: str, study_cell: StudyCell, cell: CellInputs) -> i
         cell.result.config.get("model_name_or_path"),
     ]
     for folder in candidates:
-        path = os.path.join(folder, ALIGNMENT_CONFIG_NAME) if isinstance(folder, str) else ""
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                layer = json.load(f).get("layer")
-            if isinstance(layer, int):
-                return layer
+        layer = saved_alignment_layer(folder) if isinstance(folder, str) else None
+        if layer is not None:
+            return layer
     return None
 
 

@@ -1,6 +1,6 @@
 """How a study's cells are run: an executor runs one cell into its emptied folder, or says why it failed.
 
-The study runner (`hf_xalign.experiment.study_runner.run_study`) keeps the study's guarantees (resume,
+The study runner (`hf_xalign.experiment.study.runner.run_study`) keeps the study's guarantees (resume,
 `--cells`, a failed cell stops nothing, one report) and hands each cell to an executor through one
 method, [`CellExecutor.run_cell`]:
 
@@ -24,10 +24,10 @@ import time
 import traceback
 from typing import Protocol
 
-from .study import StudyCell, StudyConfig, cell_folder, finished
+from ...files import RANK_ERROR_NAME
+from .spec import StudyCell, StudyConfig, cell_folder, finished
 
 CELL_ENTRY_POINT = "hf_xalign.experiment.cell_main"
-RANK_ERROR_NAME = "error.rank{rank}.json"  # one per rank that raised, in the cell's folder
 
 
 class CellFailed(Exception):
@@ -52,7 +52,7 @@ class InProcessExecutor:
     """Runs each cell in the calling process (one process per cell)."""
 
     def run_cell(self, config: StudyConfig, cell: StudyCell) -> None:
-        from .study_runner import run_study_cell  # the runner imports this module
+        from .runner import run_study_cell  # the runner imports this module
 
         try:
             run_study_cell(config, cell)

@@ -1,6 +1,6 @@
 """The study's combined report: one report.md (and plots) over every finished cell of a study.
 
-It reads one or more study folders ([`~hf_xalign.experiment.study_inputs.read_study`]: several merge,
+It reads one or more study folders ([`~hf_xalign.experiment.study.inputs.read_study`]: several merge,
 as for `--cells` subsets run on several machines) and writes, into `<first study folder>/report/`:
 
 ```
@@ -12,7 +12,7 @@ plots/layers_<encoder>_<task>_<measure>.png   retrieval and cosine per layer, pr
 Example:
 
 ```python
->>> from hf_xalign.experiment.study_report import build_study_report
+>>> from hf_xalign.experiment.study.report import build_study_report
 >>> build_study_report(["outputs/study_demo"])
 'outputs/study_demo/report/report.md'
 ```
@@ -23,11 +23,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from ..analysis.report import REPORT_MARKDOWN, write_report_folder
-from .study_findings import effect_section, gradient_section, layer_section, transfer_section
-from .study_inputs import StudyInputs, read_study
-from .study_sections import PLOTS_FOLDER, header_lines, missing_section, near_chance_lines, results_section
-from .study_stats import measures_of_study, near_chance, transfer_points
+from ...analysis.report.build import write_report_folder
+from ...files import PLOTS_FOLDER, REPORT_MARKDOWN
+from .findings import effect_section, gradient_section, layer_section, transfer_section
+from .inputs import StudyInputs, read_study
+from .sections import header_lines, missing_section, near_chance_lines, results_section
+from .stats import measures_of_study, near_chance, transfer_points
 
 __all__ = ["build_study_report"]
 
@@ -45,7 +46,7 @@ def build_study_report(study_dirs: Sequence[str], output_dir: str | None = None)
         output_dir (`str`, *optional*): where the `report` folder goes; defaults to the first study folder.
 
     Raises:
-        [`~hf_xalign.analysis.report_inputs.RunFolderError`]: a folder that is not a study folder, folders of
+        [`~hf_xalign.analysis.report.inputs.RunFolderError`]: a folder that is not a study folder, folders of
             different studies, a malformed `cell.json`, or a cell finished twice with different scores.
     """
     inputs = read_study([os.fspath(folder) for folder in study_dirs])

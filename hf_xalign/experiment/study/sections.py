@@ -1,5 +1,5 @@
 """The sections of the study report around its findings: header, results table, near-chance warning,
-missing cells (the findings: [`~hf_xalign.experiment.study_findings`]). Each returns its Markdown lines.
+missing cells (the findings: [`~hf_xalign.experiment.study.findings`]). Each returns its Markdown lines.
 
 No section names a study folder or a path outside the report, so merging `--cells` subsets run in
 several folders gives the same report.md as one folder holding every cell.
@@ -8,19 +8,13 @@ several folders gives the same report.md as one folder holding every cell.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 
-from ..analysis.report_text import number
-from .study_inputs import StudyInputs
-from .study_stats import NearChance, Summary, TableEntry, languages_of, table_entry
+from ...formatting import number
+from .inputs import StudyInputs
+from .stats import NearChance, Summary, TableEntry, languages_of, table_entry
 
-PLOTS_FOLDER = "plots"
 FLAG = "†"
-
-
-def file_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
 def _summary_text(summary: Summary, several_seeds: bool, signed: bool = False) -> str:
