@@ -17,12 +17,16 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .._compat import SubParsersAction
 
 DEFAULT_PORT = 8787
 EXIT_USER_ERROR = 2  # as every xalign command (hf_xalign.experiment.exits, not imported: it loads transformers)
 
 
-def add_hub_server_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_hub_server_command(subparsers: SubParsersAction) -> argparse.ArgumentParser:
     """Add `hub-server` to `xalign`'s subcommands; returns its parser."""
     parser = subparsers.add_parser(
         "hub-server",
