@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .conflict import json_safe
 
 # The files of an experiment folder; the recipes write them, reports and cards read them.
 CELL_RESULT_NAME = "cell_result.json"  # written last into the cell's folder: the cell is complete
@@ -85,6 +84,8 @@ class CellResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The result as strict JSON can hold it (NaN as `null`), with the target average."""
+        from .conflict import json_safe  # beside the gradient statistics, which import torch
+
         values = dataclasses.asdict(self)
         values["target_average"] = self.target_average()
         return json_safe(values)

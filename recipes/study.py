@@ -25,11 +25,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hf_xalign.experiment.check_data import check_study_data
-from hf_xalign.experiment.exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, USER_ERRORS, OneLineParser, resume_command
+from hf_xalign.experiment.exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, OneLineParser, resume_command, user_errors
 from hf_xalign.experiment.output_dir import OVERWRITE_FLAG
 from hf_xalign.experiment.study import expand_grid, read_study_config, select_cells
-from hf_xalign.experiment.study_runner import run_study
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,10 +69,14 @@ def main(argv: list[str] | None = None) -> int:
         if arguments.list_cells:
             print("\n".join(cell.cell_id for cell in select_cells(expand_grid(config), arguments.cells)))
             return 0
+        # Imported here: listing the cells needs only the YAML, training needs torch.
+        from hf_xalign.experiment.check_data import check_study_data
+        from hf_xalign.experiment.study_runner import run_study
+
         if arguments.check_data:
             return check_study_data(config)
         outcome = run_study(config, arguments.cells, keep_going=arguments.keep_going, overwrite=arguments.overwrite)
-    except USER_ERRORS as error:
+    except user_errors() as error:
         print(f"study.py: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:  # finished cells stay; the interrupted one is redone on resume
