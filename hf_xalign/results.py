@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-
 # The files of an experiment folder; the recipes write them, reports and cards read them.
 CELL_RESULT_NAME = "cell_result.json"  # written last into the cell's folder: the cell is complete
 RESULTS_JSONL = "results.jsonl"  # one CellResult per line, in the experiment folder

@@ -15,9 +15,10 @@ import pytest
 from scipy import stats
 
 from hf_xalign.analysis.bootstrap import delta_interval, excludes_zero
-from hf_xalign.analysis.report import add_report_command, build_report
+from hf_xalign.analysis.report import build_report
 from hf_xalign.analysis.report_inputs import RunFolderError
 from hf_xalign.analysis.report_stats import correlate, layer_groups
+from hf_xalign.cli.report import add_report_command
 from hf_xalign.conflict import ConflictMeasurement
 from hf_xalign.experiment import write_results
 from hf_xalign.results import CellResult

@@ -5,14 +5,13 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 _EXPORTS = {
-    "analyze": ["COLUMNS", "add_analyze_command", "analyze", "analyze_model", "read_table", "write_table"],
+    "analyze": ["COLUMNS", "analyze", "analyze_model", "read_table", "write_table"],
     "measures": ["MEASURES", "cosine_gap", "linear_cka", "measure_all", "pair_cosine", "pair_l2", "retrieval_accuracy"],
 }
 
 __all__ = [
     "COLUMNS",
     "MEASURES",
-    "add_analyze_command",
     "analyze",
     "analyze_model",
     "cosine_gap",
@@ -26,7 +25,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .analyze import COLUMNS, add_analyze_command, analyze, analyze_model, read_table, write_table
+    from .analyze import COLUMNS, analyze, analyze_model, read_table, write_table
     from .measures import MEASURES, cosine_gap, linear_cka, measure_all, pair_cosine, pair_l2, retrieval_accuracy
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -83,6 +83,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from ..hub import check_model_path
     from ..results import CELL_RESULT_NAME, CellResult
     from .align import ALIGNED_MARKER, AlignArguments, align_encoder, alignment_summary, read_marker
     from .cells import ALIGNED, BASELINE, compare_cells, evaluate_languages, run_cell
@@ -96,7 +97,6 @@ if TYPE_CHECKING:
         save_config,
     )
     from .console import ConsoleLogCallback, use_console_log
-    from ..hub import check_model_path
     from .exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, run_recipe
     from .objectives import OBJECTIVES, objective_arguments, resolve_objective
     from .output_dir import OutputDirError, RunFiles, prepare_output_dir
