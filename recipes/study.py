@@ -76,15 +76,15 @@ def main(argv: list[str] | None = None) -> int:
         if arguments.check_data:
             return check_study_data(config)
         outcome = run_study(config, arguments.cells, keep_going=arguments.keep_going, overwrite=arguments.overwrite)
-    except user_errors() as error:
-        print(f"study.py: error: {error}", file=sys.stderr)
-        return EXIT_USER_ERROR
     except KeyboardInterrupt:  # finished cells stay; the interrupted one is redone on resume
         print(
             f"study.py: interrupted; resume with: {resume_command(sys.argv[1:] if argv is None else argv)}",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    except user_errors() as error:  # after Ctrl-C's clause: building the tuple imports the readers
+        print(f"study.py: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
     if outcome is None:  # the same study, finished: the rule said so
         return 0
     print(f"cells run: {len(outcome.ran)}, finished before: {len(outcome.skipped)}, failed: {len(outcome.failed)}")

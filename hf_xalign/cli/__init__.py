@@ -47,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except command_errors() as error:
-        print(f"xalign: error: {error}", file=sys.stderr)
-        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"xalign {args.command}: interrupted; run the same command again to redo it", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except command_errors() as error:  # after Ctrl-C's clause: building the tuple imports torch
+        print(f"xalign: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR

@@ -48,7 +48,7 @@ def resume_command(argv: Sequence[str]) -> str:
 
 def interrupted_line(program: str, argv: Sequence[str]) -> str:
     """One line for Ctrl-C: the step reached, the last complete checkpoint, and the command that goes on."""
-    from ..checkpoints import last_complete_checkpoint
+    from ..checkpoints import last_complete_checkpoint  # its names are looked up in transformers
     from .console import ConsoleLogCallback
 
     resume = resume_command(argv)
@@ -131,10 +131,10 @@ def run_recipe(
             main_process=training_args.process_index == 0,
         )
         return main(*arguments) if goes_on else None
-    except user_errors() as error:
-        print(f"{program}: error: {error}", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR) from None
     except KeyboardInterrupt:
         if training_args.process_index == 0:
             print(interrupted_line(program, argv), file=sys.stderr)
         raise SystemExit(EXIT_INTERRUPTED) from None
+    except user_errors() as error:  # after Ctrl-C's clause: building the tuple imports the readers
+        print(f"{program}: error: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR) from None
