@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -34,6 +35,18 @@ def lazy_exports(
         `tuple`: `(__getattr__, __dir__)`, to assign at the package's module level.
     """
     home = {name: submodule for submodule, names in structure.items() for name in names}
+    shadowed = {name for name, submodule in home.items() if name == submodule}  # `analysis.analyze`, the function
+
+    class LazyPackage(types.ModuleType):
+        def __setattr__(self, name: str, value: Any) -> None:
+            # Importing a submodule binds it to the package attribute of its name, whichever route imported it;
+            # where the package exports a name of that submodule's own, the export wins (as with eager imports).
+            if name in shadowed and isinstance(value, types.ModuleType):
+                value = getattr(value, name)
+            super().__setattr__(name, value)
+
+    if shadowed:
+        sys.modules[package].__class__ = LazyPackage
 
     def __getattr__(name: str) -> Any:
         if name not in home:

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import pytest
 import yaml
@@ -136,6 +137,7 @@ def test_every_name_of_a_subpackage_resolves(package):
     module = importlib.import_module(package)
     for name in module.__all__:
         value = getattr(module, name)
+        assert not isinstance(value, types.ModuleType), name  # `analysis.analyze` is the function, not its module
         home = getattr(value, "__module__", None)
         if home is not None and home.startswith("hf_xalign"):  # a class or function: its own module has it
             assert getattr(importlib.import_module(home), value.__name__) is value, name
@@ -146,3 +148,16 @@ def test_an_unknown_name_raises_attribute_error_with_the_usual_message():
         hf_xalign.AlignmentTrainr  # noqa: B018
     with pytest.raises(ImportError, match="cannot import name 'AlignmentTrainr' from 'hf_xalign'"):
         from hf_xalign import AlignmentTrainr  # noqa: F401
+
+
+def test_a_function_named_as_its_module_wins_whichever_imports_first(tmp_path):
+    # `hf_xalign.analysis.analyze` is both a submodule and the function it defines; the package exports the
+    # function, also when the submodule was imported directly first (which binds the module to that name).
+    code = (
+        "import hf_xalign.analysis.measures, hf_xalign.analysis.analyze as first\n"
+        "from hf_xalign.analysis import COLUMNS, analyze\n"
+        "print(callable(first), callable(analyze), analyze.__module__)"
+    )
+    result, _ = probe(tmp_path, "-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True", "hf_xalign.analysis.analyze"]
