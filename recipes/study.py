@@ -25,10 +25,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hf_xalign.experiment.check_data import check_study_data, pin_config_sources
-from hf_xalign.experiment.exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, USER_ERRORS, OneLineParser, resume_command
+from hf_xalign.experiment.exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, OneLineParser, resume_command, user_errors
 from hf_xalign.experiment.output_dir import OVERWRITE_FLAG
-from hf_xalign.experiment.study.runner import run_study
 from hf_xalign.experiment.study.spec import expand_grid, read_study_config, select_cells
 
 
@@ -73,24 +71,31 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.nproc_per_cell is not None:
         overrides["nproc_per_cell"] = arguments.nproc_per_cell
     try:
-        if arguments.check_data and arguments.pin and not pin_config_sources(arguments.config, "study.py"):
-            return 1
+        if arguments.check_data and arguments.pin:
+            from hf_xalign.experiment.check_data import pin_config_sources
+
+            if not pin_config_sources(arguments.config, "study.py"):
+                return 1
         config = read_study_config(arguments.config, **overrides)
         if arguments.list_cells:
             print("\n".join(cell.cell_id for cell in select_cells(expand_grid(config), arguments.cells)))
             return 0
+        # Imported here: listing the cells needs only the YAML, training needs torch.
+        from hf_xalign.experiment.check_data import check_study_data
+        from hf_xalign.experiment.study.runner import run_study
+
         if arguments.check_data:
             return check_study_data(config)
         outcome = run_study(config, arguments.cells, keep_going=arguments.keep_going, overwrite=arguments.overwrite)
-    except USER_ERRORS as error:
-        print(f"study.py: error: {error}", file=sys.stderr)
-        return EXIT_USER_ERROR
     except KeyboardInterrupt:  # finished cells stay; the interrupted one is redone on resume
         print(
             f"study.py: interrupted; resume with: {resume_command(sys.argv[1:] if argv is None else argv)}",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    except user_errors() as error:  # after Ctrl-C's clause: building the tuple imports the readers
+        print(f"study.py: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
     if outcome is None:  # the same study, finished: the rule said so
         return 0
     print(f"cells run: {len(outcome.ran)}, finished before: {len(outcome.skipped)}, failed: {len(outcome.failed)}")

@@ -19,11 +19,12 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..experiment.exits import EXIT_USER_ERROR
+
 if TYPE_CHECKING:
     from .._compat import SubParsersAction
 
 DEFAULT_PORT = 8787
-EXIT_USER_ERROR = 2  # as every xalign command (hf_xalign.experiment.exits, not imported: it loads transformers)
 
 
 def add_hub_server_command(subparsers: SubParsersAction) -> argparse.ArgumentParser:

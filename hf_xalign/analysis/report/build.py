@@ -32,24 +32,19 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 from ...files import REPORT_FOLDER, REPORT_MARKDOWN, REPORT_TABLE
 from .inputs import RunInputs, read_run
 from .sections import combined_section, run_labels, run_section
 from .stats import TransferRow
 
-if TYPE_CHECKING:
-    from ..._compat import SubParsersAction
-
-__all__ = ["REPORT_FOLDER", "add_report_command", "build_report", "write_report_folder"]
+__all__ = ["REPORT_FOLDER", "build_report", "write_report_folder"]
 
 
 def build_report(run_dirs: Sequence[str], output_dir: str | None = None, reference: str = "baseline") -> str:
@@ -151,35 +146,3 @@ def _write_table(rows: Sequence[TransferRow], path: str) -> None:
         for row in rows:
             fixed = [row.run, row.cell, row.reference, row.language, row.layer, row.metric, row.delta_score]
             writer.writerow([text(value) for value in fixed + [row.delta_measures.get(m) for m in measures]])
-
-
-def run_report(args: argparse.Namespace) -> int:
-    """`xalign report`: write the report and print where report.md is."""
-    print(build_report(args.run_dirs, args.output, args.reference))
-    return 0
-
-
-def add_report_command(subparsers: SubParsersAction) -> argparse.ArgumentParser:
-    """Add `report RUN_DIR [RUN_DIR ...] [--output DIR] [--reference NAME]` to `subparsers`; its handler is `args.run`."""
-    parser = subparsers.add_parser(
-        "report",
-        help="does better alignment predict better transfer? a report with plots over run folders",
-        description="Scores with 95%% intervals, Δ against the reference cell with paired intervals, alignment "
-        "measures per layer before and after training, transfer change vs alignment change with Spearman and "
-        "Pearson correlations, and task vs alignment gradients, written to OUTPUT/report/report.md.",
-    )
-    parser.add_argument(
-        "run_dirs",
-        nargs="+",
-        metavar="RUN_DIR",
-        help="a recipe's output_dir (with results.jsonl), or a study folder (with study.yaml): several study "
-        "folders of one study merge into one study report",
-    )
-    parser.add_argument("--output", metavar="DIR", help="where the report/ folder goes (default: the first RUN_DIR)")
-    parser.add_argument(
-        "--reference",
-        default="baseline",
-        help="the cell Δ scores subtract (default: baseline; a study's Δs subtract its base variant)",
-    )
-    parser.set_defaults(run=run_report)
-    return parser
