@@ -19,7 +19,7 @@ import hf_xalign
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEAVY = ("torch", "transformers", "matplotlib", "scipy")
-COMMANDS = ("losses", "inspect", "push", "download", "analyze", "report")
+COMMANDS = ("losses", "inspect", "push", "download", "analyze", "report", "hub-server")
 # Runs `python -m MODULE ARGS...` or `python SCRIPT ARGS...` in this interpreter, then writes which of the heavy
 # packages are imported into the file named by $IMPORTED_JSON (at exit: after argparse's own exit too).
 PROBE = """
