@@ -43,7 +43,7 @@ from hf_xalign.data.conllu import read_conllu, tokenize_and_align_labels
 from hf_xalign.tiny import tiny_xlmr_config
 
 tokenizer = AutoTokenizer.from_pretrained("xlm-roberta-base")
-# 2 layers: the page's first block trains 1000 steps.
+# 2 layers: a small model keeps the page's training blocks quick.
 model = XLMRobertaForTokenClassification(tiny_xlmr_config(tokenizer, num_layers=2, num_labels=17))
 collator = DataCollatorForTokenClassification(tokenizer)
 train_ds = tokenize_and_align_labels(read_conllu("recipes/data/pos/en_silver/train.conllu"), tokenizer)
