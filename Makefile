@@ -117,6 +117,7 @@ demo: install $(E5_DIR)/build_info.json
 	$(OFFLINE) $(PY) recipes/pos.py recipes/configs/pos_demo.yaml
 
 bench: install
+	$(PY) benchmarks/import_time.py
 	$(PY) benchmarks/conflict_overhead.py
 	$(PY) benchmarks/trainer_overhead.py
 	$(PY) benchmarks/conllu_throughput.py

@@ -34,10 +34,17 @@ from transformers import (
 )
 from transformers.utils import is_peft_available
 
-from .model_card import ADAPTER_CONFIG_NAME, ALIGNMENT_CONFIG_NAME, build_model_card, read_json, task_kind_of
+from .files import (
+    ADAPTER_CONFIG_NAME,
+    ADAPTER_WEIGHTS_NAME,
+    ALIGNMENT_CONFIG_NAME,
+    ALIGNMENT_LOSSES_NAME,
+    MODEL_CARD_NAME,
+    MODEL_CONFIG_NAME,
+    read_json,
+)
+from .model_card import build_model_card, task_kind_of
 
-ALIGNMENT_LOSSES_NAME = "alignment_losses.safetensors"
-ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"  # PEFT's `save_pretrained` (safe_serialization, its default)
 # Weights in a format that runs code when loaded: never published, never loaded.
 PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt")
 UNPUBLISHED_DIRS = ("checkpoint-*", "_*", "runs", ".*")
@@ -94,7 +101,7 @@ class AlignedModel:
 
 def publishable_files(folder: str, include_loss_heads: bool = False) -> list[str]:
     """The files of a model folder that go to the Hub, relative to it, sorted (the card is made apart)."""
-    skipped_files = [*PICKLE_PATTERNS, "README.md"] + ([] if include_loss_heads else [ALIGNMENT_LOSSES_NAME])
+    skipped_files = [*PICKLE_PATTERNS, MODEL_CARD_NAME] + ([] if include_loss_heads else [ALIGNMENT_LOSSES_NAME])
     files = []
     for root, dirs, names in os.walk(folder):
         dirs[:] = [d for d in dirs if not any(fnmatch.fnmatch(d, pattern) for pattern in UNPUBLISHED_DIRS)]
@@ -140,7 +147,7 @@ def push_aligned(
     The repository is created if needed (`private` applies then). The local folder is not changed:
     the card is made in memory. Raises [`HubError`] when the Hub refuses (e.g. a wrong token).
     """
-    if not any(os.path.isfile(os.path.join(folder, name)) for name in ("config.json", ADAPTER_CONFIG_NAME)):
+    if not any(os.path.isfile(os.path.join(folder, name)) for name in (MODEL_CONFIG_NAME, ADAPTER_CONFIG_NAME)):
         raise FileNotFoundError(f"{folder} is not a saved model folder (no config.json or {ADAPTER_CONFIG_NAME}).")
     api = HfApi(token=token)
     try:
@@ -150,7 +157,7 @@ def push_aligned(
             CommitOperationAdd(path_in_repo=Path(name).as_posix(), path_or_fileobj=os.path.join(folder, name))
             for name in publishable_files(folder, include_loss_heads)
         ]
-        operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=str(card).encode("utf-8")))
+        operations.append(CommitOperationAdd(path_in_repo=MODEL_CARD_NAME, path_or_fileobj=str(card).encode("utf-8")))
         commit = api.create_commit(repo_id, operations, commit_message=commit_message, revision=revision)
     except HfHubHTTPError as error:
         raise _hub_error("push to", repo_id, error) from None
@@ -229,7 +236,7 @@ def load_aligned(
     if os.path.isfile(os.path.join(folder, ADAPTER_CONFIG_NAME)):
         model = _load_adapter(folder, task, (alignment or {}).get("adapter") or {}, base_model, model_kwargs)
     else:
-        architectures = (read_json(folder, "config.json") or {}).get("architectures") or []
+        architectures = (read_json(folder, MODEL_CONFIG_NAME) or {}).get("architectures") or []
         model_class = LOAD_TASKS[task or task_kind_of(architectures)]
         model = model_class.from_pretrained(folder, use_safetensors=True, trust_remote_code=False, **model_kwargs)
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)

@@ -1,9 +1,9 @@
 """Model cards for aligned checkpoints, written from the run's own files.
 
 A card is rendered with `huggingface_hub.ModelCard.from_template` from the template in
-`model_cards/aligned_model.md` and the files of a model folder: `alignment_config.json` (how it
-was aligned), `results.json` (its [`CellResult`] and the baseline's, per language) and
-`conflict_summary.json` (task vs alignment gradients). Nothing about a run is written by hand:
+`hf_xalign/templates/aligned_model.md` (shown to users in `model_cards/`) and the files of a model
+folder: `alignment_config.json` (how it was aligned), `results.json` (its [`CellResult`] and the
+baseline's, per language) and `conflict_summary.json` (task vs alignment gradients). Nothing about a run is written by hand:
 a section whose file is absent is left out.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,14 +19,20 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .conflict import CONFLICT_SUMMARY_NAME, json_safe
-from .data.hub import is_hub_spec, parse_hub_spec
+from .data.hub import HUB_COMMITS, is_hub_spec, parse_hub_spec
+from .files import (
+    ADAPTER_CONFIG_NAME,
+    ALIGNMENT_CONFIG_NAME,
+    CONFLICT_SUMMARY_NAME,
+    MODEL_CONFIG_NAME,
+    RESULTS_NAME,
+    json_safe,
+    read_json,
+)
+from .formatting import number, with_interval
 from .results import CellResult
 from .version import __version__
 
-ALIGNMENT_CONFIG_NAME = "alignment_config.json"
-ADAPTER_CONFIG_NAME = "adapter_config.json"  # written by PEFT's `save_pretrained`
-RESULTS_NAME = "results.json"
 TEMPLATE_NAME = "aligned_model.md"
 TAGS = ("cross-lingual-alignment", "hf-xalign")
 
@@ -73,26 +78,8 @@ def task_kind_of(architectures: Sequence[str]) -> str:
 
 
 def template_path() -> str:
-    """The card template: `model_cards/` of the source tree, or where a wheel installs it."""
-    candidates = (
-        Path(__file__).resolve().parent.parent / "model_cards" / TEMPLATE_NAME,
-        Path(sys.prefix) / "share" / "hf-xalign" / "model_cards" / TEMPLATE_NAME,
-    )
-    for path in candidates:
-        if path.is_file():
-            return str(path)
-    raise FileNotFoundError(
-        f"Model card template {TEMPLATE_NAME} not found (looked in {', '.join(map(str, candidates))})."
-    )
-
-
-def read_json(folder: str, name: str) -> Any:
-    """The content of JSON file `name` in `folder`; `None` when the folder has no such file."""
-    path = os.path.join(folder, name)
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    """The card template, a file of the package (`hf_xalign/templates/`; `model_cards/` shows users the same)."""
+    return str(Path(__file__).resolve().parent / "templates" / TEMPLATE_NAME)
 
 
 @dataclass
@@ -111,7 +98,7 @@ class RunFiles:
         results = read_json(folder, RESULTS_NAME) or {}
         alignment = read_json(folder, ALIGNMENT_CONFIG_NAME)
         # An adapter folder has no config.json: the adapted model's class is in alignment_config.json.
-        model_config = read_json(folder, "config.json") or (alignment or {}).get("adapter") or {}
+        model_config = read_json(folder, MODEL_CONFIG_NAME) or (alignment or {}).get("adapter") or {}
         return cls(
             alignment=alignment,
             result=CellResult.from_dict(results["result"]) if results.get("result") else None,
@@ -181,6 +168,7 @@ def eval_results(run: RunFiles) -> list[EvalResult]:
     kind = TASK_KINDS[run.task_kind]
     title = TASK_TITLES.get(run.result.task, kind.title)
     sources = run.result.details.get("eval_sources", {})
+    commits = run.result.details.get(HUB_COMMITS, {})
     entries = []
     for cell, label in ((run.result, ""), (run.reference, " (baseline without alignment)")):
         if cell is None:
@@ -198,28 +186,29 @@ def eval_results(run: RunFiles) -> list[EvalResult]:
                         metric_type=metric,
                         metric_name=f"{metric}{label}",
                         metric_value=value,
-                        **_dataset_fields(sources.get(language, language), language),
+                        **_dataset_fields(sources.get(language, language), language, commits),
                     )
                 )
     return entries
 
 
-def _dataset_fields(source: str, language: str) -> dict[str, str | None]:
-    """`model-index` fields of an evaluation source: a `hub:` source's id, config, split and revision (`main` where
-    the config named none, so that a result says what data it came from); a file's path, the language as config."""
+def _dataset_fields(source: str, language: str, commits: dict[str, str]) -> dict[str, Any]:
+    """`model-index` fields of an evaluation source, so that a result says what data it came from: a `hub:` source's
+    id, config, split and revision. The revision is the commit the run read (`commits`, by spec) where it was
+    recorded, with the revision as the config wrote it (`main` where it named none) in `args`, as `load_dataset`
+    was given it; without a recorded commit, the revision as written. A file: its path, the language as config."""
     if not is_hub_spec(source):
         return {"dataset_type": source, "dataset_config": language}
     hub_source = parse_hub_spec(source)
+    written = hub_source.revision or "main"
+    commit = commits.get(source)
     return {
         "dataset_type": hub_source.path,
         "dataset_config": hub_source.config or language,
         "dataset_split": hub_source.split,
-        "dataset_revision": hub_source.revision or "main",
+        "dataset_revision": commit or written,
+        "dataset_args": {"revision": written} if commit and commit != written else None,
     }
-
-
-def _number(value: Any) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
 
 
 def _alignment_lines(alignment: dict) -> list[str]:
@@ -259,13 +248,6 @@ def _alignment_lines(alignment: dict) -> list[str]:
     return lines
 
 
-def _interval(text: str, interval: Sequence[float] | None, signed: bool = False) -> str:
-    if not interval or text == "–":
-        return text
-    low, high = (f"{value:+.3f}" if signed else f"{value:.3f}" for value in interval)
-    return f"{text} [{low}, {high}]"
-
-
 def _score_table(run: RunFiles) -> str:
     result, reference = run.result, run.reference
     header = ["language", "this model"] + (["baseline (no alignment)", "Δ"] if reference else [])
@@ -275,14 +257,12 @@ def _score_table(run: RunFiles) -> str:
     for label, value, language in rows:
         if language == result.source_language:
             label = f"{language} (source)"
-        cells = [_interval(_number(value), result.intervals.get(language))]
+        cells = [with_interval(value, result.intervals.get(language), interval_digits=3)]
         if reference:
             baseline = reference.score(language) if language else reference.target_average()
-            delta = value - baseline
-            delta_text = "–" if math.isnan(delta) else f"{delta:+.4f}"
             cells += [
-                _interval(_number(baseline), reference.intervals.get(language)),
-                _interval(delta_text, result.delta_intervals.get(language), signed=True),
+                with_interval(baseline, reference.intervals.get(language), interval_digits=3),
+                with_interval(value - baseline, result.delta_intervals.get(language), signed=True, interval_digits=3),
             ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     note = ""
@@ -315,10 +295,10 @@ def adapter_description(adapter: dict, trained_in_full: Sequence[str] | None = N
 def _conflict_lines(summary: dict) -> list[str]:
     return [
         f"Measured steps: {summary.get('measured_steps', 0)}.",
-        f"Mean cosine between the task and alignment gradients: {_number(summary.get('mean_cosine'))} "
-        f"(median {_number(summary.get('median_cosine'))}); near 0 means the two objectives barely interact.",
-        f"Share of steps with a negative cosine: {_number(summary.get('negative_cosine_fraction'))}.",
-        f"Mean ‖alignment gradient‖ / ‖task gradient‖: {_number(summary.get('mean_norm_ratio'))}.",
+        f"Mean cosine between the task and alignment gradients: {number(summary.get('mean_cosine'))} "
+        f"(median {number(summary.get('median_cosine'))}); near 0 means the two objectives barely interact.",
+        f"Share of steps with a negative cosine: {number(summary.get('negative_cosine_fraction'))}.",
+        f"Mean ‖alignment gradient‖ / ‖task gradient‖: {number(summary.get('mean_norm_ratio'))}.",
     ]
 
 
@@ -400,7 +380,7 @@ def build_model_card(
         baseline_note = (
             f"Δ is this model minus the same fine-tuning without alignment. Read it as an effect on transfer only "
             f"where the baseline has learned the task: its source-language {result.metric} is "
-            f"{_number(run.reference.score(result.source_language))}."
+            f"{number(run.reference.score(result.source_language))}."
         )
     return ModelCard.from_template(
         card_data,

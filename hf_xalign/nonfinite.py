@@ -17,7 +17,6 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-SKIPPED_STEPS_NAME = "skipped_nonfinite_steps.json"
 SKIPPED_STEPS_LOG_KEY = "skipped_nonfinite_steps"
 
 

@@ -1,7 +1,7 @@
 """`CellResult`: what one cell of an experiment did and scored.
 
 The record that reports, model cards and study grids read: one line of `results.jsonl`, the
-`cell_result.json` that marks a finished cell, and the `results.json` of a published model.
+`cell_result.json` in a cell's folder, and the `results.json` of a published model.
 """
 
 from __future__ import annotations
@@ -14,13 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .conflict import json_safe
-
-# The files of an experiment folder; the recipes write them, reports and cards read them.
-CELL_RESULT_NAME = "cell_result.json"  # written last into the cell's folder: the cell is complete
-RESULTS_JSONL = "results.jsonl"  # one CellResult per line, in the experiment folder
-OUTCOMES_NAME = "outcomes.json"  # per-example outcomes of a cell's main metric, per language, in its folder
-ANALYSIS_NAME = "analysis.csv"  # per-layer alignment measures: model, pair, layer, measure, value, n
+from .files import CELL_RESULT_NAME, json_safe
 
 
 @dataclass
@@ -101,7 +95,7 @@ class CellResult:
         return result
 
     def save(self, folder: str) -> str:
-        """Write `cell_result.json` into `folder` (the cell's completion marker); returns its path."""
+        """Write `cell_result.json` into `folder`; returns its path."""
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, CELL_RESULT_NAME)
         with open(path, "w", encoding="utf-8") as f:

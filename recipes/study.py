@@ -13,7 +13,7 @@ training; list its cells; then, cell after cell, skip the finished ones, align a
 each (encoder, objective, pair) the first time a sequential cell needs it, fine-tune and evaluate the
 cell as its recipe would (`recipes/pos.py`, `recipes/xnli.py`), and write its completion marker
 last. A failed cell leaves `error.txt` in its folder and the study goes on. At the end, the combined
-report of every finished cell. The folder layout: `hf_xalign/experiment/study.py`.
+report of every finished cell. The folder layout: `hf_xalign/experiment/study/spec.py`.
 
 The study is one process (a launch of several is refused). With `nproc_per_cell: N` (or
 `--nproc_per_cell N`) each cell is its own `torchrun --nproc_per_node N` launch: a rank that raises
@@ -25,14 +25,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hf_xalign.extras import exit_without_extra
-
-with exit_without_extra():  # without the experiments extra: one line, exit 2
-    from hf_xalign.experiment.check_data import check_study_data
-    from hf_xalign.experiment.exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, USER_ERRORS, OneLineParser, resume_command
-    from hf_xalign.experiment.output_dir import OVERWRITE_FLAG
-    from hf_xalign.experiment.study import expand_grid, read_study_config, select_cells
-    from hf_xalign.experiment.study_runner import run_study
+from hf_xalign.experiment.exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, OneLineParser, resume_command, user_errors
+from hf_xalign.experiment.output_dir import OVERWRITE_FLAG
+from hf_xalign.experiment.study.spec import expand_grid, read_study_config, select_cells
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,6 +39,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--list-cells", action="store_true", help="Print the cell ids of the grid and exit.")
     parser.add_argument(
         "--check-data", action="store_true", help="Read every data source of every task, one line each, and exit."
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="With --check-data: first pin the config's hub: sources that name no revision to the commit they read "
+        "today, written into the config file (its comments kept).",
     )
     parser.add_argument("--output_dir", help="The study folder, instead of the config's output_dir.")
     parser.add_argument(
@@ -70,22 +71,31 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.nproc_per_cell is not None:
         overrides["nproc_per_cell"] = arguments.nproc_per_cell
     try:
+        if arguments.check_data and arguments.pin:
+            from hf_xalign.experiment.check_data import pin_config_sources
+
+            if not pin_config_sources(arguments.config, "study.py"):
+                return 1
         config = read_study_config(arguments.config, **overrides)
         if arguments.list_cells:
             print("\n".join(cell.cell_id for cell in select_cells(expand_grid(config), arguments.cells)))
             return 0
+        # Imported here: listing the cells needs only the YAML, training needs torch.
+        from hf_xalign.experiment.check_data import check_study_data
+        from hf_xalign.experiment.study.runner import run_study
+
         if arguments.check_data:
             return check_study_data(config)
         outcome = run_study(config, arguments.cells, keep_going=arguments.keep_going, overwrite=arguments.overwrite)
-    except USER_ERRORS as error:
-        print(f"study.py: error: {error}", file=sys.stderr)
-        return EXIT_USER_ERROR
     except KeyboardInterrupt:  # finished cells stay; the interrupted one is redone on resume
         print(
             f"study.py: interrupted; resume with: {resume_command(sys.argv[1:] if argv is None else argv)}",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    except user_errors() as error:  # after Ctrl-C's clause: building the tuple imports the readers
+        print(f"study.py: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
     if outcome is None:  # the same study, finished: the rule said so
         return 0
     print(f"cells run: {len(outcome.ran)}, finished before: {len(outcome.skipped)}, failed: {len(outcome.failed)}")

@@ -28,13 +28,15 @@ from hf_xalign.extras import exit_without_extra
 
 with exit_without_extra():  # without the experiments extra: one line, exit 2
     from hf_xalign import AlignmentTrainingArguments
-    from hf_xalign.experiment import run_experiment, run_recipe
+    from hf_xalign.experiment import run_recipe
     from hf_xalign.experiment.check_data import check_recipe_data, wants_check_data
     from hf_xalign.results import CellResult
     from hf_xalign.tasks.classification import ClassificationArguments, ClassificationTask
 
 
 def main(script_args: ClassificationArguments, training_args: AlignmentTrainingArguments) -> list[CellResult]:
+    from hf_xalign.experiment import run_experiment  # the training stack: not for --check-data or a bad flag
+
     task = ClassificationTask(script_args, training_args)
     results = run_experiment(task)
     if training_args.process_index == 0:

@@ -31,9 +31,10 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 # The tests of the core (`pip install hf-xalign`, no extra): `make test-core` runs them with --core in a venv without
 # the experiments extra, where importing a harness module fails. A test of the trainer, the losses, gradient
 # measurement, parallel text, the Hub helpers or per-layer analysis that needs no recipe, task or report belongs here.
-# Left to `make test` for CI time: test_distributed.py (the launch matrix, 6 of the 25 minutes this list took on the
-# loaded 2-core machine) and test_crash_resume.py (kill and resume, 2 more); test_distributed_equivalence.py and
-# test_fsdp_trainer.py launch the core on two processes here.
+# Left to `make test` for CI time: the launches of several processes (test_distributed.py, the launch matrix, 6 of
+# the 25 minutes the first list took on the loaded 2-core machine; test_distributed_equivalence.py,
+# test_fsdp_trainer.py, test_process_group.py) and test_crash_resume.py (kill and resume, 2 more). They import no
+# extra either; `make test` runs them with everything else.
 CORE_TESTS = (
     "test_alignment_stream.py",
     "test_analysis_measures.py",
@@ -41,11 +42,11 @@ CORE_TESTS = (
     "test_compat.py",
     "test_conflict.py",
     "test_core_install.py",
-    "test_distributed_equivalence.py",
     "test_early_exit.py",
     "test_faults.py",
+    "test_files.py",
+    "test_formatting.py",
     "test_fsdp_sums.py",
-    "test_fsdp_trainer.py",
     "test_fuzz_parallel.py",
     "test_hub_server.py",
     "test_install.py",
@@ -54,7 +55,6 @@ CORE_TESTS = (
     "test_mixed_precision.py",
     "test_parallel_data.py",
     "test_pooling_collator.py",
-    "test_process_group.py",
     "test_surgery.py",
     "test_trainer.py",
     "test_trainer_contract.py",
@@ -189,7 +189,7 @@ def make_model(tokenizer, dropout: float = 0.0, seed: int = 0) -> XLMRobertaForT
 
 @pytest.fixture
 def hub_server(tmp_path_factory) -> Iterator[HubServer]:
-    """A Hub-compatible HTTP server on 127.0.0.1 (tests/hub_server.py), its files in a temporary folder.
+    """A Hub-compatible HTTP server on 127.0.0.1 (hf_xalign/local_hub/), its files in a temporary folder.
 
     The client reads HF_ENDPOINT and HF_HUB_OFFLINE at import, and the tests run offline: drive it in a subprocess
     with `env=hub_server.client_env(home)`.

@@ -203,6 +203,27 @@ def test_a_folder_without_the_marker_is_trained(tmp_path, encoder_dir, parallel_
     assert sorted(os.listdir(tmp_path))[-1] != ALIGNED_MARKER + ".tmp"
 
 
+def test_arguments_shared_with_task_cells_align_as_the_sequential_stage(tmp_path, encoder_dir, parallel_tsv):
+    # A study's task cells share these arguments: alignment alone has nothing to evaluate, and trains as the
+    # sequential mode's alignment stage does (evaluation, best model, measurement and push off).
+    script_args = AlignArguments(model_name_or_path=encoder_dir, parallel_data=[parallel_tsv], objective="contrastive")
+    plain = align_encoder(script_args, align_training_args(tmp_path / "plain"))
+    task_options = dict(
+        eval_strategy="steps",
+        eval_steps=1,
+        save_strategy="steps",
+        save_steps=1,
+        load_best_model_at_end=True,
+        conflict_every=1,
+        gradient_combination="pcgrad",
+    )
+    shared = align_encoder(script_args, align_training_args(tmp_path / "shared", **task_options))
+    assert read_marker(shared)["steps"] == 2
+    expected = load_file(os.path.join(plain, "model.safetensors"))
+    for name, tensor in load_file(os.path.join(shared, "model.safetensors")).items():
+        torch.testing.assert_close(tensor, expected[name], rtol=0, atol=0, msg=name)
+
+
 @pytest.mark.parametrize("auto_class", [AutoModelForTokenClassification, AutoModelForSequenceClassification])
 def test_the_checkpoint_loads_as_a_task_model_with_the_aligned_encoder(auto_class, aligned, encoder_dir):
     saved = load_file(os.path.join(aligned, "model.safetensors"))  # read apart from transformers

@@ -22,7 +22,6 @@ from transformers import XLMRobertaModel
 from hf_xalign.analysis import (
     COLUMNS,
     MEASURES,
-    add_analyze_command,
     analyze,
     analyze_model,
     cosine_gap,
@@ -35,6 +34,7 @@ from hf_xalign.analysis import (
     write_table,
 )
 from hf_xalign.analysis.analyze import length_sorted_batches, pair_lengths
+from hf_xalign.cli.analyze import add_analyze_command
 from hf_xalign.data import DataFileError, ParallelCollator
 from hf_xalign.tiny import tiny_xlmr_config
 

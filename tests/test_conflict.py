@@ -20,7 +20,8 @@ from conftest import make_model
 from test_trainer import hand_contrastive, make_args, make_trainer, train_recording_task_batches
 
 from hf_xalign import AlignmentTrainingArguments
-from hf_xalign.conflict import CONFLICT_LOG_NAME, CONFLICT_SUMMARY_NAME, GradientSplitter, parameter_group
+from hf_xalign.conflict import GradientSplitter, parameter_group
+from hf_xalign.files import CONFLICT_LOG_NAME, CONFLICT_SUMMARY_NAME
 from hf_xalign.losses import MaskedLMLoss
 from hf_xalign.pooling import ParallelEncoding
 
@@ -468,8 +469,8 @@ def assert_sums_close(sums, reference, splitter, rel):
 @pytest.mark.parametrize("segment, chunk", [(1 << 18, 4096), (1000, 64), (640, 128)])
 def test_fused_partial_sums_equal_float64_reference(monkeypatch, objectives, segment, chunk):
     """Float64 gradients: within 1e-9 of the per-element reference (segments cut inside tensors and groups)."""
-    monkeypatch.setattr("hf_xalign.conflict._SEGMENT", segment)
-    monkeypatch.setattr("hf_xalign.conflict._CHUNK", chunk)
+    monkeypatch.setattr("hf_xalign.conflict.splitter._SEGMENT", segment)
+    monkeypatch.setattr("hf_xalign.conflict.splitter._CHUNK", chunk)
     splitter = random_splitter(torch.float64, objectives)
     sums = splitter.partial_sums()
     reference = reference_sums(splitter)

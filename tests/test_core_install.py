@@ -102,7 +102,7 @@ def test_a_harness_module_without_the_extra_raises_an_import_error_naming_it(tmp
         ("hf_xalign.experiment.task", "evaluate"),
         ("hf_xalign.analysis.plots", "matplotlib"),
         ("hf_xalign.analysis.bootstrap", "scipy"),
-        ("hf_xalign.analysis.report_stats", "scipy"),
+        ("hf_xalign.analysis.report.stats", "scipy"),
     ],
 )
 def test_each_guarded_import_names_its_own_package(tmp_path, module, missing):

@@ -22,7 +22,7 @@ from test_trainer import make_args, make_trainer
 from transformers.trainer_utils import get_last_checkpoint
 
 from hf_xalign.checkpoints import last_complete_checkpoint
-from hf_xalign.conflict import CONFLICT_LOG_NAME
+from hf_xalign.files import CONFLICT_LOG_NAME
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "_crash_run.py")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

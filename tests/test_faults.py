@@ -14,7 +14,7 @@ from test_trainer import _params, make_args, make_trainer
 from transformers import AutoModelForTokenClassification, TrainerCallback, XLMRobertaForTokenClassification
 
 from hf_xalign import AlignmentTrainer
-from hf_xalign.conflict import CONFLICT_LOG_NAME
+from hf_xalign.files import CONFLICT_LOG_NAME
 from hf_xalign.tiny import tiny_xlmr_config
 
 

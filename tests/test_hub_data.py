@@ -318,7 +318,7 @@ def test_check_data_prints_one_line_per_source_and_fails_if_one_is_wrong(hub_dat
 def test_check_data_passes_offline_on_the_demo_configs(capsys, monkeypatch):
     from hf_xalign.args import AlignmentTrainingArguments
     from hf_xalign.experiment.check_data import check_recipe_data, check_study_data
-    from hf_xalign.experiment.study import read_study_config
+    from hf_xalign.experiment.study.spec import read_study_config
     from hf_xalign.tasks import ClassificationArguments, PosArguments
 
     monkeypatch.chdir(ROOT)  # the demo configs' paths are relative to the project
@@ -332,3 +332,106 @@ def test_check_data_passes_offline_on_the_demo_configs(capsys, monkeypatch):
     lines = capsys.readouterr().out.splitlines()
     assert statuses == [0, 0, 0]
     assert len(lines) > 20 and all(": ok (" in line for line in lines)
+
+
+def test_the_card_records_the_commit_a_branch_named_source_was_read_at(hub_datasets, tmp_path):
+    from transformers import XLMRobertaForTokenClassification
+
+    from hf_xalign.data.conllu import UPOS_TAGS
+    from hf_xalign.model_card import build_model_card
+    from hf_xalign.tiny import tiny_xlmr_config, train_tokenizer
+
+    server, _ = hub_datasets
+    words = [
+        word for rows in (*UD_ROWS.values(), *UD_MAIN_ROWS.values()) for _, sentence, _ in rows for word, _ in sentence
+    ]
+    tokenizer = train_tokenizer([" ".join(words)] * 4, vocab_size=200)
+    model = XLMRobertaForTokenClassification(tiny_xlmr_config(tokenizer, hidden_size=32, num_labels=len(UPOS_TAGS)))
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    release = f"hub:{UD}@{UD_RELEASE}"
+    config = {
+        "model_name_or_path": str(tmp_path / "model"),
+        "train_treebank": [f"{release}:fr_gsd:train"],
+        "source_language": "fr",
+        "eval_treebanks": [f"fr={release}:fr_gsd:train"],  # the only split of two sentences: a score's interval needs 2
+        "compare": False,
+        "alignment_mode": "none",
+        "output_dir": str(tmp_path / "out"),
+        "max_steps": 1,
+        "save_strategy": "no",
+        "report_to": [],
+        "use_cpu": True,
+        "disable_tqdm": True,
+    }
+    (tmp_path / "pos.yaml").write_text(json.dumps(config))
+    env = server.client_env(tmp_path / "home")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, "recipes/pos.py", str(tmp_path / "pos.yaml")],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    (results_file,) = (tmp_path / "out").glob("*/results.json")
+    card = build_model_card(str(results_file.parent), "someone/tiny-pos")
+    recorded = {r.dataset_name.split()[0]: (r.dataset_revision, r.dataset_args) for r in card.data.eval_results}
+    ud = server.repos[("dataset", UD)]  # the oracle: the commits the server's branches point at
+    assert ud.branches[UD_RELEASE] != ud.branches["main"]
+    assert recorded == {"fr": (ud.branches[UD_RELEASE], {"revision": UD_RELEASE})}
+
+
+def comment_above(lines: list[str], index: int) -> str:
+    """The comment lines right above the YAML block that holds line `index` (its list items and keys walked up)."""
+    while index > 0 and lines[index - 1].strip() and not lines[index - 1].lstrip().startswith("#"):
+        index -= 1
+    comments = []
+    while index > 0 and lines[index - 1].lstrip().startswith("#"):
+        index -= 1
+        comments.insert(0, lines[index])
+    return "\n".join(comments)
+
+
+def test_every_unpinned_shipped_source_says_how_to_pin_it():
+    unpinned = [(name, spec) for name, spec in shipped_hub_sources() if parse_hub_spec(spec).revision is None]
+    assert unpinned  # XNLI, SIB-200 and OPUS-100 have no release branches: pinned by commit, where a network exists
+    for name, spec in unpinned:
+        lines = (ROOT / "recipes" / "configs" / name).read_text(encoding="utf-8").splitlines()
+        (index,) = [i for i, line in enumerate(lines) if spec in line.partition("#")[0]]
+        assert "--check-data --pin" in comment_above(lines, index), (name, spec)
+
+
+@pytest.mark.parametrize("name", sorted({name for name, _ in shipped_hub_sources()}))
+def test_pin_edits_each_shipped_config_in_place(name, tmp_path, monkeypatch, capsys):
+    import yaml
+
+    import hf_xalign.data.pin
+
+    commits = {}  # a made-up commit per repository, as the Hub would answer
+    monkeypatch.setattr(
+        hf_xalign.data.pin, "resolve_main", lambda path: commits.setdefault(path, f"{len(commits):040x}")
+    )
+    original = (ROOT / "recipes" / "configs" / name).read_text(encoding="utf-8")
+    config = tmp_path / name
+    config.write_text(original, encoding="utf-8")
+
+    assert hf_xalign.data.pin.pin_config(str(config))
+
+    pinned = config.read_text(encoding="utf-8")
+    # Oracle: the original's values with `@<commit>` after each unpinned repository, by plain string replacement
+    # (comments too, which loading drops).
+    expected = original
+    for path, commit in commits.items():
+        expected = expected.replace(f"hub:{path}:", f"hub:{path}@{commit}:")
+    assert yaml.safe_load(pinned) == yaml.safe_load(expected)
+    assert (pinned == original) == (not commits)
+    # Every line but those with a source is as it was: comments, order and layout kept.
+    changed = [(a, b) for a, b in zip(original.splitlines(), pinned.splitlines()) if a != b]
+    assert len(original.splitlines()) == len(pinned.splitlines())
+    assert all(not a.lstrip().startswith("#") and "hub:" in a for a, _ in changed)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len({spec for n, spec in shipped_hub_sources() if n == name})

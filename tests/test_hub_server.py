@@ -1,4 +1,4 @@
-"""The test Hub (tests/hub_server.py) speaks the protocol of the installed `huggingface_hub`.
+"""The local Hub (hf_xalign/local_hub/, the `hub_server` fixture) speaks the protocol of the installed huggingface_hub.
 
 Each client call runs in a subprocess with `hub_server.client_env(home)`: the client reads HF_ENDPOINT and
 HF_HUB_OFFLINE at import, and the test suite itself runs offline. Nothing is mocked: real client, real HTTP.

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,7 +17,7 @@ from transformers import AutoModel
 
 from hf_xalign import load_aligned
 from hf_xalign.analysis.bootstrap import delta_interval
-from hf_xalign.model_card import PAPER_CITATION, build_model_card
+from hf_xalign.model_card import PAPER_CITATION, build_model_card, template_path
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +172,40 @@ def test_model_index_records_each_hub_source_with_its_revision():
         "xx (zero-shot)": ("data/xx.conllu", "xx", None, None),
     }
     assert run.hub_datasets == ["facebook/xnli", ud]  # the card's `datasets:` holds ids, without revisions
+
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGED_TEMPLATE = "hf_xalign/templates/aligned_model.md"
+
+
+def test_the_package_carries_the_template_that_model_cards_shows():
+    assert Path(template_path()) == ROOT / PACKAGED_TEMPLATE
+    assert (ROOT / PACKAGED_TEMPLATE).read_bytes() == (ROOT / "model_cards" / "aligned_model.md").read_bytes()
+
+
+def test_a_wheel_holds_the_template_inside_the_package(tmp_path):
+    """A wheel built from the project's files, read as a zip: the template is a file of the package, so an
+    install finds it beside the code, wherever the environment puts its data files."""
+    source = tmp_path / "source"
+    shutil.copytree(ROOT / "hf_xalign", source / "hf_xalign", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(source),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert build.returncode == 0, build.stderr
+    (wheel,) = tmp_path.glob("*.whl")
+    assert PACKAGED_TEMPLATE in zipfile.ZipFile(wheel).namelist()

@@ -19,7 +19,8 @@ from _tiny_experiment import write_parallel_tsv
 from conftest import synthetic_sentences, translate
 from test_study import TRAINING, save_encoder, write_conllu
 
-from hf_xalign.experiment import ALIGNED_MARKER, RESULTS_JSONL, read_marker
+from hf_xalign.experiment import read_marker
+from hf_xalign.files import ALIGNED_MARKER, RESULTS_JSONL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "recipes"))

@@ -25,8 +25,9 @@ from transformers import DataCollatorForTokenClassification, XLMRobertaForTokenC
 
 from hf_xalign import AlignmentTrainer, load_aligned
 from hf_xalign.adapters import encoder_of
-from hf_xalign.conflict import CONFLICT_LOG_NAME, TASK
+from hf_xalign.conflict import TASK
 from hf_xalign.data.collator import ParallelCollator
+from hf_xalign.files import CONFLICT_LOG_NAME
 from hf_xalign.hub import publishable_files
 from hf_xalign.losses import ContrastiveLoss
 from hf_xalign.pooling import ParallelEncoding

@@ -15,9 +15,10 @@ import pytest
 from scipy import stats
 
 from hf_xalign.analysis.bootstrap import delta_interval, excludes_zero
-from hf_xalign.analysis.report import add_report_command, build_report
-from hf_xalign.analysis.report_inputs import RunFolderError
-from hf_xalign.analysis.report_stats import correlate, layer_groups
+from hf_xalign.analysis.report.build import build_report
+from hf_xalign.analysis.report.inputs import RunFolderError
+from hf_xalign.analysis.report.stats import correlate, layer_groups
+from hf_xalign.cli.report import add_report_command
 from hf_xalign.conflict import ConflictMeasurement
 from hf_xalign.experiment import write_results
 from hf_xalign.results import CellResult
@@ -238,7 +239,7 @@ def test_gradient_sentences_come_from_conflict_jsonl(run, report):
 
 def test_layer_groups_are_in_numeric_order(tmp_path):
     folder = make_run(tmp_path, layers=tuple(range(12)), steps=3)
-    from hf_xalign.analysis.report_inputs import read_run
+    from hf_xalign.analysis.report.inputs import read_run
 
     assert layer_groups(read_run(folder).cell("aligned")) == list(range(12))  # layer.10 after layer.9
 
@@ -321,6 +322,20 @@ def test_report_command(tmp_path, capsys):
     assert args.run(args) == 0
     assert capsys.readouterr().out.strip() == os.path.join(tmp_path, "out", "report", "report.md")
     assert os.path.isfile(tmp_path / "out" / "report" / "report.md")
+
+
+def test_report_output_goes_into_dir_report_as_the_help_says(tmp_path, capsys):
+    folder = make_run(tmp_path / "run", analysis=False, conflict=False)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("the user's own file", encoding="utf-8")
+    parser = argparse.ArgumentParser(prog="xalign")
+    report_parser = add_report_command(parser.add_subparsers(dest="command"))
+    assert "the report goes into DIR/report/" in " ".join(report_parser.format_help().split())
+    args = parser.parse_args(["report", folder, "--output", str(mine)])
+    assert args.run(args) == 0
+    assert capsys.readouterr().out.strip() == str(mine / "report" / "report.md")
+    assert (mine / "notes.txt").read_text(encoding="utf-8") == "the user's own file"  # DIR itself is left alone
 
 
 def test_report_of_a_real_tiny_run(tmp_path, tokenizer):

@@ -24,7 +24,10 @@ from conftest import LEXICON, TAGS, synthetic_sentences, translate
 from transformers import XLMRobertaModel
 
 from hf_xalign.experiment.config import ConfigError
-from hf_xalign.experiment.study import (
+from hf_xalign.experiment.study.checks import study_errors
+from hf_xalign.experiment.study.report import build_study_report
+from hf_xalign.experiment.study.runner import run_study
+from hf_xalign.experiment.study.spec import (
     CELL_MARKER,
     expand_grid,
     finished,
@@ -32,9 +35,7 @@ from hf_xalign.experiment.study import (
     select_cells,
     study_config_from_dict,
 )
-from hf_xalign.experiment.study_checks import study_errors
-from hf_xalign.experiment.study_report import build_study_report
-from hf_xalign.experiment.study_runner import ERROR_NAME, run_study
+from hf_xalign.files import ERROR_NAME
 from hf_xalign.tiny import tiny_xlmr_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

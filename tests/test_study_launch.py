@@ -16,9 +16,7 @@ import sys
 from faulty_cell_main import FAULT
 from test_study import ROOT, study_files, write_study  # noqa: F401 (study_files: the shared fixture)
 
-from hf_xalign.experiment.study import CELL_MARKER
-from hf_xalign.experiment.study_executor import RANK_ERROR_NAME
-from hf_xalign.experiment.study_runner import ERROR_NAME
+from hf_xalign.files import CELL_MARKER, ERROR_NAME, RANK_ERROR_NAME
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 FAILING, FOLLOWING = "pos__tiny__base__seed1", "pos__tiny__base__seed2"
@@ -32,9 +30,9 @@ STUDY_BOUND_SECONDS = 900
 # The study driver with the faulty entry point (a real study runs `recipes/study.py`, which uses cell_main).
 DRIVER = (
     "import sys\n"
-    "from hf_xalign.experiment.study import read_study_config\n"
-    "from hf_xalign.experiment.study_executor import TorchrunExecutor\n"
-    "from hf_xalign.experiment.study_runner import run_study\n"
+    "from hf_xalign.experiment.study.spec import read_study_config\n"
+    "from hf_xalign.experiment.study.executor import TorchrunExecutor\n"
+    "from hf_xalign.experiment.study.runner import run_study\n"
     "outcome = run_study(read_study_config(sys.argv[1]), executor=TorchrunExecutor(2, 'faulty_cell_main'))\n"
     "print('failed:', outcome.failed, 'ran:', outcome.ran)\n"
 )

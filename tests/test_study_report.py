@@ -16,12 +16,12 @@ import pytest
 from _tiny_study import LAYER, TARGETS, VARIANTS, build_tiny_study, cell_id
 from scipy import stats
 
-from hf_xalign.analysis.report_inputs import RunFolderError
+from hf_xalign.analysis.report.inputs import RunFolderError
 from hf_xalign.cli import main
-from hf_xalign.experiment.study_inputs import read_study
-from hf_xalign.experiment.study_report import build_study_report
-from hf_xalign.experiment.study_sections import results_section
-from hf_xalign.experiment.study_stats import NEAR_CHANCE_MARGIN, near_chance
+from hf_xalign.experiment.study.inputs import read_study
+from hf_xalign.experiment.study.report import build_study_report
+from hf_xalign.experiment.study.sections import results_section
+from hf_xalign.experiment.study.stats import NEAR_CHANCE_MARGIN, near_chance
 
 TASKS, SEEDS = ("pos", "classification"), (1, 2)
 ALIGNED = VARIANTS[1:]

@@ -14,7 +14,7 @@ from conftest import make_model
 from transformers import EarlyStoppingCallback, HfArgumentParser, TrainerCallback, XLMRobertaModel
 
 from hf_xalign import AlignmentTrainer, AlignmentTrainingArguments
-from hf_xalign.trainer import ALIGNMENT_CONFIG_NAME, ALIGNMENT_LOSSES_NAME, ALIGNMENT_STAGE_DIR
+from hf_xalign.files import ALIGNMENT_CONFIG_NAME, ALIGNMENT_LOSSES_NAME, ALIGNMENT_STAGE_DIR
 
 
 def make_args(tmp_path, **overrides) -> AlignmentTrainingArguments:

@@ -28,7 +28,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -49,23 +48,22 @@ from ..data.parallel import ParallelSource, load_parallel
 from ..hub import load_aligned
 from ..layers import resolve_layer
 from ..pooling import POOLINGS, ParallelEncoding, Pooling
-from .measures import MEASURES, measure_all
+from .measures import measure_all
 
 if TYPE_CHECKING:
-    from .._compat import SubParsersAction
+    pass
 
 __all__ = [
     "COLUMNS",
-    "add_analyze_command",
     "analyze",
     "analyze_model",
+    "check_table_path",
     "expand_pair_sources",
     "group_by_language_pair",
     "length_sorted_batches",
     "pair_lengths",
     "read_table",
     "resolve_layers",
-    "run_analyze",
     "summarize",
     "write_table",
 ]
@@ -272,7 +270,8 @@ def analyze_model(
 # --------------------------------------------------------------------------- the table on disk
 
 
-def _check_table_path(path: Path) -> None:
+def check_table_path(path: Path) -> None:
+    """Refuse, before any work, a table path whose suffix [`write_table`] cannot write."""
     if path.suffix not in TABLE_SUFFIXES:
         raise ValueError(f"cannot write a table to {path}: expected a file name ending in .csv or .json")
 
@@ -305,7 +304,7 @@ def write_table(rows: list[dict[str, Any]], path: str | os.PathLike) -> Path:
         `ValueError`: another suffix, or a row without exactly the keys of [`COLUMNS`] (nothing is written).
     """
     path = Path(path)
-    _check_table_path(path)
+    check_table_path(path)
     text = _table_text(rows, path.suffix)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -323,7 +322,7 @@ def write_table(rows: list[dict[str, Any]], path: str | os.PathLike) -> Path:
 def read_table(path: str | os.PathLike) -> list[dict[str, Any]]:
     """The rows a [`write_table`] file holds, with their types back (`layer`, `n` int; `value` float, NaN for null)."""
     path = Path(path)
-    _check_table_path(path)
+    check_table_path(path)
     with open(path, encoding="utf-8", newline="") as file:
         raw = json.load(file) if path.suffix == ".json" else list(csv.DictReader(file))
     return [
@@ -352,50 +351,3 @@ def summarize(rows: list[dict[str, Any]]) -> str:
         numbers = " ".join(f"{values[pair, best][m]:>12.3f}" for m in shown)
         lines.append(f"{pair:<{width}} {n:>6} {best:>10} {numbers}")
     return "\n".join(lines)
-
-
-def run_analyze(args: argparse.Namespace) -> int:
-    """`xalign analyze`: analyze, write the table, print where and a per-pair summary."""
-    output = Path(args.output)
-    _check_table_path(output)  # before the model loads and runs
-    rows = analyze_model(
-        args.model,
-        args.pairs,
-        layers=args.layers,
-        pooling=args.pooling,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-    )
-    write_table(rows, output)
-    pairs = len({row["pair"] for row in rows})
-    layers = len({row["layer"] for row in rows})
-    print(f"wrote {output}: {len(rows)} rows ({pairs} language pairs x {layers} layers x {len(MEASURES)} measures)")
-    print(summarize(rows))
-    return 0
-
-
-def add_analyze_command(subparsers: SubParsersAction) -> argparse.ArgumentParser:
-    """Add `analyze MODEL --pairs FILE_OR_DIR [...]` to an `argparse` subparsers object; its handler is `args.run`."""
-    parser = subparsers.add_parser(
-        "analyze",
-        help="per-layer cross-lingual alignment measures of an encoder on parallel text",
-        description="Pair cosine, cosine gap, L2, linear CKA and retrieval P@1 per language pair and layer "
-        "(layer 0 = embedding output, L = last block), written as a tidy table.",
-    )
-    parser.add_argument("model", help="a model folder with safetensors weights, or a Hub id")
-    parser.add_argument(
-        "--pairs",
-        nargs="+",
-        required=True,
-        metavar="FILE_OR_DIR",
-        help="parallel .tsv/.jsonl files, or folders (every *.tsv and *.jsonl in them, sorted)",
-    )
-    parser.add_argument(
-        "--layers", nargs="+", type=int, metavar="K", help="layers, 0 = embedding output, -1 = last (default: all)"
-    )
-    parser.add_argument("--pooling", choices=POOLINGS, default="mean", help="sentence pooling (default: mean)")
-    parser.add_argument("--batch-size", type=int, default=32, help="translation pairs per forward (default: 32)")
-    parser.add_argument("--max-length", type=int, default=128, help="tokens per sentence (default: 128)")
-    parser.add_argument("--output", default="analysis.csv", help="the table, .csv or .json (default: analysis.csv)")
-    parser.set_defaults(run=run_analyze)
-    return parser

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..extras import missing_extra
-from .report_inputs import BASE_MODEL, CellInputs
-from .report_stats import DISTANCES, Correlation, group_cosines, layer_groups
+from .report.inputs import BASE_MODEL, CellInputs
+from .report.stats import DISTANCES, Correlation, group_cosines, layer_groups
 
 try:
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -37,8 +37,10 @@ _SCRIPT_ERROR = "Dataset scripts are no longer supported"  # datasets' RuntimeEr
 _SCRIPT_REFUSED = "requires you to execute the dataset script"  # datasets 3's ValueError with trust_remote_code=False
 
 # The commit each `hub:` spec read in this process resolved to (a branch or tag moves; the commit does not), for
-# `--check-data` to show. `datasets` keys its cache on it: `builder.hash` is the commit of a Hub dataset.
+# `--check-data` to show and a cell's result to record (`HUB_COMMITS`). `datasets` keys its cache on it:
+# `builder.hash` is the commit of a Hub dataset.
 resolved_revisions: dict[str, str] = {}
+HUB_COMMITS = "hub_commits"  # the key of a cell result's `details` that holds them, by spec
 
 
 class HubSourceError(ValueError):

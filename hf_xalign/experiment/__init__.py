@@ -4,31 +4,37 @@ A recipe (recipes/pos.py, recipes/xnli.py) tells the story of one experiment: it
 into a [`ZeroShotTask`] and runs a grid of cells on it; the pieces it reuses live here.
 """
 
-from ..results import CELL_RESULT_NAME, CellResult
-from .align import ALIGNED_MARKER, AlignArguments, align_encoder, alignment_summary, read_marker
-from .cells import (
-    ALIGNED,
-    BASELINE,
-    compare_cells,
-    evaluate_languages,
-    run_cell,
-)
-from .config import (
-    CONFIG_NAME,
-    ConfigError,
-    config_errors,
-    parse_config,
-    parse_language_paths,
-    resolved_config,
-    save_config,
-)
-from .console import ConsoleLogCallback, use_console_log
-from .exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, check_model_path, run_recipe
-from .objectives import OBJECTIVES, objective_arguments, resolve_objective
-from .output_dir import OutputDirError, RunFiles, prepare_output_dir
-from .report import RESULTS_JSONL, RESULTS_MARKDOWN, conflict_markdown, read_results, results_markdown, write_results
-from .runner import run_experiment
-from .task import ZeroShotArguments, ZeroShotTask, predicted_ids
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    ".files": ["ALIGNED_MARKER", "CELL_RESULT_NAME", "CONFIG_NAME", "RESULTS_JSONL", "RESULTS_MARKDOWN"],
+    ".results": ["CellResult"],
+    "align": ["AlignArguments", "align_encoder", "alignment_summary", "read_marker"],
+    "cells": ["ALIGNED", "BASELINE", "compare_cells", "evaluate_languages", "run_cell"],
+    "config": [
+        "ConfigError",
+        "config_errors",
+        "parse_config",
+        "parse_language_paths",
+        "resolved_config",
+        "save_config",
+    ],
+    "console": ["ConsoleLogCallback", "use_console_log"],
+    "exits": ["EXIT_INTERRUPTED", "EXIT_USER_ERROR", "run_recipe"],
+    ".hub": ["check_model_path"],
+    "objectives": ["OBJECTIVES", "objective_arguments", "resolve_objective"],
+    "output_dir": ["OutputDirError", "RunFiles", "prepare_output_dir"],
+    "report": [
+        "conflict_markdown",
+        "read_results",
+        "results_markdown",
+        "write_results",
+    ],
+    "runner": ["run_experiment"],
+    "task": ["ZeroShotArguments", "ZeroShotTask", "predicted_ids"],
+}
 
 __all__ = [
     "ALIGNED",
@@ -73,3 +79,27 @@ __all__ = [
     "use_console_log",
     "write_results",
 ]
+
+if TYPE_CHECKING:
+    from ..files import ALIGNED_MARKER, CELL_RESULT_NAME, CONFIG_NAME, RESULTS_JSONL, RESULTS_MARKDOWN
+    from ..hub import check_model_path
+    from ..results import CellResult
+    from .align import AlignArguments, align_encoder, alignment_summary, read_marker
+    from .cells import ALIGNED, BASELINE, compare_cells, evaluate_languages, run_cell
+    from .config import (
+        ConfigError,
+        config_errors,
+        parse_config,
+        parse_language_paths,
+        resolved_config,
+        save_config,
+    )
+    from .console import ConsoleLogCallback, use_console_log
+    from .exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, run_recipe
+    from .objectives import OBJECTIVES, objective_arguments, resolve_objective
+    from .output_dir import OutputDirError, RunFiles, prepare_output_dir
+    from .report import conflict_markdown, read_results, results_markdown, write_results
+    from .runner import run_experiment
+    from .task import ZeroShotArguments, ZeroShotTask, predicted_ids
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -19,7 +19,6 @@ Objectives come from the training arguments (`alignment_loss`, weights, layer), 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -36,11 +35,12 @@ from ..args import AlignmentTrainingArguments
 from ..checkpoints import last_complete_checkpoint
 from ..data.conllu import read_treebank
 from ..data.parallel import drop_pairs_containing, hold_out_pairs, language_pair_counts, load_parallel
+from ..files import ALIGNED_MARKER, ALIGNMENT_CONFIG_NAME, MODEL_CARD_NAME, read_json, write_finished
 from ..hub import push_aligned
 from ..layers import resolve_layer
 from ..losses import MaskedLMHead, pretrained_head_state
-from ..model_card import ALIGNMENT_CONFIG_NAME, build_model_card
-from ..trainer import AlignmentTrainer
+from ..model_card import build_model_card
+from ..trainer import AlignmentTrainer, alignment_only_arguments
 from .config import ConfigError, resolved_config, save_config
 from .console import quiet_console, use_console_log
 from .objectives import OBJECTIVES, objective_arguments, unknown_objective_error
@@ -57,7 +57,6 @@ __all__ = [
     "read_marker",
 ]
 
-ALIGNED_MARKER = "aligned.json"
 RETRIEVAL = "retrieval_src_to_tgt"  # the measure the summary shows before and after alignment
 
 
@@ -132,11 +131,7 @@ def read_held_out_files(paths: Iterable[str]) -> list[str]:
 
 def read_marker(folder: str) -> dict[str, Any] | None:
     """The contents of `folder`'s [`ALIGNED_MARKER`], or `None` when the folder is not a finished alignment."""
-    path = os.path.join(folder, ALIGNED_MARKER)
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return read_json(folder, ALIGNED_MARKER)
 
 
 def _retrieval(
@@ -181,15 +176,7 @@ def _record_objective(folder: str, objective: str | None, repo_id: str | None) -
     config["objective"] = objective
     with open(path, "w", encoding="utf-8") as f:
         json.dump(config, f, indent=2)
-    build_model_card(folder, repo_id).save(os.path.join(folder, "README.md"))
-
-
-def _write_marker(folder: str, content: dict[str, Any]) -> None:
-    """Write the marker atomically: a crash leaves either no marker or a whole one."""
-    path = os.path.join(folder, ALIGNED_MARKER)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(content, f, indent=2)
-    os.replace(path + ".tmp", path)
+    build_model_card(folder, repo_id).save(os.path.join(folder, MODEL_CARD_NAME))
 
 
 def _with_objective(
@@ -255,12 +242,11 @@ def align_encoder(
     model = AutoModel.from_pretrained(script_args.model_name_or_path)
     layer = resolve_layer(training_args.alignment_layer, num_layers)
     before = _retrieval(model, tokenizer, measured, layer, training_args.alignment_max_length)
-    # The folder is pushed below, once the objective is recorded in it: the trainer itself never pushes.
-    # Without a task there is no task gradient to measure against, nor to combine with (arguments shared
-    # with a study's task cells may ask for both).
+    # As the sequential mode's alignment stage trains (arguments shared with a study's task cells may ask for a
+    # measurement, evaluation or a push that alignment alone cannot do); the folder is pushed below.
     trainer = AlignmentTrainer(
         model=model,
-        args=dataclasses.replace(training_args, push_to_hub=False, conflict_every=0, gradient_combination="sum"),
+        args=alignment_only_arguments(training_args),
         alignment_dataset=kept,
         processing_class=tokenizer,
     )
@@ -290,30 +276,28 @@ def align_encoder(
             include_loss_heads=training_args.hub_push_loss_heads,
         )
     history = trainer.state.log_history
-    _write_marker(
-        output_dir,
-        {
-            "model": script_args.model_name_or_path,
-            "objective": script_args.objective,
-            "losses": list(training_args.alignment_loss),
-            "loss_weights": trainer.alignment_loss_weights,
-            "layer": layer,
-            "lm_head": lm_head,
-            "language_pairs": language_pair_counts(kept),
-            "pairs_dropped_as_held_out": len(pairs) - len(kept) - (len(measured) if measured else 0),
-            "steps": trainer.state.global_step,
-            "seconds": seconds,
-            # The weighted sum, then each loss unweighted: their first and last logged values.
-            "logged_losses": {
-                key: _first_and_last(history, key)
-                for key in ["align_loss", *(f"align/{name}" for name in trainer.alignment_loss_names)]
-            },
-            "retrieval_layer": layer,
-            "retrieval_before": before,
-            "retrieval_after": after,
-            "pushed": pushed,
+    marker = {
+        "model": script_args.model_name_or_path,
+        "objective": script_args.objective,
+        "losses": list(training_args.alignment_loss),
+        "loss_weights": trainer.alignment_loss_weights,
+        "layer": layer,
+        "lm_head": lm_head,
+        "language_pairs": language_pair_counts(kept),
+        "pairs_dropped_as_held_out": len(pairs) - len(kept) - (len(measured) if measured else 0),
+        "steps": trainer.state.global_step,
+        "seconds": seconds,
+        # The weighted sum, then each loss unweighted: their first and last logged values.
+        "logged_losses": {
+            key: _first_and_last(history, key)
+            for key in ["align_loss", *(f"align/{name}" for name in trainer.alignment_loss_names)]
         },
-    )
+        "retrieval_layer": layer,
+        "retrieval_before": before,
+        "retrieval_after": after,
+        "pushed": pushed,
+    }
+    write_finished(output_dir, ALIGNED_MARKER, json.dumps(marker, indent=2))
     return output_dir
 
 

@@ -2,7 +2,7 @@
 
     python -m torch.distributed.run --standalone --nproc_per_node 2 -m hf_xalign.experiment.cell_main STUDY_DIR CELL_ID
 
-The study runner launches this (`hf_xalign.experiment.study_executor.TorchrunExecutor`) after emptying
+The study runner launches this (`hf_xalign.experiment.study.executor.TorchrunExecutor`) after emptying
 the cell's folder; every process reads the study from `STUDY_DIR/study.yaml` and runs the cell
 collectively. A process that raises writes `error.rank<r>.json` (its traceback, with the time) into the
 cell's folder before it exits with status 1; the runner turns the first one into the cell's `error.txt`.
@@ -14,9 +14,10 @@ import argparse
 import os
 import traceback
 
-from .study import STUDY_CONFIG_NAME, cell_folder, expand_grid, read_study_config
-from .study_executor import record_rank_error
-from .study_runner import run_study_cell
+from ..files import STUDY_CONFIG_NAME
+from .study.executor import record_rank_error
+from .study.runner import run_study_cell
+from .study.spec import cell_folder, expand_grid, read_study_config
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,9 +23,11 @@ import transformers
 from transformers import set_seed
 
 from ..analysis.bootstrap import delta_interval, score_interval
-from ..analysis.report_inputs import read_outcomes
+from ..analysis.report.inputs import read_outcomes
 from ..checkpoints import last_complete_checkpoint
-from ..results import OUTCOMES_NAME, CellResult
+from ..data.hub import HUB_COMMITS, resolved_revisions
+from ..files import OUTCOMES_NAME
+from ..results import CellResult
 from ..trainer import AlignmentTrainer
 from ..version import __version__
 from .config import resolved_config
@@ -111,7 +113,8 @@ def run_cell(task: ZeroShotTask, name: str, overrides: Mapping[str, Any] | None 
         model_path=args.output_dir,
         train_metrics=dict(train_output.metrics),
         seconds=seconds,
-        details=dict(task.details),
+        # Every `hub:` source this process read, with the commit it read: the card records both.
+        details={**task.details, HUB_COMMITS: dict(resolved_revisions)},
         versions=_versions(),
     )
     trainer.save_state()  # trainer_state.json: log_history with the training logs and eval_<lang>_* scores

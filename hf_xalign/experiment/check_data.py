@@ -2,9 +2,11 @@
 
     python recipes/pos.py recipes/configs/pos.yaml --check-data
     python recipes/study.py recipes/configs/study_xlmr.yaml --check-data
+    python recipes/xnli.py my_xnli.yaml --check-data --pin
 
 One line per source (see [`~hf_xalign.data.check`]); the exit status is 0 only when every source is ok, 1 when one
-is not, 2 when the config itself is wrong (as for a run).
+is not, 2 when the config itself is wrong (as for a run). With `--pin`, the config file's unpinned `hub:` sources
+are first pinned to the commit they read today, in the file itself (see [`~hf_xalign.data.pin`]), and then checked.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from typing import TYPE_CHECKING
 from ..data.check import check_sources, recipe_sources
 
 if TYPE_CHECKING:
-    from .study import StudyConfig
+    from .study.spec import StudyConfig
 
 CHECK_DATA_FLAG = "--check-data"
+PIN_FLAG = "--pin"
 
 
 def wants_check_data(argv: Sequence[str] | None = None) -> bool:
@@ -30,11 +33,15 @@ def wants_check_data(argv: Sequence[str] | None = None) -> bool:
 def check_recipe_data(task: str, dataclass_types: Sequence[type], argv: Sequence[str] | None = None) -> int:
     """Check the sources of a recipe config (`argv`: the recipe's command line, `--check-data` in it); the exit
     status. `task`: `pos`, `classification` or `align`."""
-    from .config import parse_config
+    from .config import _config_path, parse_config
 
-    argv = [arg for arg in (sys.argv[1:] if argv is None else argv) if arg != CHECK_DATA_FLAG]
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pin = PIN_FLAG in argv
+    argv = [arg for arg in argv if arg not in (CHECK_DATA_FLAG, PIN_FLAG)]
     program = os.path.basename(sys.argv[0])
     try:
+        if pin and not pin_config_sources(_config_path(list(argv)), program):
+            return 1
         script_args = parse_config(dataclass_types, argv)[0]
     except (ValueError, FileNotFoundError) as error:  # as run_recipe reports a bad config
         print(f"{program}: error: {error}", file=sys.stderr)
@@ -42,9 +49,21 @@ def check_recipe_data(task: str, dataclass_types: Sequence[type], argv: Sequence
     return 0 if check_sources(recipe_sources(task, vars(script_args))) else 1
 
 
+def pin_config_sources(path: str | None, program: str) -> bool:
+    """`--pin`: pin the config file's unpinned `hub:` sources (one line each); `False` when one could not be."""
+    from ..data.pin import pin_config
+    from .config import ConfigError
+
+    if path is None:
+        raise ConfigError(
+            f"{PIN_FLAG} rewrites a config file: name one ({program} CONFIG.yaml {CHECK_DATA_FLAG} {PIN_FLAG})"
+        )
+    return pin_config(path)
+
+
 def check_study_data(config: StudyConfig) -> int:
     """Check every task's sources and the study's parallel text (each once); the exit status."""
-    from .study_checks import study_parallel_data, task_values
+    from .study.checks import study_parallel_data, task_values
 
     all_ok = True
     for name, study_task in config.tasks.items():

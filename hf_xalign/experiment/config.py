@@ -14,14 +14,15 @@ import enum
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
-from transformers import HfArgumentParser
 
 from .._compat import parser_actions
+from ..files import CONFIG_NAME
 
-CONFIG_NAME = "config.yaml"
+if TYPE_CHECKING:
+    from transformers import HfArgumentParser
 
 
 class ConfigError(ValueError):
@@ -32,12 +33,16 @@ class CommandLineError(ConfigError):
     """A command line argparse refuses (a bad value, an ambiguous or unknown flag)."""
 
 
-class _RecipeParser(HfArgumentParser):
+def _recipe_parser(dataclass_types: Sequence[type]) -> HfArgumentParser:
     """`HfArgumentParser` that raises [`CommandLineError`] instead of printing its usage (about 220 lines for a
-    recipe) and exiting: the recipe prints one line."""
+    recipe) and exiting: the recipe prints one line. Built on call: transformers is imported only to parse."""
+    from transformers import HfArgumentParser
 
-    def error(self, message: str) -> NoReturn:
-        raise CommandLineError(message)
+    class RecipeParser(HfArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            raise CommandLineError(message)
+
+    return RecipeParser(dataclass_types, allow_abbrev=False)
 
 
 def _config_path(argv: list[str]) -> str | None:
@@ -91,7 +96,7 @@ def parse_config(dataclass_types: Sequence[type], argv: Sequence[str] | None = N
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     path = _config_path(argv)
-    parser = _RecipeParser(dataclass_types, allow_abbrev=False)
+    parser = _recipe_parser(dataclass_types)
     known = [f.name for t in dataclass_types for f in dataclasses.fields(t) if f.init]
     if path is not None:
         with open(path, encoding="utf-8") as f:

@@ -39,10 +39,26 @@ class _ProgressBarOnly(ProgressCallback):
         pass
 
 
+def process_log_level(training_args: TrainingArguments) -> int:
+    """This process's transformers log level: `get_process_log_level()`, as HF's examples set it, except that a
+    replica is never louder than the main process.
+
+    transformers gives replicas `log_level_replica` (default `"warning"`) whatever `log_level` says, so with
+    `log_level: error` under `accelerate launch` the other processes still printed warnings, the model's load
+    report (its missing and unexpected keys) among them. A quieter `log_level` now quiets them too; a
+    `log_level_replica` quieter than `log_level` still applies.
+    """
+    level = training_args.get_process_log_level()
+    main_level = transformers.utils.logging.get_log_levels_dict().get(training_args.log_level)  # None: passive
+    if not training_args.should_log and main_level is not None:
+        level = max(level, main_level)  # higher is quieter
+    return level
+
+
 def quiet_console(training_args: TrainingArguments) -> None:
-    """The console as `training_args` asks: its log level, as HF's examples set it, and with `disable_tqdm` no
+    """The console as `training_args` asks: its log level ([`process_log_level`]), and with `disable_tqdm` no
     bars at all (not the Trainer's, not tokenizing, loading or saving a model)."""
-    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
+    transformers.utils.logging.set_verbosity(process_log_level(training_args))
     if training_args.disable_tqdm:
         datasets.disable_progress_bars()
         transformers.utils.logging.disable_progress_bar()

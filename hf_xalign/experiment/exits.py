@@ -18,21 +18,26 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from transformers import TrainingArguments
-
-from ..checkpoints import last_complete_checkpoint
-from ..data.hub import HubSourceError
-from ..data.reading import DataFileError
-from ..hub import HubError, check_model_path
-from .config import CONFIG_NAME, CommandLineError, ConfigError, parse_config
-from .console import ConsoleLogCallback
+from ..files import CONFIG_NAME
+from .config import CommandLineError, ConfigError, parse_config
 from .output_dir import EXPERIMENT_FILES, OVERWRITE_FLAG, OutputDirError, RunFiles, prepare_output_dir
 
 EXIT_USER_ERROR, EXIT_INTERRUPTED = 2, 130  # and 1: a bug, with its traceback (Python's own)
 
 
-# Errors whose message is the whole story. FileNotFoundError: an input the user named is not there.
-USER_ERRORS = (ConfigError, DataFileError, HubSourceError, OutputDirError, HubError, FileNotFoundError)
+def user_errors() -> tuple[type[Exception], ...]:
+    """The errors whose message is the whole story (FileNotFoundError: an input the user named is not there).
+
+    A function, for `except user_errors():`, which Python evaluates only when an exception arrives: the data
+    readers and the Hub helpers these errors live beside import datasets and torch, which a command that only
+    lists or checks never needs.
+    """
+    from ..data.hub import HubSourceError
+    from ..data.reading import DataFileError
+    from ..extras import MissingExtraError
+    from ..hub import HubError
+
+    return (ConfigError, DataFileError, HubSourceError, OutputDirError, HubError, FileNotFoundError, MissingExtraError)
 
 
 def resume_command(argv: Sequence[str]) -> str:
@@ -45,6 +50,9 @@ def resume_command(argv: Sequence[str]) -> str:
 
 def interrupted_line(program: str, argv: Sequence[str]) -> str:
     """One line for Ctrl-C: the step reached, the last complete checkpoint, and the command that goes on."""
+    from ..checkpoints import last_complete_checkpoint  # its names are looked up in transformers
+    from .console import ConsoleLogCallback
+
     resume = resume_command(argv)
     progress = ConsoleLogCallback.last_progress
     if progress is None:
@@ -94,6 +102,10 @@ def run_recipe(
     finished run is skipped (status 0, `main` is not called). Ctrl-C prints the step reached and the
     command that resumes, and exits with status 130. Anything else is a bug and keeps its traceback.
     """
+    from transformers import TrainingArguments
+
+    from ..hub import check_model_path
+
     program = os.path.basename(sys.argv[0])
     argv = list(sys.argv[1:] if argv is None else argv)
     overwrite = OVERWRITE_FLAG in argv
@@ -121,10 +133,10 @@ def run_recipe(
             main_process=training_args.process_index == 0,
         )
         return main(*arguments) if goes_on else None
-    except USER_ERRORS as error:
-        print(f"{program}: error: {error}", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR) from None
     except KeyboardInterrupt:
         if training_args.process_index == 0:
             print(interrupted_line(program, argv), file=sys.stderr)
         raise SystemExit(EXIT_INTERRUPTED) from None
+    except user_errors() as error:  # after Ctrl-C's clause: building the tuple imports the readers
+        print(f"{program}: error: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR) from None

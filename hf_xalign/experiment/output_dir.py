@@ -26,8 +26,8 @@ from typing import Any
 
 import yaml
 
+from ..files import RESULTS_JSONL, RESULTS_MARKDOWN
 from .config import resolved_config
-from .report import RESULTS_JSONL, RESULTS_MARKDOWN
 
 # Options that change no result of a run, so a rerun that changes only them is the same run: `output_dir` is the
 # folder itself (a moved folder is still its run); the others only change what the console shows (`log_level*`,

@@ -3,27 +3,26 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..results import RESULTS_JSONL, CellResult
-
-RESULTS_MARKDOWN = "results.md"
+from ..files import RESULTS_JSONL, RESULTS_MARKDOWN, write_finished
+from ..formatting import number, with_interval
+from ..results import CellResult
 
 
 def write_results(results: Sequence[CellResult], output_dir: str, reference: str | None = None) -> None:
-    """Write `results.jsonl` and `results.md` (Δ of every cell against the `reference` cell) into `output_dir`."""
+    """Write `results.md` (Δ of every cell against the `reference` cell) and then `results.jsonl`, the experiment's
+    finished marker, into `output_dir`."""
     os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, RESULTS_JSONL), "w", encoding="utf-8") as f:
-        for result in results:
-            f.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
     with open(os.path.join(output_dir, RESULTS_MARKDOWN), "w", encoding="utf-8") as f:
         f.write(results_markdown(results, reference))
         for result in results:
             if result.conflict_summary:
                 f.write("\n" + conflict_markdown(result.conflict_summary, result.name))
+    lines = [json.dumps(result.to_dict(), ensure_ascii=False) + "\n" for result in results]
+    write_finished(output_dir, RESULTS_JSONL, "".join(lines))
 
 
 def read_results(path: str) -> list[CellResult]:
@@ -32,19 +31,6 @@ def read_results(path: str) -> list[CellResult]:
         path = os.path.join(path, RESULTS_JSONL)
     with open(path, encoding="utf-8") as f:
         return [CellResult.from_dict(json.loads(line)) for line in f if line.strip()]
-
-
-def _number(value: Any, signed: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value:+.4f}" if signed else f"{value:.4f}"
-
-
-def _with_interval(text: str, interval: Sequence[float] | None, signed: bool = False) -> str:
-    if not interval or text == "–":
-        return text
-    low, high = (_number(value, signed) for value in interval)
-    return f"{text} [{low}, {high}]"
 
 
 def results_markdown(results: Sequence[CellResult], reference: str | None = None) -> str:
@@ -67,10 +53,10 @@ def results_markdown(results: Sequence[CellResult], reference: str | None = None
 
     def row(label: str, value_of: Any, language: str | None = None) -> str:
         values = {name: value_of(by_name[name]) for name in names}
-        cells = [_with_interval(_number(values[n]), by_name[n].intervals.get(language)) for n in names]
+        cells = [with_interval(values[n], by_name[n].intervals.get(language)) for n in names]
         cells += [
-            _with_interval(
-                _number(values[n] - values[reference], signed=True),
+            with_interval(
+                values[n] - values[reference],
                 by_name[n].delta_intervals.get(language) if by_name[n].reference == reference else None,
                 signed=True,
             )
@@ -95,13 +81,13 @@ def conflict_markdown(summary: Mapping[str, Any], cell: str) -> str:
         f"Task vs alignment gradients ({cell})",
         "",
         f"- measured steps: {summary.get('measured_steps', 0)}",
-        f"- mean cosine: {_number(summary.get('mean_cosine'))}, median: {_number(summary.get('median_cosine'))}",
-        f"- steps with a negative cosine: {_number(summary.get('negative_cosine_fraction'))}",
-        f"- mean ‖align‖ / ‖task‖: {_number(summary.get('mean_norm_ratio'))}",
+        f"- mean cosine: {number(summary.get('mean_cosine'))}, median: {number(summary.get('median_cosine'))}",
+        f"- steps with a negative cosine: {number(summary.get('negative_cosine_fraction'))}",
+        f"- mean ‖align‖ / ‖task‖: {number(summary.get('mean_norm_ratio'))}",
         "",
         "| group | mean cosine | mean ‖align‖/‖task‖ |",
         "|---|---:|---:|",
     ]
     for group, values in summary.get("per_group", {}).items():
-        lines.append(f"| {group} | {_number(values.get('mean_cosine'))} | {_number(values.get('mean_norm_ratio'))} |")
+        lines.append(f"| {group} | {number(values.get('mean_cosine'))} | {number(values.get('mean_norm_ratio'))} |")
     return "\n".join(lines) + "\n"

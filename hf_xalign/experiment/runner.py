@@ -8,11 +8,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..analysis.analyze import analyze, write_table
-from ..analysis.report import build_report
+from ..analysis.report.build import build_report
 from ..args import AlignmentTrainingArguments
+from ..files import ANALYSIS_NAME, MODEL_CARD_NAME
 from ..hub import load_aligned, push_aligned
 from ..model_card import build_model_card, write_results_file
-from ..results import ANALYSIS_NAME, CellResult
+from ..results import CellResult
 from .cells import BASELINE, add_delta_intervals, compare_cells, run_cell
 from .config import resolved_config, save_config
 from .console import time_split
@@ -90,7 +91,7 @@ def publish(results: Sequence[CellResult], reference: str | None, args: Alignmen
     by_name = {result.name: result for result in results}
     for result in results:
         write_results_file(result.model_path, result, by_name.get(reference) if result.name != reference else None)
-        build_model_card(result.model_path, args.hub_model_id).save(os.path.join(result.model_path, "README.md"))
+        build_model_card(result.model_path, args.hub_model_id).save(os.path.join(result.model_path, MODEL_CARD_NAME))
     pushed = [result for result in results if result.name != reference][:1]
     if args.push_to_hub and args.hub_model_id and pushed:
         url = push_aligned(

@@ -1,0 +1,129 @@
+"""How a study's cells are run: an executor runs one cell into its emptied folder, or says why it failed.
+
+The study runner (`hf_xalign.experiment.study.runner.run_study`) keeps the study's guarantees (resume,
+`--cells`, a failed cell stops nothing, one report) and hands each cell to an executor through one
+method, [`CellExecutor.run_cell`]:
+
+- [`InProcessExecutor`] (`nproc_per_cell: 1`): the cell runs in the study's own process.
+- [`TorchrunExecutor`] (`nproc_per_cell: N > 1`): the cell is its own launch, `python -m
+  torch.distributed.run --standalone --nproc_per_node N -m hf_xalign.experiment.cell_main STUDY_DIR
+  CELL_ID`. When one rank raises, it records its traceback (`error.rank<r>.json` in the cell's folder,
+  [`record_rank_error`]) and exits; the others either fail too (their collective's peer is gone) or
+  are stopped by torchrun's agent (SIGTERM within its 0.1 s monitor interval, SIGKILL 30 s later), so
+  none waits in a collective for the failed one. The executor reports the rank that failed first.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+from typing import Protocol
+
+from ...files import RANK_ERROR_NAME
+from .spec import StudyCell, StudyConfig, cell_folder, finished
+
+CELL_ENTRY_POINT = "hf_xalign.experiment.cell_main"
+
+
+class CellFailed(Exception):
+    """A cell did not finish; `error` is the text for its `error.txt` (the failing rank's traceback)."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class CellExecutor(Protocol):
+    """What the study runner needs from an engine: run one cell to its end."""
+
+    def run_cell(self, config: StudyConfig, cell: StudyCell) -> None:
+        """Run `cell` of `config` into its folder (the runner removed what an earlier run left there).
+
+        Returns once the cell has written its `cell.json`; raises [`CellFailed`] otherwise.
+        """
+
+
+class InProcessExecutor:
+    """Runs each cell in the calling process (one process per cell)."""
+
+    def run_cell(self, config: StudyConfig, cell: StudyCell) -> None:
+        from .runner import run_study_cell  # the runner imports this module
+
+        try:
+            run_study_cell(config, cell)
+        except Exception as error:
+            raise CellFailed(traceback.format_exc()) from error
+
+
+class TorchrunExecutor:
+    """Runs each cell as its own `torchrun` launch of `nproc_per_node` processes on this machine.
+
+    Args:
+        nproc_per_node (`int`): processes per cell (`torchrun --nproc_per_node`).
+        entry_point (`str`, *optional*, defaults to `"hf_xalign.experiment.cell_main"`): the module each
+            process runs with `STUDY_DIR CELL_ID`; a module of your own can register custom tasks and then
+            call [`~hf_xalign.experiment.cell_main.main`].
+    """
+
+    def __init__(self, nproc_per_node: int, entry_point: str = CELL_ENTRY_POINT) -> None:
+        self.nproc_per_node = nproc_per_node
+        self.entry_point = entry_point
+
+    def command(self, config: StudyConfig, cell: StudyCell) -> list[str]:
+        """The launch of one cell (each process reads the rest from the study folder's `study.yaml`)."""
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            str(self.nproc_per_node),
+            "-m",
+            self.entry_point,
+            config.output_dir,
+            cell.cell_id,
+        ]
+
+    def run_cell(self, config: StudyConfig, cell: StudyCell) -> None:
+        command = self.command(config, cell)
+        status = subprocess.run(command).returncode  # the cell's output goes where the study's goes
+        if status == 0 and finished(config.output_dir, cell):
+            return
+        first = first_rank_error(cell_folder(config.output_dir, cell))
+        if first is not None:
+            raise CellFailed(f"rank {first['rank']} of {first['world_size']} failed first:\n{first['error']}")
+        raise CellFailed(
+            f"{' '.join(command)} exited with status {status} without cell.json, and no rank recorded an error "
+            "(killed, or a crash below Python): see the cell's output above"
+        )
+
+
+def executor_for(config: StudyConfig) -> CellExecutor:
+    """The executor `config.nproc_per_cell` asks for."""
+    return InProcessExecutor() if config.nproc_per_cell == 1 else TorchrunExecutor(config.nproc_per_cell)
+
+
+def record_rank_error(folder: str, rank: int, world_size: int, error: str) -> str:
+    """Write this rank's `error` (a traceback) with the time it failed into `folder`; return the file's path."""
+    path = os.path.join(folder, RANK_ERROR_NAME.format(rank=rank))
+    os.makedirs(folder, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"rank": rank, "world_size": world_size, "time": time.time(), "error": error}, f, indent=2)
+    return path
+
+
+def first_rank_error(folder: str) -> dict | None:
+    """The earliest error a rank recorded in `folder` ([`record_rank_error`]); `None` if none did.
+
+    The first one is the cause: the others are ranks that saw it (a collective whose peer is gone).
+    """
+    records = []
+    for path in glob.glob(os.path.join(glob.escape(folder), RANK_ERROR_NAME.format(rank="*"))):
+        with open(path, encoding="utf-8") as f:
+            records.append(json.load(f))
+    return min(records, key=lambda record: record["time"], default=None)
