@@ -52,7 +52,7 @@ def percent(value: float | None) -> str:
 def gradient_summary_lines(summary: Mapping[str, Any], cell: str | None = None) -> list[str]:
     """A cell's task-vs-alignment gradient summary in sentences: the cosine, the norm ratio, the per-layer extremes.
 
-    The norm ratio is the median over steps, with its range: a few early steps far above the rest move its mean.
+    The norm ratio is the median over steps, with its range: a few extreme steps move the mean, not the median.
 
     Args:
         summary (`Mapping[str, Any]`): a `conflict_summary.json`, the output of [`hf_xalign.conflict.summarize`].

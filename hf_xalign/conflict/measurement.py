@@ -159,8 +159,8 @@ def summarize(measurements: Sequence[ConflictMeasurement]) -> dict:
     """Mean / median cosine, shares of steps with a negative and a near-0 cosine, the norm ratio's median (and mean,
     range) over steps, and per parameter group the mean cosine and the median (and mean) norm ratio.
 
-    The median ratio is the one to read: a few steps whose ‖align‖ / ‖task‖ is far above the rest (early in
-    training) move the mean, not the median.
+    The median ratio is the one to read: the ratio can span an order of magnitude within a run (it drifts over
+    training), and a few extreme steps move the mean, not the median.
     Skipped steps (non-finite gradients) are counted in `skipped_steps` and left out of the rest.
     """
     skipped = sum(measurement.skipped for measurement in measurements)
