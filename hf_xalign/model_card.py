@@ -29,7 +29,7 @@ from .files import (
     json_safe,
     read_json,
 )
-from .formatting import number, with_interval
+from .formatting import gradient_summary_lines, number, with_interval
 from .results import CellResult
 from .version import __version__
 
@@ -292,16 +292,6 @@ def adapter_description(adapter: dict, trained_in_full: Sequence[str] | None = N
     return f"{name} adapter ({'; '.join(details)})" if details else f"{name} adapter"
 
 
-def _conflict_lines(summary: dict) -> list[str]:
-    return [
-        f"Measured steps: {summary.get('measured_steps', 0)}.",
-        f"Mean cosine between the task and alignment gradients: {number(summary.get('mean_cosine'))} "
-        f"(median {number(summary.get('median_cosine'))}); near 0 means the two objectives barely interact.",
-        f"Share of steps with a negative cosine: {number(summary.get('negative_cosine_fraction'))}.",
-        f"Mean ‖alignment gradient‖ / ‖task gradient‖: {number(summary.get('mean_norm_ratio'))}.",
-    ]
-
-
 def _summary(run: RunFiles) -> str:
     kind = TASK_KINDS[run.task_kind]
     base = run.base_model
@@ -393,7 +383,7 @@ def build_model_card(
         score_intro=(f"Trained on {result.source_language}; every other language is zero-shot." if result else ""),
         score_table=_score_table(run) if result else "",
         baseline_note=baseline_note,
-        conflict_lines=_conflict_lines(run.conflict) if run.conflict else [],
+        conflict_lines=gradient_summary_lines(run.conflict) if run.conflict else [],
         task_argument=kind.load_task,
         auto_class=kind.auto_class,
         adapter_base=(base_model or "<base model>") if run.adapter else None,

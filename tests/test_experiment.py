@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from hf_xalign import AlignmentTrainingArguments
+from hf_xalign.conflict import ConflictMeasurement, summarize
 from hf_xalign.experiment import (
     AlignArguments,
     CellResult,
@@ -154,6 +155,35 @@ def test_table_rows_averages_and_differences(tmp_path):
     saved = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert saved[0]["conflict_summary"]["mean_cosine"] is None  # strict JSON: NaN became null
     assert math.isclose(saved[1]["target_average"], 0.53)
+
+
+def test_results_md_states_the_gradient_summary_of_each_measured_cell(tmp_path):
+    # three measured steps and one skipped: cosines 0.3, -0.05, 0.02; ratios 4/1 = 4, 1/2 = 0.5, 3/2 = 1.5
+    records = [
+        {"cosine": 0.3, "task_norm": 1.0, "align_norm": 4.0, "g": {"layer.0": 0.2, "layer.1": -0.1}},
+        {"cosine": -0.05, "task_norm": 2.0, "align_norm": 1.0, "g": {"layer.0": 0.0, "layer.1": -0.3}},
+        {"cosine": 0.02, "task_norm": 2.0, "align_norm": 3.0, "g": {"layer.0": 0.1, "layer.1": 0.1}},
+    ]
+    measurements = [
+        ConflictMeasurement(
+            step, 1.0, r["cosine"], r["task_norm"], r["align_norm"], {k: {"cosine": c} for k, c in r["g"].items()}
+        )
+        for step, r in enumerate(records)
+    ]
+    measurements.append(ConflictMeasurement(3, 1.0, math.nan, math.nan, math.nan, skipped=True))
+    aligned = cell("aligned", {"en": 0.9, "fr": 0.6}, conflict_summary=summarize(measurements))
+    write_results([aligned, cell("baseline", {"en": 0.92, "fr": 0.55})], str(tmp_path), reference="baseline")
+    lines = (tmp_path / "results.md").read_text().splitlines()
+    start = lines.index(
+        "- Task vs alignment gradient cosine (aligned): mean +0.0900, median +0.0200 over 3 measured steps "
+        "(1 more skipped: non-finite gradients); |cosine| < 0.1 at 67% of them, negative at 33% "
+        "(near 0: the two objectives barely interact)."
+    )
+    assert lines[start + 1 : start + 3] == [
+        "- ‖align grad‖ / ‖task grad‖ (aligned): median 1.500 over the steps (from 0.500 to 4.000).",
+        "- Per layer (aligned), the mean cosine is lowest at layer 1 (-0.1000) and highest at layer 0 (+0.1000).",
+    ]
+    assert "| layer.0 | +0.1000 | – |" in lines  # no per-group norms recorded: no ratio
 
 
 def test_a_grid_shows_every_cell_against_the_named_reference(tmp_path):

@@ -10,7 +10,7 @@ import math
 import pytest
 
 from hf_xalign.experiment.report import results_markdown
-from hf_xalign.formatting import number, with_interval
+from hf_xalign.formatting import gradient_summary_lines, number, with_interval
 from hf_xalign.results import CellResult
 
 
@@ -45,3 +45,12 @@ def test_the_results_table_writes_a_score_that_is_not_finite_as_the_reports_do()
     rows = {line.split(" | ")[0]: line for line in results_markdown([cell]).splitlines() if line.startswith("| ")}
     assert rows["| de"] == "| de | – |"
     assert rows["| en (source)"] == "| en (source) | 0.5000 |"
+
+
+def test_a_gradient_summary_without_a_defined_cosine_says_so_in_one_sentence():
+    """Every step skipped (non-finite gradients): one sentence, not a row of `–` values."""
+    summary = {"measured_steps": 0, "skipped_steps": 3}  # what `summarize` returns for three skipped steps
+    assert gradient_summary_lines(summary, "aligned") == [
+        "Task vs alignment gradients (aligned): no measured step with a defined cosine."
+    ]
+    assert gradient_summary_lines(summary) == ["Task vs alignment gradients: no measured step with a defined cosine."]

@@ -12,6 +12,7 @@ import re
 import matplotlib.image
 import numpy as np
 import pytest
+from _gradient_oracle import expected_gradient_lines, read_records
 from scipy import stats
 
 from hf_xalign.analysis.bootstrap import delta_interval, excludes_zero
@@ -232,9 +233,11 @@ def test_alignment_change_sentence_counts_closer_pairs(run, report):
 
 
 def test_gradient_sentences_come_from_conflict_jsonl(run, report):
-    text = open(report, encoding="utf-8").read()
-    cosines = [json.loads(line)["cosine"] for line in open(f"{run}/aligned/conflict.jsonl")]
-    assert f"mean cosine {np.mean(cosines):+.4f}, median {np.median(cosines):+.4f} over 20 measured steps" in text
+    lines = open(report, encoding="utf-8").read().splitlines()
+    expected = expected_gradient_lines(read_records(f"{run}/aligned/conflict.jsonl"), "aligned")
+    assert "over 20 measured steps" in expected[0] and len(expected) == 3  # cosine, ratio, per-layer extremes
+    start = lines.index(expected[0])
+    assert lines[start : start + 3] == expected
 
 
 def test_layer_groups_are_in_numeric_order(tmp_path):

@@ -145,14 +145,16 @@ def test_alignment_change_before_and_after_fine_tuning_equals_hand_computation(s
         assert np.mean(per_seed) != 0  # the aligned encoder differs from the pretrained one
 
 
-def test_mean_gradient_cosine_per_task_and_objective_is_read_from_the_conflict_logs(study, report):
+def test_mean_gradient_cosine_and_median_ratio_per_task_and_objective_are_read_from_the_conflict_logs(study, report):
     for task in TASKS:
-        per_cell = []
+        cosines, ratios = [], []  # per cell: the mean cosine and the median ‖align‖ / ‖task‖ over its steps
         for seed in SEEDS:
             path = os.path.join(study, "cells", cell_id(task, ALIGNED[1], seed), ALIGNED[1], "conflict.jsonl")
             with open(path, encoding="utf-8") as f:
-                per_cell.append(np.mean([json.loads(line)["cosine"] for line in f]))
-        assert f"| {task} | contrastive | joint | {np.mean(per_cell):+.4f} |" in report
+                records = [json.loads(line) for line in f]
+            cosines.append(np.mean([r["cosine"] for r in records]))
+            ratios.append(np.median([r["align_norm"] / r["task_norm"] for r in records]))
+        assert f"| {task} | contrastive | joint | {np.mean(cosines):+.4f} | {np.mean(ratios):.3f} |" in report
         assert f"| {task} | contrastive | sequential | not measured" in report
 
 

@@ -12,6 +12,7 @@ from ..files import json_safe
 
 TASK = "task"
 ALIGN = "align"
+ORTHOGONAL = 0.1  # |cosine| below it: the two gradients are close to orthogonal
 
 _BLOCK = re.compile(r"\.layers?\.(\d+)\.")  # the index of a transformer block (`encoder.layer.3.`)
 
@@ -155,8 +156,11 @@ def mean_logs(measurements: Sequence[ConflictMeasurement]) -> dict[str, float]:
 
 
 def summarize(measurements: Sequence[ConflictMeasurement]) -> dict:
-    """Mean / median cosine, share of steps with a negative cosine, mean norm ratio per group.
+    """Mean / median cosine, shares of steps with a negative and a near-0 cosine, the norm ratio's median (and mean,
+    range) over steps, and per parameter group the mean cosine and the median (and mean) norm ratio.
 
+    The median ratio is the one to read: the ratio can span an order of magnitude within a run (it drifts over
+    training), and a few extreme steps move the mean, not the median.
     Skipped steps (non-finite gradients) are counted in `skipped_steps` and left out of the rest.
     """
     skipped = sum(measurement.skipped for measurement in measurements)
@@ -164,22 +168,35 @@ def summarize(measurements: Sequence[ConflictMeasurement]) -> dict:
     if not measurements:
         return {"measured_steps": 0, "skipped_steps": skipped}
     cosines = [m.cosine for m in measurements if not math.isnan(m.cosine)]
-    groups = measurements[-1].per_group.keys()
+    ratios = [m.norm_ratio for m in measurements if math.isfinite(m.norm_ratio)]
+    groups = dict.fromkeys(group for m in measurements for group in m.per_group)  # in order of appearance
     return {
         "measured_steps": len(measurements),
         "skipped_steps": skipped,
         "mean_cosine": statistics.fmean(cosines) if cosines else float("nan"),
         "median_cosine": statistics.median(cosines) if cosines else float("nan"),
-        "negative_cosine_fraction": sum(c < 0 for c in cosines) / len(cosines) if cosines else float("nan"),
+        "negative_cosine_fraction": _share([c < 0 for c in cosines]),
+        "near_orthogonal_fraction": _share([abs(c) < ORTHOGONAL for c in cosines]),
         "mean_norm_ratio": statistics.fmean(m.norm_ratio for m in measurements),
-        "per_group": {
-            group: {
-                "mean_cosine": _nanmean([m.per_group[group]["cosine"] for m in measurements]),
-                "mean_norm_ratio": _nanmean([m.per_group[group]["norm_ratio"] for m in measurements]),
-            }
-            for group in groups
-        },
+        "median_norm_ratio": statistics.median(ratios) if ratios else float("nan"),
+        "min_norm_ratio": min(ratios, default=float("nan")),
+        "max_norm_ratio": max(ratios, default=float("nan")),
+        "per_group": {group: _group_summary([m.per_group.get(group, {}) for m in measurements]) for group in groups},
     }
+
+
+def _group_summary(values: list[dict[str, float]]) -> dict[str, float]:
+    """A parameter group's mean cosine and median (and mean) norm ratio over steps (NaN and absent values left out)."""
+    ratios = [v["norm_ratio"] for v in values if math.isfinite(v.get("norm_ratio", float("nan")))]
+    return {
+        "mean_cosine": _nanmean([v.get("cosine", float("nan")) for v in values]),
+        "mean_norm_ratio": _nanmean([v.get("norm_ratio", float("nan")) for v in values]),
+        "median_norm_ratio": statistics.median(ratios) if ratios else float("nan"),
+    }
+
+
+def _share(flags: list[bool]) -> float:
+    return sum(flags) / len(flags) if flags else float("nan")
 
 
 def _nanmean(values: list[float]) -> float:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..files import RESULTS_JSONL, RESULTS_MARKDOWN, write_finished
-from ..formatting import number, with_interval
+from ..formatting import gradient_summary_lines, number, with_interval
 from ..results import CellResult
 
 
@@ -76,18 +76,13 @@ def results_markdown(results: Sequence[CellResult], reference: str | None = None
 
 
 def conflict_markdown(summary: Mapping[str, Any], cell: str) -> str:
-    """A cell's gradient-conflict summary as a short Markdown section."""
-    lines = [
-        f"Task vs alignment gradients ({cell})",
-        "",
-        f"- measured steps: {summary.get('measured_steps', 0)}",
-        f"- mean cosine: {number(summary.get('mean_cosine'))}, median: {number(summary.get('median_cosine'))}",
-        f"- steps with a negative cosine: {number(summary.get('negative_cosine_fraction'))}",
-        f"- mean ‖align‖ / ‖task‖: {number(summary.get('mean_norm_ratio'))}",
-        "",
-        "| group | mean cosine | mean ‖align‖/‖task‖ |",
-        "|---|---:|---:|",
-    ]
+    """A cell's gradient-conflict summary as a short Markdown section: the sentences of
+    [`hf_xalign.formatting.gradient_summary_lines`], then the mean cosine and median norm ratio per parameter group."""
+    lines = [f"- {line}" for line in gradient_summary_lines(summary, cell)]
+    lines += ["", "| group | mean cosine | median ‖align‖/‖task‖ |", "|---|---:|---:|"]
     for group, values in summary.get("per_group", {}).items():
-        lines.append(f"| {group} | {number(values.get('mean_cosine'))} | {number(values.get('mean_norm_ratio'))} |")
+        lines.append(
+            f"| {group} | {number(values.get('mean_cosine'), signed=True)} | "
+            f"{number(values.get('median_norm_ratio'), digits=3)} |"
+        )
     return "\n".join(lines) + "\n"

@@ -7,8 +7,9 @@ import math
 import os
 from collections.abc import Sequence
 
+from ...conflict import summarize
 from ...files import ANALYSIS_NAME, OUTCOMES_NAME, PLOTS_FOLDER
-from ...formatting import number, with_interval
+from ...formatting import gradient_summary_lines, number, with_interval
 from ..plots import (
     ScatterPoint,
     plot_gradient_cosine,
@@ -24,7 +25,6 @@ from .stats import (
     TransferRow,
     correlate,
     delta_interval_of,
-    gradient_summary,
     measure_agreement,
     measures_of,
     score_interval_of,
@@ -36,7 +36,6 @@ from .text import (
     best_predictor_sentence,
     correlation_sentences,
     delta_sentence,
-    gradient_sentences,
     transfer_change_sentence,
 )
 
@@ -207,8 +206,7 @@ def _gradient_lines(run: RunInputs, folder: str, plots: str) -> list[str]:
         return []
     lines = ["### Task vs alignment gradients", ""]
     for cell in cells:
-        summary = gradient_summary(cell)
-        lines += gradient_sentences(cell.name, summary) if summary else [f"{cell.name}: no step with a defined cosine."]
+        lines += gradient_summary_lines(summarize(cell.conflict), cell.name)
     lines.append("")
     for name, plot in (("gradient_cosine", plot_gradient_cosine), ("gradient_norm_ratio", plot_gradient_norm_ratio)):
         path = f"{plots}/{name}.png"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -203,33 +202,6 @@ def measure_agreement(rows: Sequence[TransferRow], measures: Sequence[str]) -> d
     }
 
 
-@dataclass
-class GradientSummary:
-    """What a cell's `conflict.jsonl` says about the task and alignment gradients.
-
-    Args:
-        steps (`int`): measured steps with a defined cosine.
-        mean_cosine, median_cosine (`float`): over those steps.
-        near_orthogonal (`float`): fraction of steps with |cosine| < [`ORTHOGONAL`].
-        negative (`float`): fraction of steps with a negative cosine.
-        ratio_median, ratio_min, ratio_max (`float`): ‖align‖ / ‖task‖ over steps where it is defined.
-        per_layer (`dict[int, float]`): layer -> mean cosine of its parameter group `layer.k`.
-    """
-
-    steps: int
-    mean_cosine: float
-    median_cosine: float
-    near_orthogonal: float
-    negative: float
-    ratio_median: float
-    ratio_min: float
-    ratio_max: float
-    per_layer: dict[int, float]
-
-
-ORTHOGONAL = 0.1  # |cosine| below it: the two gradients are close to orthogonal
-
-
 def layer_groups(cell: CellInputs) -> list[int]:
     """The layers with a `layer.k` parameter group in the cell's measurements, in numeric order."""
     groups = {group for measurement in cell.conflict for group in measurement.per_group}
@@ -239,27 +211,3 @@ def layer_groups(cell: CellInputs) -> list[int]:
 def group_cosines(cell: CellInputs, layer: int) -> list[float]:
     """The cosine of group `layer.<layer>` at every measured step (NaN where undefined or absent)."""
     return [m.per_group.get(f"layer.{layer}", {}).get("cosine", math.nan) for m in cell.conflict]
-
-
-def gradient_summary(cell: CellInputs) -> GradientSummary | None:
-    """The [`GradientSummary`] of a cell's measurements; `None` when no step has a defined cosine."""
-    cosines = [m.cosine for m in cell.conflict if math.isfinite(m.cosine)]
-    if not cosines:
-        return None
-    ratios = [m.norm_ratio for m in cell.conflict if math.isfinite(m.norm_ratio)] or [math.nan]
-    per_layer = {}
-    for layer in layer_groups(cell):
-        values = [value for value in group_cosines(cell, layer) if math.isfinite(value)]
-        if values:
-            per_layer[layer] = statistics.fmean(values)
-    return GradientSummary(
-        steps=len(cosines),
-        mean_cosine=statistics.fmean(cosines),
-        median_cosine=statistics.median(cosines),
-        near_orthogonal=sum(abs(c) < ORTHOGONAL for c in cosines) / len(cosines),
-        negative=sum(c < 0 for c in cosines) / len(cosines),
-        ratio_median=statistics.median(ratios),
-        ratio_min=min(ratios),
-        ratio_max=max(ratios),
-        per_layer=per_layer,
-    )

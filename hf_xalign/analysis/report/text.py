@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from ...formatting import number, with_interval
 from ..bootstrap import excludes_zero
-from .stats import Correlation, GradientSummary, Interval, TransferRow, closer
+from .stats import Correlation, Interval, TransferRow, closer
 
 
 def delta_sentence(metric: str, cell: str, reference: str, deltas: Mapping[str, tuple[float, Interval | None]]) -> str:
@@ -110,23 +110,3 @@ def agreement_sentence(agreement: Mapping[tuple[str, str], Correlation]) -> str:
         f"Of {len(defined)} pairs of measures, {opposite} rank the target languages' changes in opposite orders "
         f"(ρ < 0); least agreement: {first} vs {second} (ρ = {least.spearman:.3f}, n = {least.n})."
     )
-
-
-def gradient_sentences(cell: str, summary: GradientSummary) -> list[str]:
-    """The cosine, the norm ratio and the per-layer extremes of a cell's gradient measurements."""
-    sentences = [
-        f"Task vs alignment gradients ({cell}): mean cosine {number(summary.mean_cosine, signed=True)}, median "
-        f"{number(summary.median_cosine, signed=True)} over {summary.steps} measured steps; |cosine| < 0.1 at "
-        f"{summary.near_orthogonal:.0%} of them, negative at {summary.negative:.0%}.",
-        f"‖align grad‖ / ‖task grad‖ ({cell}): median {number(summary.ratio_median, digits=3)} "
-        f"(from {number(summary.ratio_min, digits=3)} to {number(summary.ratio_max, digits=3)}).",
-    ]
-    if len(summary.per_layer) >= 2:
-        lowest = min(summary.per_layer, key=summary.per_layer.get)
-        highest = max(summary.per_layer, key=summary.per_layer.get)
-        sentences.append(
-            f"Per layer ({cell}), the mean cosine is lowest at layer {lowest} "
-            f"({number(summary.per_layer[lowest], signed=True)}) and highest at layer {highest} "
-            f"({number(summary.per_layer[highest], signed=True)})."
-        )
-    return sentences

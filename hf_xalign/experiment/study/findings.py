@@ -125,7 +125,7 @@ def gradient_section(inputs: StudyInputs) -> list[str]:
         "Per cell, the mean cosine over measured steps and the median ‖align grad‖ / ‖task grad‖ "
         "(conflict.jsonl); then the mean over the cells of the group.",
         "",
-        "| task | objective | mode | mean cosine | ‖align‖/‖task‖ | cells measured |",
+        "| task | objective | mode | mean cosine | median ‖align‖/‖task‖ | cells measured |",
         "|---|---|---|---:|---:|---:|",
     ]
     for g in groups:

@@ -14,7 +14,8 @@ import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ...analysis.report.stats import Correlation, correlate, gradient_summary, target_pair
+from ...analysis.report.stats import Correlation, correlate, target_pair
+from ...conflict import summarize as summarize_conflict
 from ...results import CellResult
 from .inputs import FinishedCell, StudyInputs
 from .spec import BASE_VARIANT
@@ -207,7 +208,9 @@ def gradient_groups(inputs: StudyInputs) -> list[GradientGroup]:
     """A [`GradientGroup`] per (task, objective, mode) of the aligned cells."""
     rows = []
     for (task, objective, mode), cells in aligned_groups(inputs, "task", "objective", "mode").items():
-        summaries = [s for s in (gradient_summary(cell.cell) for cell in cells) if s is not None]
+        # each cell's own conflict_summary.json numbers, recomputed from its conflict.jsonl
+        summaries = [summarize_conflict(cell.cell.conflict) for cell in cells]
+        summaries = [s for s in summaries if math.isfinite(s.get("mean_cosine", math.nan))]
         rows.append(
             GradientGroup(
                 task=task,
@@ -215,8 +218,8 @@ def gradient_groups(inputs: StudyInputs) -> list[GradientGroup]:
                 mode=mode,
                 cells=len(cells),
                 measured=len(summaries),
-                mean_cosine=summarize(s.mean_cosine for s in summaries).mean,
-                norm_ratio=summarize(s.ratio_median for s in summaries).mean,
+                mean_cosine=summarize(s["mean_cosine"] for s in summaries).mean,
+                norm_ratio=summarize(s["median_norm_ratio"] for s in summaries).mean,
             )
         )
     return rows
