@@ -95,8 +95,8 @@ def _imported_from(tree: ast.Module, module: str, name: str) -> str:
     """The module `name` is imported from in `tree` (the source of `module`)."""
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and any((alias.asname or alias.name) == name for alias in node.names):
-            if any(alias.asname for alias in node.names if alias.name == name):
-                raise _Unreadable(f"{name} imported under another name")
+            if any(alias.asname == name and alias.name != name for alias in node.names):
+                raise _Unreadable(f"{name} is another name's alias")
             package = module.split(".")
             if node.level:
                 package = package[: len(package) - node.level]  # `module` is a file, not a package
