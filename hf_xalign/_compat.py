@@ -28,6 +28,13 @@ TRANSFORMERS_CHECKED = "transformers 5.3.0 (the lowest declared) and 5.25.0"
 TORCH_CHECKED = "torch 2.13.0 (2.6, the lowest declared, not read here)"
 PYTHON_CHECKED = "Python 3.11"
 
+# Where transformers defines a name it exports lazily from its package: read as source (never imported) to know
+# the recipes' options without torch (experiment/option_names.py). Checked in transformers 5.25.0; a name that
+# moves makes that reader fail to find it, and the full parser answers instead.
+TRANSFORMERS_DEFINING_MODULES: dict[tuple[str, str], str] = {
+    ("transformers", "TrainingArguments"): "transformers.training_args",
+}
+
 
 @dataclass(frozen=True)
 class PrivateName:

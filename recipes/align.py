@@ -20,17 +20,24 @@ interrupted one goes on from its last checkpoint (`hf_xalign/experiment/output_d
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from hf_xalign.extras import exit_without_extra
 
 with exit_without_extra():  # without the experiments extra: one line, exit 2
-    from hf_xalign import AlignmentTrainingArguments
-    from hf_xalign.experiment import AlignArguments, align_encoder, alignment_summary, read_marker, run_recipe
-    from hf_xalign.experiment.align import ALIGNMENT_FILES
     from hf_xalign.experiment.check_data import check_recipe_data, wants_check_data
+
+if TYPE_CHECKING:
+    from hf_xalign import AlignmentTrainingArguments
+    from hf_xalign.experiment import AlignArguments
+
+# Where the recipe's argument dataclasses live: imported (with torch) only once a command line is worth parsing.
+ARGUMENTS = ("hf_xalign.experiment.align:AlignArguments", "hf_xalign.args:AlignmentTrainingArguments")
 
 
 def main(script_args: AlignArguments, training_args: AlignmentTrainingArguments) -> str:
+    from hf_xalign.experiment import align_encoder, alignment_summary, read_marker
+
     folder = align_encoder(script_args, training_args)
     marker = read_marker(folder)
     if marker is not None:  # the main process's summary
@@ -39,6 +46,10 @@ def main(script_args: AlignArguments, training_args: AlignmentTrainingArguments)
 
 
 if __name__ == "__main__":
-    if wants_check_data():  # read every data source, train nothing
-        sys.exit(check_recipe_data("align", (AlignArguments, AlignmentTrainingArguments)))
-    run_recipe(main, (AlignArguments, AlignmentTrainingArguments), run_files=ALIGNMENT_FILES)
+    with exit_without_extra():  # without the experiments extra: one line, exit 2
+        if wants_check_data():  # read every data source, train nothing
+            sys.exit(check_recipe_data("align", ARGUMENTS))
+        from hf_xalign.experiment import run_recipe
+        from hf_xalign.experiment.align import ALIGNMENT_FILES
+
+        run_recipe(main, ARGUMENTS, run_files=ALIGNMENT_FILES)

@@ -21,25 +21,34 @@ other settings refused (`--overwrite` empties it first): `hf_xalign/experiment/o
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from hf_xalign.extras import exit_without_extra
 
 with exit_without_extra():  # without the experiments extra: one line, exit 2
-    from hf_xalign import AlignmentTrainingArguments
-    from hf_xalign.experiment import run_recipe
     from hf_xalign.experiment.check_data import check_recipe_data, wants_check_data
+
+if TYPE_CHECKING:
+    from hf_xalign import AlignmentTrainingArguments
     from hf_xalign.results import CellResult
-    from hf_xalign.tasks.pos import PosArguments, PosTask
+    from hf_xalign.tasks.pos import PosArguments
+
+# Where the recipe's argument dataclasses live: imported (with torch) only once a command line is worth parsing.
+ARGUMENTS = ("hf_xalign.tasks.pos:PosArguments", "hf_xalign.args:AlignmentTrainingArguments")
 
 
 def main(script_args: PosArguments, training_args: AlignmentTrainingArguments) -> list[CellResult]:
     from hf_xalign.experiment import run_experiment  # the training stack: not for --check-data or a bad flag
+    from hf_xalign.tasks.pos import PosTask
 
     task = PosTask(script_args, training_args)
     return run_experiment(task)
 
 
 if __name__ == "__main__":
-    if wants_check_data():  # read every data source, train nothing
-        sys.exit(check_recipe_data("pos", (PosArguments, AlignmentTrainingArguments)))
-    run_recipe(main, (PosArguments, AlignmentTrainingArguments))
+    with exit_without_extra():  # without the experiments extra: one line, exit 2
+        if wants_check_data():  # read every data source, train nothing
+            sys.exit(check_recipe_data("pos", ARGUMENTS))
+        from hf_xalign.experiment import run_recipe
+
+        run_recipe(main, ARGUMENTS)

@@ -8,7 +8,6 @@ import glob
 import json
 import math
 import os
-import sys
 
 import pytest
 import yaml
@@ -29,13 +28,12 @@ from hf_xalign.experiment import (
     write_results,
 )
 from hf_xalign.experiment.console import time_split
+from hf_xalign.tasks.classification import ClassificationArguments
+from hf_xalign.tasks.pos import PosArguments
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "recipes"))
-import pos  # noqa: E402
-import xnli  # noqa: E402
 
-RECIPE_ARGUMENTS = {"pos": pos.PosArguments, "xnli": xnli.ClassificationArguments, "sib": xnli.ClassificationArguments}
+RECIPE_ARGUMENTS = {"pos": PosArguments, "xnli": ClassificationArguments, "sib": ClassificationArguments}
 RECIPE_ARGUMENTS["align"] = AlignArguments
 
 
@@ -77,7 +75,7 @@ def test_config_errors_are_reported_all_at_once(tmp_path):
         "alignment_loss": ["contrastiv"],
         "output_dir": str(tmp_path),
     }
-    errors = config_errors(values, (pos.PosArguments, AlignmentTrainingArguments), "c.yaml")
+    errors = config_errors(values, (PosArguments, AlignmentTrainingArguments), "c.yaml")
     assert len(errors) == 3
     assert "c.yaml: unknown option 'alignment_los'" in errors[0] and "alignment_loss" in errors[0]
     assert any("tag_map" in e for e in errors) and any("Unknown alignment loss 'contrastiv'" in e for e in errors)
@@ -97,11 +95,11 @@ def test_yaml_values_with_command_line_overrides(tmp_path):
             }
         )
     )
-    script, training = parse_config((pos.PosArguments, AlignmentTrainingArguments), [str(config), "--max_steps", "3"])
+    script, training = parse_config((PosArguments, AlignmentTrainingArguments), [str(config), "--max_steps", "3"])
     assert script.eval_languages == {"en": "a", "tr": "b"}
     assert training.alignment_loss == ["contrastive", "mlm"]
     assert training.max_steps == 3  # the command line wins
-    _, same = parse_config((pos.PosArguments, AlignmentTrainingArguments), ["--config", str(config)])
+    _, same = parse_config((PosArguments, AlignmentTrainingArguments), ["--config", str(config)])
     assert same.max_steps == 10
 
 
@@ -109,14 +107,14 @@ def test_unknown_yaml_key_is_named(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("model_name_or_path: m\nlearning_rat: 0.1\n")
     with pytest.raises(ValueError, match=r"c\.yaml: unknown option 'learning_rat'.*learning_rate"):
-        parse_config((pos.PosArguments, AlignmentTrainingArguments), [str(config)])
+        parse_config((PosArguments, AlignmentTrainingArguments), [str(config)])
 
 
 def test_every_unknown_yaml_key_is_named_in_one_error(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("model_name_or_path: m\nlearning_rat: 0.1\nalignment_layr: 3\nzzz_qqq: 1\nmax_steps: 2\n")
     with pytest.raises(ConfigError) as error:
-        parse_config((pos.PosArguments, AlignmentTrainingArguments), [str(config)])
+        parse_config((PosArguments, AlignmentTrainingArguments), [str(config)])
     assert str(error.value).splitlines() == [  # the unknown keys only: no line about options not given
         f"{config}: unknown option 'alignment_layr' (did you mean: alignment_layer, alignment_lambda, alignment_loss?)",
         f"{config}: unknown option 'learning_rat' (did you mean: learning_rate, head_learning_rate?)",
@@ -271,11 +269,11 @@ def test_config_yaml_reruns_the_same_arguments(tmp_path):
         "--hub_token",
         "hf_SECRET",
     ]
-    first = parse_config((pos.PosArguments, AlignmentTrainingArguments), argv)
+    first = parse_config((PosArguments, AlignmentTrainingArguments), argv)
     path = save_config(resolved_config(*first), str(tmp_path), recipe="recipes/pos.py")
     text = open(path, encoding="utf-8").read()
     assert "hf_SECRET" not in text and "hub_token" not in text  # secrets never reach a saved config
-    again = parse_config((pos.PosArguments, AlignmentTrainingArguments), [path])
+    again = parse_config((PosArguments, AlignmentTrainingArguments), [path])
     for before, after in zip(first, again):
         hidden = {k for k in dataclasses.asdict(before) if k.endswith("_token")}
         assert {k: v for k, v in dataclasses.asdict(after).items() if k not in hidden} == {
@@ -307,9 +305,7 @@ def test_a_mistyped_option_exits_with_one_clear_message(tmp_path, capsys, argv, 
     ]
     ran = []
     with pytest.raises(SystemExit) as stop:
-        run_recipe(
-            lambda *arguments: ran.append(arguments), (pos.PosArguments, AlignmentTrainingArguments), base + argv
-        )
+        run_recipe(lambda *arguments: ran.append(arguments), (PosArguments, AlignmentTrainingArguments), base + argv)
     assert stop.value.code == 2 and not ran
     error = capsys.readouterr().err
     assert expected in error and "Traceback" not in error
@@ -319,7 +315,7 @@ def test_a_mistyped_option_exits_with_one_clear_message(tmp_path, capsys, argv, 
 def test_unknown_flag_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown option '--learning_rte'.*learning_rate"):
         parse_config(
-            (pos.PosArguments, AlignmentTrainingArguments),
+            (PosArguments, AlignmentTrainingArguments),
             ["--model_name_or_path", "m", "--train_treebank", "a", "--eval_treebanks", "en=a", "--learning_rte", "0.1"],
         )
 

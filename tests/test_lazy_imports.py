@@ -1,10 +1,12 @@
 """Cheap to start: `import hf_xalign`, `xalign --help`, every command's `--help`, `study.py --list-cells` and a
-recipe's bad flag import no heavy package, and still do their job (the help printed, the cells listed, the exit
-status). Each runs in a fresh interpreter that reports, at exit, which of the heavy packages it imported."""
+mistyped flag of a recipe's `--check-data` import no heavy package, and still do their job (the help printed, the
+cells listed, the error line, the exit status). Each runs in a fresh interpreter that reports, at exit, which of the
+heavy packages it imported."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import os
@@ -16,6 +18,7 @@ import pytest
 import yaml
 
 import hf_xalign
+from hf_xalign.experiment.config import CommandLineError, parse_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEAVY = ("torch", "transformers", "matplotlib", "scipy")
@@ -98,17 +101,70 @@ def test_study_list_cells_reads_only_the_yaml(tmp_path):
     assert imported == []
 
 
-def test_a_bad_flag_of_check_data_is_one_line_without_the_plotting_stack(tmp_path):
-    # Knowing that `--max_stepz` is no option needs TrainingArguments' fields, so torch and transformers are
-    # imported; the plots (matplotlib) and the training stack are not.
-    pos = os.path.join(ROOT, "recipes", "pos.py")
-    config = os.path.join(ROOT, "recipes", "configs", "pos_demo.yaml")
-    result, imported = probe(tmp_path, pos, config, "--check-data", "--max_stepz", "3")
+RECIPES = {  # recipe: its config and its argument dataclasses
+    "pos.py": ("pos_demo.yaml", ("hf_xalign.tasks.pos:PosArguments", "hf_xalign.args:AlignmentTrainingArguments")),
+    "xnli.py": (
+        "xnli_demo.yaml",
+        ("hf_xalign.tasks.classification:ClassificationArguments", "hf_xalign.args:AlignmentTrainingArguments"),
+    ),
+    "align.py": (
+        "align_demo.yaml",
+        ("hf_xalign.experiment.align:AlignArguments", "hf_xalign.args:AlignmentTrainingArguments"),
+    ),
+}
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+@pytest.mark.parametrize("flag", ["--max_stepz", "--max_stepz=3"])
+def test_a_bad_flag_of_check_data_is_the_full_parsers_line_without_torch(recipe, flag, tmp_path):
+    script = os.path.join(ROOT, "recipes", recipe)
+    config = os.path.join(ROOT, "recipes", "configs", RECIPES[recipe][0])
+    result, imported = probe(tmp_path, script, config, "--check-data", flag, "3")
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().splitlines() == [
-        "pos.py: error: unknown option '--max_stepz' (did you mean: max_steps, save_steps, eval_steps?)"
-    ]
-    assert "matplotlib" not in imported
+    # The oracle: the full parser (HfArgumentParser over the imported dataclasses) on the same command line.
+    with pytest.raises(CommandLineError) as full:
+        parse_config(RECIPES[recipe][1], [config, flag, "3"])
+    assert result.stderr.strip().splitlines() == [f"{recipe}: error: {full.value}"]
+    assert str(full.value) == f"unknown option {flag!r} (did you mean: max_steps, save_steps, eval_steps?)"
+    assert imported == []
+
+
+def test_a_bad_flag_beside_a_bad_value_is_left_to_the_full_parser(tmp_path):
+    # A known flag's value could be wrong, and argparse reports that first: the light path must not decide.
+    script = os.path.join(ROOT, "recipes", "pos.py")
+    config = os.path.join(ROOT, "recipes", "configs", "pos_demo.yaml")
+    argv = [config, "--max_steps", "abc", "--max_stepz", "3"]
+    result, imported = probe(tmp_path, script, "--check-data", *argv)
+    with pytest.raises(CommandLineError) as full:
+        parse_config(RECIPES["pos.py"][1], argv)
+    assert "invalid int value: 'abc'" in str(full.value)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"pos.py: error: {full.value}"]
+    assert "torch" in imported
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_every_option_of_the_real_parser_is_known_to_the_light_path(recipe):
+    # The light path reads the fields from source; a flag it calls unknown must be no option of the real parser,
+    # for the installed transformers: every option string the real parser accepts is one it leaves undecided.
+    from hf_xalign._compat import parser_actions
+    from hf_xalign.experiment.config import _recipe_parser, argument_dataclasses
+    from hf_xalign.experiment.option_names import certainly_unknown_flag, dataclass_fields
+
+    locations = RECIPES[recipe][1]
+    classes = argument_dataclasses(locations)
+    fields = dataclass_fields(locations)
+    assert fields is not None
+    real = {f.name: f for cls in classes for f in dataclasses.fields(cls) if f.init}
+    assert sorted(field.name for field in fields) == sorted(real)  # the same names: the same "did you mean"
+    required = {name for name, f in real.items() if f.default is f.default_factory is dataclasses.MISSING}
+    assert {field.name for field in fields if field.required} == required
+    names = [field.name for field in fields]
+    options = [option for action in parser_actions(_recipe_parser(classes)) for option in action.option_strings]
+    assert len(options) > 2 * len(names)
+    for option in options:
+        assert certainly_unknown_flag([option], names) is None, option
+        assert certainly_unknown_flag([f"{option}=1"], names) is None, option
 
 
 # Where each public name is defined: the oracle is the defining submodule's own object.

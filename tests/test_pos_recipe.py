@@ -15,6 +15,7 @@ from transformers import XLMRobertaForTokenClassification
 from hf_xalign import AlignmentTrainingArguments
 from hf_xalign.data import load_parallel
 from hf_xalign.data.conllu import UPOS_TAGS, read_conllu
+from hf_xalign.tasks.pos import PosArguments
 from hf_xalign.tiny import tiny_xlmr_config, train_tokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,7 +53,7 @@ def tiny_model_dir(tmp_path_factory):
 
 
 def test_recipe_learns_the_training_set_and_writes_the_table(tmp_path, tiny_model_dir, capsys):
-    script_args = pos.PosArguments(
+    script_args = PosArguments(
         model_name_or_path=tiny_model_dir,
         train_treebank=[EN_TRAIN],
         eval_treebanks=[

@@ -17,6 +17,7 @@ from transformers import AutoTokenizer, EvalPrediction, XLMRobertaForSequenceCla
 import hf_xalign.experiment.task
 from hf_xalign import AlignmentTrainingArguments
 from hf_xalign.experiment import parse_config, predicted_ids
+from hf_xalign.tasks.classification import ClassificationArguments, ClassificationTask
 from hf_xalign.tiny import tiny_xlmr_config, train_tokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -78,7 +79,7 @@ def training_arguments(output_dir, max_steps: int, **overrides) -> AlignmentTrai
     return AlignmentTrainingArguments(**{**options, **overrides})
 
 
-def pair_arguments(model_dir: str, **overrides) -> xnli.ClassificationArguments:
+def pair_arguments(model_dir: str, **overrides) -> ClassificationArguments:
     options = dict(
         model_name_or_path=model_dir,
         layout="paws-x",
@@ -91,7 +92,7 @@ def pair_arguments(model_dir: str, **overrides) -> xnli.ClassificationArguments:
         parallel_data=[os.path.join(PARALLEL, "en-fr.tsv"), os.path.join(PARALLEL, "en-tr.tsv")],
         max_length=64,
     )
-    return xnli.ClassificationArguments(**{**options, **overrides})
+    return ClassificationArguments(**{**options, **overrides})
 
 
 def test_pair_recipe_learns_the_training_set_and_writes_the_table(tmp_path, tiny_model_dir):
@@ -125,7 +126,7 @@ def test_pair_recipe_learns_the_training_set_and_writes_the_table(tmp_path, tiny
 
 
 def test_parallel_pairs_holding_an_evaluation_text_are_left_out(tiny_model_dir, tmp_path):
-    experiment = xnli.ClassificationTask(pair_arguments(tiny_model_dir), training_arguments(tmp_path, max_steps=1))
+    experiment = ClassificationTask(pair_arguments(tiny_model_dir), training_arguments(tmp_path, max_steps=1))
     eval_texts = {
         text.strip()
         for _, path in experiment.script_args.eval_languages.items()
@@ -140,7 +141,7 @@ def test_parallel_pairs_holding_an_evaluation_text_are_left_out(tiny_model_dir, 
 
 
 def test_the_pair_is_encoded_as_one_sequence(tiny_model_dir, tmp_path):
-    experiment = xnli.ClassificationTask(pair_arguments(tiny_model_dir), training_arguments(tmp_path, max_steps=1))
+    experiment = ClassificationTask(pair_arguments(tiny_model_dir), training_arguments(tmp_path, max_steps=1))
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     checked = 0
@@ -163,7 +164,7 @@ def test_the_pair_is_encoded_as_one_sequence(tiny_model_dir, tmp_path):
 
 def test_single_sentence_recipe_learns_with_a_fixed_label_set(tmp_path, tiny_model_dir):
     names = ["admin", "admindocs", "auth", "core"]
-    script_args = xnli.ClassificationArguments(
+    script_args = ClassificationArguments(
         model_name_or_path=tiny_model_dir,
         layout="text",
         label_set=names,
@@ -184,7 +185,7 @@ def test_single_sentence_recipe_learns_with_a_fixed_label_set(tmp_path, tiny_mod
 
 
 def test_scores_are_accuracy_and_macro_f1(tiny_model_dir, tmp_path):
-    task = xnli.ClassificationTask(pair_arguments(tiny_model_dir), training_arguments(tmp_path, max_steps=1))
+    task = ClassificationTask(pair_arguments(tiny_model_dir), training_arguments(tmp_path, max_steps=1))
     logits = torch.tensor([[2.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 3.0]])  # predicts 0, 0, 1, 1
     ids = predicted_ids(logits, labels=None).numpy()
     scores = task.compute_metrics(EvalPrediction(predictions=ids, label_ids=np.array([0, 1, 1, 1])))
@@ -196,7 +197,7 @@ def test_scores_are_accuracy_and_macro_f1(tiny_model_dir, tmp_path):
 def test_shipped_configs_parse_as_the_command_line_does(name):
     # One parser over both dataclasses: an option named like a TrainingArguments field would clash here.
     script_args, training_args = parse_config(
-        (xnli.ClassificationArguments, AlignmentTrainingArguments), [os.path.join(CONFIGS, name), "--max_steps", "5"]
+        (ClassificationArguments, AlignmentTrainingArguments), [os.path.join(CONFIGS, name), "--max_steps", "5"]
     )
     assert training_args.max_steps == 5
     assert script_args.source_language in script_args.eval_languages

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..data.check import check_sources, recipe_sources
+from .option_names import certainly_unknown_flag, dataclass_fields
 
 if TYPE_CHECKING:
     from .study.spec import StudyConfig
@@ -30,9 +31,11 @@ def wants_check_data(argv: Sequence[str] | None = None) -> bool:
     return CHECK_DATA_FLAG in (sys.argv[1:] if argv is None else argv)
 
 
-def check_recipe_data(task: str, dataclass_types: Sequence[type], argv: Sequence[str] | None = None) -> int:
+def check_recipe_data(task: str, dataclass_types: Sequence[type | str], argv: Sequence[str] | None = None) -> int:
     """Check the sources of a recipe config (`argv`: the recipe's command line, `--check-data` in it); the exit
-    status. `task`: `pos`, `classification` or `align`."""
+    status. `task`: `pos`, `classification` or `align`. `dataclass_types`: the recipe's argument dataclasses, or
+    where each is defined (`"package.module:ClassName"`), imported only once the command line is known to be
+    worth parsing: a mistyped flag is told from their source (`option_names.py`), with no torch."""
     from .config import _config_path, parse_config
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -42,11 +45,39 @@ def check_recipe_data(task: str, dataclass_types: Sequence[type], argv: Sequence
     try:
         if pin and not pin_config_sources(_config_path(list(argv)), program):
             return 1
+        refuse_certainly_unknown_flag(dataclass_types, argv)
         script_args = parse_config(dataclass_types, argv)[0]
     except (ValueError, FileNotFoundError) as error:  # as run_recipe reports a bad config
         print(f"{program}: error: {error}", file=sys.stderr)
         return 2
     return 0 if check_sources(recipe_sources(task, vars(script_args))) else 1
+
+
+def refuse_certainly_unknown_flag(dataclass_types: Sequence[type | str], argv: Sequence[str]) -> None:
+    """Raise the full parser's error for a mistyped flag of `argv`, when the dataclasses' source shows for certain
+    that it is one and that nothing the full parser checks first is wrong; otherwise return, and let it parse."""
+    import yaml
+
+    from .config import CommandLineError, _config_path, unknown_flag_message
+
+    fields = dataclass_fields(dataclass_types)
+    rest = list(argv)
+    path = _config_path(rest)
+    if fields is None or path is None or not os.path.isfile(path):
+        return
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = yaml.safe_load(f)
+    except yaml.YAMLError:
+        return
+    names = [field.name for field in fields]
+    if not isinstance(values, dict) or not set(values) <= set(names):
+        return  # the full parser names the file's problem first
+    if any(field.required and field.name not in values for field in fields):
+        return  # a required option missing: argparse says so first
+    flag = certainly_unknown_flag(rest, names)
+    if flag is not None:
+        raise CommandLineError(unknown_flag_message(flag, names))
 
 
 def pin_config_sources(path: str | None, program: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import importlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -64,6 +65,11 @@ def _suggestion(name: str, known: Sequence[str]) -> str:
     return f" (did you mean: {', '.join(close)}?)" if close else ""
 
 
+def unknown_flag_message(flag: str, known: Sequence[str]) -> str:
+    """The error of a command-line `flag` (`--name` or `--name=value`) that is no option, with the closest names."""
+    return f"unknown option {flag!r}" + _suggestion(flag.removeprefix("--").partition("=")[0], known)
+
+
 def unknown_option_errors(values: Mapping[str, Any], known: Sequence[str], source: str) -> list[str]:
     """One line per key of `values` that is not in `known`, each with the closest known names."""
     return [f"{source}: unknown option {key!r}" + _suggestion(key, known) for key in values if key not in known]
@@ -87,8 +93,21 @@ def config_errors(values: Mapping[str, Any], dataclass_types: Sequence[type], so
     return errors
 
 
-def parse_config(dataclass_types: Sequence[type], argv: Sequence[str] | None = None) -> tuple:
+def argument_dataclasses(entries: Sequence[type | str]) -> list[type]:
+    """The classes of `entries`: a class as it is, a location (`"package.module:ClassName"`) imported."""
+    classes = []
+    for entry in entries:
+        if isinstance(entry, str):
+            module, _, name = entry.partition(":")
+            entry = getattr(importlib.import_module(module), name)
+        classes.append(entry)
+    return classes
+
+
+def parse_config(dataclass_types: Sequence[type | str], argv: Sequence[str] | None = None) -> tuple:
     """`script.py [config.yaml | --config config.yaml] [--option value ...]` into dataclass instances.
+
+    `dataclass_types` are classes or where they are defined (see [`argument_dataclasses`]).
 
     Unknown keys in the file raise [`ConfigError`] naming them, with the closest known options; an unknown
     flag, a bad value or an abbreviated flag (abbreviations are refused: `--max_step` would be ambiguous as
@@ -96,6 +115,7 @@ def parse_config(dataclass_types: Sequence[type], argv: Sequence[str] | None = N
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     path = _config_path(argv)
+    dataclass_types = argument_dataclasses(dataclass_types)
     parser = _recipe_parser(dataclass_types)
     known = [f.name for t in dataclass_types for f in dataclasses.fields(t) if f.init]
     if path is not None:
@@ -111,9 +131,7 @@ def parse_config(dataclass_types: Sequence[type], argv: Sequence[str] | None = N
     *parsed, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
     flags = [item for item in remaining if item.startswith("--")]
     if remaining:
-        shown = flags[0] if flags else remaining[0]
-        hint = _suggestion(shown.removeprefix("--").partition("=")[0], known) if flags else ""
-        raise CommandLineError(f"unknown option {shown!r}{hint}")
+        raise CommandLineError(unknown_flag_message(flags[0], known) if flags else f"unknown option {remaining[0]!r}")
     return tuple(parsed)
 
 

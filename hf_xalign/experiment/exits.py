@@ -82,7 +82,7 @@ def _usage(program: str) -> str:
 
 def run_recipe(
     main: Callable[..., Any],
-    dataclass_types: Sequence[type],
+    dataclass_types: Sequence[type | str],
     argv: Sequence[str] | None = None,
     run_files: RunFiles = EXPERIMENT_FILES,
 ) -> Any:
@@ -90,7 +90,8 @@ def run_recipe(
 
     Args:
         main (`Callable`): the recipe, called with one instance of each of `dataclass_types`.
-        dataclass_types (`Sequence[type]`): the recipe's argument dataclasses, `AlignmentTrainingArguments` among them.
+        dataclass_types (`Sequence[type | str]`): the recipe's argument dataclasses, `AlignmentTrainingArguments`
+            among them, or where each is defined (`"package.module:ClassName"`, imported only to parse).
         argv (`Sequence[str]`, *optional*): the command line without the program; defaults to `sys.argv[1:]`.
         run_files ([`RunFiles`], *optional*): what marks the recipe's run finished, where its results are, and
             its settings; defaults to an experiment's (`results.jsonl`).
