@@ -1,5 +1,5 @@
 """The `xalign` command: list losses, inspect a saved model, push a run to the Hub, download one,
-measure alignment per layer, write the alignment-vs-transfer report.
+measure alignment per layer, write the alignment-vs-transfer report, serve a local Hub.
 
 One module per command, each with an `add_<command>_command(subparsers)` that declares its arguments and sets
 `run`, the function that does the work. A command's heavy imports (torch, transformers, datasets, matplotlib,
@@ -12,9 +12,9 @@ from __future__ import annotations
 import sys
 
 from ..experiment.exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, OneLineParser
-from ..local_hub.command import add_hub_server_command
 from .analyze import add_analyze_command
 from .download import add_download_command
+from .hub_server import add_hub_server_command
 from .inspect import add_inspect_command
 from .losses import add_losses_command
 from .push import add_push_command

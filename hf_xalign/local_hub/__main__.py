@@ -1,7 +1,7 @@
-"""`python -m hf_xalign.local_hub [--port N] [--root DIR]`: the local Hub until Ctrl-C (see `command.py`)."""
+"""`python -m hf_xalign.local_hub [--port N] [--root DIR]`: the local Hub until Ctrl-C (`xalign hub-server`)."""
 
 import sys
 
-from .command import main
+from ..cli.hub_server import main
 
 sys.exit(main())

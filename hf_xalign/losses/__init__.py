@@ -1,6 +1,14 @@
 """Alignment losses. Each is an `nn.Module` registered under a name (see `LOSS_REGISTRY`)."""
 
-from .base import LOSS_REGISTRY, AlignmentLoss, get_loss, get_loss_class, register_loss
+from .base import (
+    LOSS_REGISTRY,
+    AlignmentLoss,
+    PairedSentenceLoss,
+    SingleLayerLoss,
+    get_loss,
+    get_loss_class,
+    register_loss,
+)
 from .contrastive import ContrastiveLoss
 from .distance import CosineLoss, MSELoss
 from .distill import DistillationLoss
@@ -18,6 +26,8 @@ __all__ = [
     "MSELoss",
     "MaskedLMHead",
     "MaskedLMLoss",
+    "PairedSentenceLoss",
+    "SingleLayerLoss",
     "TokenAlignmentLoss",
     "TranslationLMLoss",
     "get_loss",

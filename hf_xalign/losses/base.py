@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..layers import resolve_layer
-from ..pooling import ParallelEncoding
+from ..pooling import ParallelEncoding, Pooling
 
 # Options that several losses share, and the `AlignmentTrainingArguments` field that sets each.
 SHARED_OPTIONS: dict[str, str] = {
@@ -37,7 +37,8 @@ class AlignmentLoss(nn.Module):
           `"tlm"` (masked concatenated pairs).
     and implement `forward(encoding) -> torch.Tensor`. A loss that reads the shared forward
     overrides [`layers_read`] with the layers it reads, so that the forward stops after the
-    highest one (the default reads every layer: the full forward). Losses that need the model itself
+    highest one (the default reads every layer: the full forward); [`SingleLayerLoss`] declares one
+    layer, [`PairedSentenceLoss`] also pools it into sentence vectors. Losses that need the model itself
     (to tie a head to its embeddings, or to keep a frozen copy) override [`setup`]; a loss
     from a paper overrides the `citation` property with its BibTeX entry.
     """
@@ -95,9 +96,42 @@ class AlignmentLoss(nn.Module):
         return cls(**options)
 
 
-def single_layer_read(loss: AlignmentLoss, num_layers: int) -> set[int]:
-    """`{loss.layer}` resolved (the declaration of a loss that reads one layer), or `{}` without a shared forward."""
-    return {resolve_layer(loss.layer, num_layers)} if loss.reads_shared_forward() else set()
+class SingleLayerLoss(AlignmentLoss):
+    """An alignment loss that reads one layer of the shared forward, so the forward stops after it.
+
+    Args:
+        layer (`int`, *optional*, defaults to -1): the hidden state read (0 = the embeddings, negative counts from
+            the top, as in [`hf_xalign.layers`]).
+    """
+
+    def __init__(self, layer: int = -1) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def layers_read(self, num_layers: int) -> set[int]:
+        return {resolve_layer(self.layer, num_layers)} if self.reads_shared_forward() else set()
+
+
+class PairedSentenceLoss(SingleLayerLoss):
+    """A loss of each source sentence vector and its translation's: pools `layer` with `pooling` on both sides
+    and hands the two `(pairs, dim)` matrices to `compute_loss_from_embeddings`, which subclasses implement.
+
+    Args:
+        layer (`int`, *optional*, defaults to -1): the hidden state pooled.
+        pooling (`str`, *optional*, defaults to `"mean"`): `"mean"` over content tokens or `"cls"`.
+    """
+
+    def __init__(self, layer: int = -1, pooling: Pooling = "mean") -> None:
+        super().__init__(layer)
+        self.pooling = pooling
+
+    def forward(self, encoding: ParallelEncoding) -> torch.Tensor:
+        src, tgt = encoding.sentence_embeddings(self.layer, self.pooling)
+        return self.compute_loss_from_embeddings(src, tgt)
+
+    def compute_loss_from_embeddings(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        """The loss from paired sentence vectors `src`, `tgt`, each `(pairs, dim)`."""
+        raise NotImplementedError
 
 
 def frozen_copy(module: nn.Module) -> nn.Module:

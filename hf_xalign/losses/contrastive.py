@@ -6,8 +6,8 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from ..pooling import ParallelEncoding, Pooling
-from .base import AlignmentLoss, register_loss, single_layer_read
+from ..pooling import Pooling
+from .base import PairedSentenceLoss, register_loss
 
 INFO_NCE_CITATION = """\
 @misc{oord2018representation,
@@ -22,7 +22,7 @@ INFO_NCE_CITATION = """\
 
 
 @register_loss("contrastive")
-class ContrastiveLoss(AlignmentLoss):
+class ContrastiveLoss(PairedSentenceLoss):
     r"""Symmetric InfoNCE between translations, with the other pairs of the batch as negatives.
 
     With sentence vectors $x_i$ (source) and $y_i$ (target) of $B$ pairs and cosine similarity
@@ -63,11 +63,9 @@ class ContrastiveLoss(AlignmentLoss):
     def __init__(
         self, layer: int = -1, pooling: Pooling = "mean", temperature: float = 0.05, gather_across_devices: bool = False
     ) -> None:
-        super().__init__()
+        super().__init__(layer, pooling)
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}.")
-        self.layer = layer
-        self.pooling = pooling
         self.temperature = temperature
         self.gather_across_devices = gather_across_devices
 
@@ -75,15 +73,7 @@ class ContrastiveLoss(AlignmentLoss):
     def citation(self) -> str:
         return INFO_NCE_CITATION
 
-    def layers_read(self, num_layers: int) -> set[int]:
-        return single_layer_read(self, num_layers)
-
-    def forward(self, encoding: ParallelEncoding) -> torch.Tensor:
-        src, tgt = encoding.sentence_embeddings(self.layer, self.pooling)
-        return self.compute_loss_from_embeddings(src, tgt)
-
     def compute_loss_from_embeddings(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
-        """The loss from paired sentence vectors `src`, `tgt`, each `(pairs, dim)`."""
         src = F.normalize(src, dim=-1)
         tgt = F.normalize(tgt, dim=-1)
         src_candidates, tgt_candidates, offset = src, tgt, 0

@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..pooling import ParallelEncoding, Pooling
-from .base import AlignmentLoss, register_loss, single_layer_read
+from .base import PairedSentenceLoss, register_loss
 
 # The paper of the MSE between paired sentence embeddings (and of the `distill` loss).
 MULTILINGUAL_DISTILLATION_CITATION = """\
@@ -21,31 +20,16 @@ MULTILINGUAL_DISTILLATION_CITATION = """\
 """
 
 
-class _PairedSentenceLoss(AlignmentLoss):
-    """Shared part of the losses that compare each source sentence vector with its translation's."""
-
-    def __init__(self, layer: int = -1, pooling: Pooling = "mean") -> None:
-        super().__init__()
-        self.layer = layer
-        self.pooling = pooling
+class _PairedDistanceLoss(PairedSentenceLoss):
+    """The losses of a distance between paired sentence vectors, from one paper."""
 
     @property
     def citation(self) -> str:
         return MULTILINGUAL_DISTILLATION_CITATION
 
-    def layers_read(self, num_layers: int) -> set[int]:
-        return single_layer_read(self, num_layers)
-
-    def forward(self, encoding: ParallelEncoding) -> torch.Tensor:
-        src, tgt = encoding.sentence_embeddings(self.layer, self.pooling)
-        return self.compute_loss_from_embeddings(src, tgt)
-
-    def compute_loss_from_embeddings(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
 
 @register_loss("mse")
-class MSELoss(_PairedSentenceLoss):
+class MSELoss(_PairedDistanceLoss):
     r"""Mean squared distance between the sentence vectors of translations.
 
     $$L = \frac{1}{B\,d}\sum_{i=1}^{B}\lVert x_i - y_i\rVert_2^2$$
@@ -69,7 +53,7 @@ class MSELoss(_PairedSentenceLoss):
 
 
 @register_loss("cosine")
-class CosineLoss(_PairedSentenceLoss):
+class CosineLoss(_PairedDistanceLoss):
     r"""One minus the cosine similarity of translations' sentence vectors.
 
     $$L = \frac{1}{B}\sum_{i=1}^{B}\Big(1 - \frac{x_i\cdot y_i}{\lVert x_i\rVert\,\lVert y_i\rVert}\Big)$$

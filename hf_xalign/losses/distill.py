@@ -7,12 +7,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..pooling import ParallelEncoding, Pooling, layer_states, pool
-from .base import AlignmentLoss, frozen_copy, hold_unregistered, register_loss, single_layer_read
+from .base import SingleLayerLoss, frozen_copy, hold_unregistered, register_loss
 from .distance import MULTILINGUAL_DISTILLATION_CITATION
 
 
 @register_loss("distill")
-class DistillationLoss(AlignmentLoss):
+class DistillationLoss(SingleLayerLoss):
     r"""Multilingual knowledge distillation (Reimers & Gurevych, 2020).
 
     With a frozen teacher $T$ (by default the encoder as it was when training started) and
@@ -32,8 +32,7 @@ class DistillationLoss(AlignmentLoss):
     """
 
     def __init__(self, layer: int = -1, pooling: Pooling = "mean", teacher: nn.Module | None = None) -> None:
-        super().__init__()
-        self.layer = layer
+        super().__init__(layer)
         self.pooling = pooling
         if teacher is not None:
             hold_unregistered(self, "teacher", frozen_copy(teacher))
@@ -45,9 +44,6 @@ class DistillationLoss(AlignmentLoss):
     def setup(self, model: nn.Module) -> None:
         if getattr(self, "teacher", None) is None:
             hold_unregistered(self, "teacher", frozen_copy(model.base_model))
-
-    def layers_read(self, num_layers: int) -> set[int]:
-        return single_layer_read(self, num_layers)
 
     def forward(self, encoding: ParallelEncoding) -> torch.Tensor:
         pairs = encoding.num_pairs

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..pooling import ParallelEncoding, layer_states
-from .base import AlignmentLoss, frozen_copy, hold_unregistered, register_loss, single_layer_read
+from .base import SingleLayerLoss, frozen_copy, hold_unregistered, register_loss
 
 L2_SP_CITATION = """\
 @inproceedings{li2018explicit,
@@ -24,7 +24,7 @@ L2_SP_CITATION = """\
 
 
 @register_loss("drift")
-class DriftLoss(AlignmentLoss):
+class DriftLoss(SingleLayerLoss):
     r"""Penalises moving away from the model as it was when training started.
 
     `target="representations"`: mean squared distance between the current and the starting
@@ -51,10 +51,9 @@ class DriftLoss(AlignmentLoss):
     """
 
     def __init__(self, layer: int = -1, target: Literal["representations", "weights"] = "representations") -> None:
-        super().__init__()
+        super().__init__(layer)
         if target not in ("representations", "weights"):
             raise ValueError(f"target must be 'representations' or 'weights', got {target!r}.")
-        self.layer = layer
         self.target = target
 
     @property
@@ -68,9 +67,6 @@ class DriftLoss(AlignmentLoss):
 
     def reads_shared_forward(self) -> bool:
         return self.target == "representations"
-
-    def layers_read(self, num_layers: int) -> set[int]:
-        return single_layer_read(self, num_layers)
 
     def forward(self, encoding: ParallelEncoding) -> torch.Tensor:
         if self.target == "weights":

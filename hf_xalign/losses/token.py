@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..pooling import ParallelEncoding
-from .base import AlignmentLoss, register_loss, single_layer_read
+from .base import SingleLayerLoss, register_loss
 
 WORD_ALIGNMENT_CITATION = """\
 @inproceedings{cao2020multilingual,
@@ -26,7 +26,7 @@ TOKEN_DISTANCES: tuple[str, ...] = ("l2", "cosine")
 
 
 @register_loss("token")
-class TokenAlignmentLoss(AlignmentLoss):
+class TokenAlignmentLoss(SingleLayerLoss):
     r"""Pulls the vectors of aligned words together.
 
     A word's vector is the mean of its sub-token states at `layer`. With the set $P$ of
@@ -58,18 +58,14 @@ class TokenAlignmentLoss(AlignmentLoss):
     requires = frozenset({"word_ids"})
 
     def __init__(self, layer: int = -1, distance: Literal["l2", "cosine"] = "l2") -> None:
-        super().__init__()
+        super().__init__(layer)
         if distance not in TOKEN_DISTANCES:
             raise ValueError(f"distance must be 'l2' or 'cosine', got {distance!r}.")
-        self.layer = layer
         self.distance = distance
 
     @property
     def citation(self) -> str:
         return WORD_ALIGNMENT_CITATION
-
-    def layers_read(self, num_layers: int) -> set[int]:
-        return single_layer_read(self, num_layers)
 
     def forward(self, encoding: ParallelEncoding) -> torch.Tensor:
         src_words, tgt_words = encoding.word_embeddings(self.layer)  # (pairs, words, dim) each

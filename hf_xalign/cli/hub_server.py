@@ -62,7 +62,7 @@ def port_number(text: str) -> int:
 
 def run_hub_server(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C or SIGTERM; the exit status (0 stopped, 2 a port in use or a root in use)."""
-    from .server import HubServer
+    from ..local_hub.server import HubServer
 
     with tempfile.TemporaryDirectory(prefix="xalign-hub-") as scratch:
         root = Path(args.root) if args.root else Path(scratch)
