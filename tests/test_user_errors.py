@@ -196,3 +196,23 @@ def test_the_study_command_line_errors_are_one_line(tmp_path, capsys):
             study_recipe.main([os.path.join(ROOT, "recipes", "configs", "study_demo.yaml"), *flags])
         error = capsys.readouterr().err.strip()
         assert stop.value.code == 2 and len(error.splitlines()) == 1 and expected in error, error
+
+
+STUDY = os.path.join(ROOT, "recipes", "study.py")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("max_steps: [3\n", ":2:1: not valid YAML ("),  # an unclosed list: the parser stops at the end, line 2
+        ("- max_steps\n- 3\n", ": expected a mapping of "),  # a YAML list, not name: value lines
+    ],
+    ids=["invalid-yaml", "not-a-mapping"],
+)
+@pytest.mark.parametrize("command", [[POS], [POS, "--check-data"], [STUDY]], ids=["recipe", "check-data", "study"])
+def test_a_malformed_config_file_is_one_line_naming_it(content, expected, command, tmp_path):
+    config = tmp_path / "broken.yaml"
+    config.write_text(content, encoding="utf-8")
+    script, *flags = command
+    result = run(script, str(config), *flags, cwd=tmp_path)
+    assert_one_line(result, 2, f"{config}{expected}")

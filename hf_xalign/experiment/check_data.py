@@ -36,14 +36,14 @@ def check_recipe_data(task: str, dataclass_types: Sequence[type | str], argv: Se
     status. `task`: `pos`, `classification` or `align`. `dataclass_types`: the recipe's argument dataclasses, or
     where each is defined (`"package.module:ClassName"`), imported only once the command line is known to be
     worth parsing: a mistyped flag is told from their source (`option_names.py`), with no torch."""
-    from .config import _config_path, parse_config
+    from .config import config_path, parse_config
 
     argv = list(sys.argv[1:] if argv is None else argv)
     pin = PIN_FLAG in argv
     argv = [arg for arg in argv if arg not in (CHECK_DATA_FLAG, PIN_FLAG)]
     program = os.path.basename(sys.argv[0])
     try:
-        if pin and not pin_config_sources(_config_path(list(argv)), program):
+        if pin and not pin_config_sources(config_path(list(argv)), program):
             return 1
         refuse_certainly_unknown_flag(dataclass_types, argv)
         script_args = parse_config(dataclass_types, argv)[0]
@@ -56,23 +56,20 @@ def check_recipe_data(task: str, dataclass_types: Sequence[type | str], argv: Se
 def refuse_certainly_unknown_flag(dataclass_types: Sequence[type | str], argv: Sequence[str]) -> None:
     """Raise the full parser's error for a mistyped flag of `argv`, when the dataclasses' source shows for certain
     that it is one and that nothing the full parser checks first is wrong; otherwise return, and let it parse."""
-    import yaml
-
-    from .config import CommandLineError, _config_path, unknown_flag_message
+    from .config import CommandLineError, ConfigError, config_path, read_config_file, unknown_flag_message
 
     fields = dataclass_fields(dataclass_types)
     rest = list(argv)
-    path = _config_path(rest)
-    if fields is None or path is None or not os.path.isfile(path):
+    path = config_path(rest)
+    if fields is None or path is None:
         return
     try:
-        with open(path, encoding="utf-8") as f:
-            values = yaml.safe_load(f)
-    except yaml.YAMLError:
-        return
-    names = [field.name for field in fields]
-    if not isinstance(values, dict) or not set(values) <= set(names):
+        values = read_config_file(path)
+    except (ConfigError, FileNotFoundError):
         return  # the full parser names the file's problem first
+    names = [field.name for field in fields]
+    if not set(values) <= set(names):
+        return  # the full parser names the unknown keys first
     if any(field.required and field.name not in values for field in fields):
         return  # a required option missing: argparse says so first
     flag = certainly_unknown_flag(rest, names)

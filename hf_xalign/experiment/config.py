@@ -46,8 +46,8 @@ def _recipe_parser(dataclass_types: Sequence[type]) -> HfArgumentParser:
     return RecipeParser(dataclass_types, allow_abbrev=False)
 
 
-def _config_path(argv: list[str]) -> str | None:
-    """Take the config file out of `argv`: a first positional `*.yaml`, or `--config PATH`."""
+def config_path(argv: list[str]) -> str | None:
+    """Take the config file out of `argv`: a first positional `*.yaml`, or `--config PATH`; `None` without one."""
     if argv and argv[0].endswith((".yaml", ".yml")):
         return argv.pop(0)
     if "--config" in argv:
@@ -58,6 +58,31 @@ def _config_path(argv: list[str]) -> str | None:
         del argv[index : index + 2]
         return path
     return None
+
+
+def read_config_file(path: str | os.PathLike, what: str = "options") -> dict[str, Any]:
+    """The `name: value` mapping of YAML file `path` (`{}` when it is empty): the one reader of recipe, task and
+    study configs, so that each malformed file gets one line naming it.
+
+    Raises:
+        [`ConfigError`]: the file is not valid YAML (with the line and column) or not a mapping of `what`.
+        `FileNotFoundError`: there is no such file.
+    """
+    with open(path, encoding="utf-8") as f:
+        try:
+            values = yaml.safe_load(f)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise ConfigError(f"{os.fspath(path)}{where}: not valid YAML ({problem})") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(
+            f"{os.fspath(path)}: expected a mapping of {what} (name: value lines), got a YAML {type(values).__name__}"
+        )
+    return values
 
 
 def _suggestion(name: str, known: Sequence[str]) -> str:
@@ -114,13 +139,12 @@ def parse_config(dataclass_types: Sequence[type | str], argv: Sequence[str] | No
     options grow) raise [`CommandLineError`].
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    path = _config_path(argv)
+    path = config_path(argv)
     dataclass_types = argument_dataclasses(dataclass_types)
     parser = _recipe_parser(dataclass_types)
     known = [f.name for t in dataclass_types for f in dataclasses.fields(t) if f.init]
     if path is not None:
-        with open(path, encoding="utf-8") as f:
-            values = yaml.safe_load(f) or {}
+        values = read_config_file(path)
         unknown = unknown_option_errors(dict(sorted(values.items())), known, path)
         if unknown:  # every unknown key at once, before any value is checked
             raise ConfigError("\n".join(unknown))

@@ -14,11 +14,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from ...args import AlignmentTrainingArguments
 from ...tasks import TASKS
-from ..config import ConfigError, config_errors, unknown_option_errors
+from ..config import ConfigError, config_errors, read_config_file, unknown_option_errors
 from ..objectives import resolve_objective
 from .spec import MODES, StudyCell, StudyConfig, StudyTask
 
@@ -29,8 +27,7 @@ _TRAINING_FIELDS = {f.name for f in dataclasses.fields(AlignmentTrainingArgument
 
 def task_values(study_task: StudyTask) -> dict[str, Any]:
     """The task's recipe config file with the study's `overrides` on top."""
-    with open(study_task.config, encoding="utf-8") as f:
-        values = yaml.safe_load(f) or {}
+    values = read_config_file(study_task.config)
     return {**values, **study_task.overrides}
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from ...files import CELL_MARKER, CELLS_FOLDER, is_finished
-from ..config import ConfigError, unknown_option_errors
+from ..config import ConfigError, read_config_file, unknown_option_errors
 
 BASE_VARIANT = "base"
 MODES = ("sequential", "joint")
@@ -188,10 +188,7 @@ def read_study_config(path: str | os.PathLike, **overrides: Any) -> StudyConfig:
     files, tasks, losses and languages before any training (`hf_xalign.experiment.study.checks`).
     `overrides` replace top-level keys (`output_dir=...`).
     """
-    with open(path, encoding="utf-8") as f:
-        values = yaml.safe_load(f) or {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a mapping of study options, got {type(values).__name__}")
+    values = read_config_file(path, what="study options")
     return study_config_from_dict({**values, **overrides}, os.fspath(path))
 
 
