@@ -17,20 +17,24 @@ MODEL FOLDER (AlignmentTrainer.save_model; a cell's folder)
   outcomes.json, cell_result.json, results.json         a recipe cell's outcomes, result, and published scores
   README.md                                             the model card
 EXPERIMENT FOLDER (recipes/pos.py, recipes/xnli.py)
-  config.yaml, results.jsonl (finished marker), results.md, analysis.csv, <cell>/
+  config.yaml, results.jsonl, results.md, analysis.csv, report/, <cell>/, finished.json (kind "experiment")
 ALIGNMENT FOLDER (recipes/align.py)
-  config.yaml, aligned.json (finished marker), the model folder's files
+  config.yaml, the model folder's files, finished.json (kind "alignment": what was aligned)
 STUDY FOLDER (recipes/study.py)
-  study.yaml, aligned/<id>/ (alignment folders), cells/<cell_id>/ (experiment folders + cell.json, finished
-  marker; error.txt and error.rank<r>.json for a failed cell), report/
+  study.yaml, aligned/<id>/ (alignment folders), cells/<cell_id>/ (experiment folders whose finished.json the
+  study replaces with kind "study_cell": the cell and its seconds; error.txt and error.rank<r>.json for a failed
+  cell), report/
 REPORT FOLDER (xalign report; a study's report/)
   report.md, report_table.csv, plots/
 ```
 
-A finished marker is the file a run writes last, whole or not at all ([`write_finished`]): a folder that has it
-holds a finished run, one without it an unfinished one, whatever else it holds. Each kind of run folder has one
-(`results.jsonl`, `aligned.json`, `cell.json`); they keep the names finished folders already have on disk.
-`cell_result.json` is not one: it is written again after the Δ intervals, and nothing reads it to decide.
+Every run folder has the one finished marker, [`FINISHED_NAME`]: the file a run writes last, whole or not at all
+([`write_finished`]). A folder that has it holds a finished run, one without it an unfinished one, whatever else it
+holds (an experiment's `results.jsonl` is written before its report and cards, a cell's `cell_result.json` again
+after the Δ intervals: neither says the run is finished). The marker is a JSON object whose `kind` says what
+finished there ([`EXPERIMENT_KIND`], [`ALIGNMENT_KIND`], [`STUDY_CELL_KIND`]) beside what that run records. A study's cell folder
+is an experiment folder: the study replaces the experiment's marker with its own once it has recorded the cell,
+so a cell killed in between reads as unfinished to the study.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
 from typing import Any
 
 # Model folder.
@@ -61,17 +66,19 @@ RESULTS_NAME = "results.json"  # a published model's scores (and its baseline's)
 
 # Experiment and alignment folders.
 CONFIG_NAME = "config.yaml"  # the resolved settings, written first: a rerun compares against it
-RESULTS_JSONL = "results.jsonl"  # one CellResult per line; written last: the experiment is finished
+RESULTS_JSONL = "results.jsonl"  # one CellResult per line
 RESULTS_MARKDOWN = "results.md"
 ANALYSIS_NAME = "analysis.csv"  # per-layer alignment measures: model, pair, layer, measure, value, n
-ALIGNED_MARKER = "aligned.json"  # what was aligned; written last: the alignment is finished
 
 # Study folder.
 STUDY_CONFIG_NAME = "study.yaml"
 CELLS_FOLDER, ALIGNED_FOLDER = "cells", "aligned"
-CELL_MARKER = "cell.json"  # the study's cell and its seconds; written last into a cell's folder: the cell is finished
 ERROR_NAME = "error.txt"  # a failed cell's traceback, in its folder
 RANK_ERROR_NAME = "error.rank{rank}.json"  # one per rank that raised, in the cell's folder
+
+# Every run folder: the finished marker, and the kinds of run it marks.
+FINISHED_NAME = "finished.json"
+EXPERIMENT_KIND, ALIGNMENT_KIND, STUDY_CELL_KIND = "experiment", "alignment", "study_cell"
 
 # Report folder (`xalign report`, a study's report).
 REPORT_FOLDER, REPORT_MARKDOWN, REPORT_TABLE = "report", "report.md", "report_table.csv"
@@ -94,24 +101,30 @@ def read_json(folder: str, name: str) -> Any:
         return json.load(f)
 
 
-def write_finished(folder: str, name: str, text: str) -> str:
-    """Write finished marker `name` into `folder` atomically, as the run's last file; returns its path.
+def write_finished(folder: str, kind: str, record: Mapping[str, Any] | None = None) -> str:
+    """Mark `folder` finished: write [`FINISHED_NAME`] atomically, as the run's last file; returns its path.
 
-    The text goes to `name.tmp` first and is renamed over `name`: a run killed while writing leaves no
-    marker (its folder reads as unfinished and the run resumes), never half of one.
+    The marker goes to a temporary file first and is renamed over [`FINISHED_NAME`]: a run killed while writing
+    leaves no marker (its folder reads as unfinished and the run resumes), never half of one.
 
     Args:
         folder (`str`): the run's folder.
-        name (`str`): the folder's marker ([`RESULTS_JSONL`], [`ALIGNED_MARKER`], [`CELL_MARKER`]).
-        text (`str`): the marker's whole content.
+        kind (`str`): what finished ([`EXPERIMENT_KIND`], [`ALIGNMENT_KIND`], [`STUDY_CELL_KIND`]).
+        record (`Mapping[str, Any]`, *optional*): what the run records beside its kind (JSON values).
     """
-    path = os.path.join(folder, name)
+    path = os.path.join(folder, FINISHED_NAME)
     with open(path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(text)
+        json.dump({"kind": kind, **(record or {})}, f, indent=2)
     os.replace(path + ".tmp", path)
     return path
 
 
-def is_finished(folder: str, name: str) -> bool:
-    """Whether `folder` holds its finished marker `name`."""
-    return os.path.isfile(os.path.join(folder, name))
+def read_finished(folder: str, kind: str) -> dict[str, Any] | None:
+    """The marker of `folder` (its `kind` and record) when it holds a finished run of `kind`; `None` otherwise."""
+    marker = read_json(folder, FINISHED_NAME)
+    return marker if isinstance(marker, dict) and marker.get("kind") == kind else None
+
+
+def is_finished(folder: str, kind: str) -> bool:
+    """Whether `folder` holds a finished run of `kind` ([`read_finished`])."""
+    return read_finished(folder, kind) is not None

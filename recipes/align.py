@@ -12,7 +12,7 @@ language pair aside to measure retrieval; train the bare encoder (`AutoModel`) w
 on each side, TLM on the pair, contrastive and token-level alignment at the middle layer) or by
 its losses (`alignment_loss`, `alignment_loss_weights`, `alignment_layer`). `output_dir` gets
 the aligned encoder (safetensors + tokenizer), `alignment_config.json`, the model card,
-`config.yaml` (reruns it) and, written last, `aligned.json` (what was aligned). A folder holding the
+`config.yaml` (reruns it) and, written last, `finished.json` (what was aligned). A folder holding the
 same finished alignment is skipped, one with other settings refused (`--overwrite` replaces it), an
 interrupted one goes on from its last checkpoint (`hf_xalign/experiment/output_dir.py`). With `push_to_hub: true` and `hub_model_id` the folder is pushed with its card.
 """

@@ -13,8 +13,8 @@ cells: the aligned model (`AutoModelForTokenClassification` trained with `Alignm
 alignment joint with the task or as a stage before it, as the config says) and, with
 `compare: true`, the same model without alignment. Each cell is scored on every language
 (token accuracy, logged as `eval_<lang>_accuracy`). `output_dir` gets `config.yaml` (reruns
-the experiment), `results.jsonl` (one line per cell), `results.md` (the table) and one folder
-per cell with its model. A folder holding the same finished run is skipped, one holding a run with
+the experiment), `results.jsonl` (one line per cell), `results.md` (the table), one folder
+per cell with its model, and last `finished.json`. A folder holding the same finished run is skipped, one holding a run with
 other settings refused (`--overwrite` empties it first): `hf_xalign/experiment/output_dir.py`.
 """
 

@@ -15,8 +15,8 @@ language (held to that label set); encode a pair as ONE sequence, `tokenizer(pre
 before it); then, with `compare: true`, the same model without alignment; each cell is a model scored on every language (`eval_<lang>_accuracy`, `..._macro_f1`).
 Parallel pairs that contain an evaluation text are dropped first, so alignment never sees a test sentence.
 `output_dir` gets `config.yaml` (reruns the experiment), `results.jsonl` (one line per cell: accuracy,
-macro-F1, the majority-class accuracy of each evaluation set for reference), `results.md` (the table) and one
-folder per cell with its model. A folder holding the same finished run is skipped, one holding a run with
+macro-F1, the majority-class accuracy of each evaluation set for reference), `results.md` (the table), one
+folder per cell with its model, and last `finished.json`. A folder holding the same finished run is skipped, one holding a run with
 other settings refused (`--overwrite` empties it first): `hf_xalign/experiment/output_dir.py`.
 """
 

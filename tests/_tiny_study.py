@@ -2,8 +2,8 @@
 
 The pos cells of one seed are real runs of conftest.py's 2-layer tagger, with the pieces the study
 runner runs (`run_cell`, `write_results`, `run_analysis`: `run_experiment` with one cell, analysis on,
-without its per-cell report); the other cells are copies of them with moved values, and `cell.json`
-(the completion marker) is written by hand per the study contract, so these tests do not depend on
+without its per-cell report); the other cells are copies of them with moved values, and `finished.json`
+(the cell's marker, kind `study_cell`) is written by hand per the study contract, so these tests do not depend on
 the study runner and stay within seconds.
 
 Languages: `en` (source), `xx` (conftest's word-by-word translation), `xy` and `xz` (code-mixed:
@@ -132,9 +132,10 @@ def aligned_folder(study_dir: str, tokenizer) -> str:
 
 
 def write_marker(folder: str, task: str, variant: str, seed: int) -> None:
-    """`cell.json` as the study runner writes it (written last)."""
+    """The cell's `finished.json` as the study runner writes it (written last)."""
     objective, pair, mode = variant.split("__") if variant != "base" else (None, None, None)
     marker = {
+        "kind": "study_cell",
         "cell_id": cell_id(task, variant, seed),
         "task": task,
         "encoder": ENCODER,
@@ -146,7 +147,7 @@ def write_marker(folder: str, task: str, variant: str, seed: int) -> None:
         "base_cell_id": cell_id(task, "base", seed),
         "seconds": 1.0,
     }
-    with open(os.path.join(folder, "cell.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(folder, "finished.json"), "w", encoding="utf-8") as f:
         json.dump(marker, f)
 
 
@@ -154,7 +155,7 @@ def run_study_cell(
     study_dir: str, model_dir: str, aligned_dir: str, parallel_tsv: str, task: str, variant: str, seed: int
 ) -> str:
     """Run one cell into `study_dir/cells/<cell_id>/` as the study runner does (one cell, analysis on), then
-    write its `cell.json`; return the folder.
+    write its marker; return the folder.
 
     `base`: fine-tunes `model_dir`; `joint`: the same with the contrastive loss at [`LAYER`] and the
     gradients measured; `sequential`: fine-tunes `aligned_dir` without alignment.

@@ -29,7 +29,7 @@ from transformers import (
 from hf_xalign import AlignmentTrainer
 from hf_xalign.data import load_parallel
 from hf_xalign.experiment import (
-    ALIGNED_MARKER,
+    FINISHED_NAME,
     OBJECTIVES,
     AlignArguments,
     align_encoder,
@@ -200,7 +200,7 @@ def test_a_folder_without_the_marker_is_trained(tmp_path, encoder_dir, parallel_
     script_args = AlignArguments(model_name_or_path=encoder_dir, parallel_data=[parallel_tsv], objective="contrastive")
     align_encoder(script_args, align_training_args(tmp_path, max_steps=1))
     assert read_marker(str(tmp_path))["steps"] == 1
-    assert sorted(os.listdir(tmp_path))[-1] != ALIGNED_MARKER + ".tmp"
+    assert FINISHED_NAME + ".tmp" not in os.listdir(tmp_path)
 
 
 def test_arguments_shared_with_task_cells_align_as_the_sequential_stage(tmp_path, encoder_dir, parallel_tsv):

@@ -8,21 +8,19 @@ a write that fails half way (no marker, so the run reads as unfinished).
 from __future__ import annotations
 
 import ast
+import json
 import os
 from pathlib import Path
 
 import pytest
 
 from hf_xalign import files
-from hf_xalign.experiment.output_dir import EXPERIMENT_FILES
-from hf_xalign.experiment.report import write_results
-from hf_xalign.results import CellResult
 
 PACKAGE = Path(files.__file__).parent
 RUN_FILE_NAMES = {
     value
     for name, value in vars(files).items()
-    if name.isupper() and isinstance(value, str) and not name.endswith("_FOLDER")
+    if name.isupper() and isinstance(value, str) and not name.endswith(("_FOLDER", "_KIND"))
 }
 
 
@@ -53,28 +51,30 @@ def test_no_module_but_files_spells_a_run_file_name():
     assert {module: names for module, names in spelled.items() if names} == {}
 
 
-def test_a_failed_write_of_the_experiment_results_leaves_no_finished_marker(tmp_path, monkeypatch):
-    results = [CellResult(name=name, task="pos", metric="accuracy", source_language="en") for name in ("a", "b")]
-    write_results(results, str(tmp_path))
-    assert files.is_finished(str(tmp_path), EXPERIMENT_FILES.finished_name)
+def test_a_marker_stopped_while_it_is_written_leaves_the_folder_unfinished(tmp_path, monkeypatch):
+    folder = str(tmp_path)
+    files.write_finished(folder, files.ALIGNMENT_KIND, {"steps": 1})
+    assert files.read_finished(folder, files.ALIGNMENT_KIND) == {"kind": "alignment", "steps": 1}
+    os.remove(os.path.join(folder, files.FINISHED_NAME))
 
-    folder = tmp_path / "killed"
-    calls = []
+    def dump_stopped_half_way(value, f, **kwargs):
+        f.write('{"kind": "align')
+        raise KeyboardInterrupt  # as a run stopped while it writes the marker
 
-    def to_dict_failing_on_the_second_cell(self):
-        calls.append(self.name)
-        if len(calls) == 2:
-            raise KeyboardInterrupt  # as a run stopped while it writes the marker
-        return {"name": self.name}
-
-    monkeypatch.setattr(CellResult, "to_dict", to_dict_failing_on_the_second_cell)
+    monkeypatch.setattr(files.json, "dump", dump_stopped_half_way)
     with pytest.raises(KeyboardInterrupt):
-        write_results(results, str(folder))
-    assert not files.is_finished(str(folder), files.RESULTS_JSONL)
+        files.write_finished(folder, files.ALIGNMENT_KIND, {"steps": 2})
+    assert not files.is_finished(folder, files.ALIGNMENT_KIND)
+    assert not os.path.exists(os.path.join(folder, files.FINISHED_NAME))
 
 
-def test_write_finished_replaces_a_marker_whole(tmp_path):
-    path = files.write_finished(str(tmp_path), files.CELL_MARKER, '{"seconds": 1}')
-    files.write_finished(str(tmp_path), files.CELL_MARKER, '{"seconds": 2}')
-    assert Path(path).read_text(encoding="utf-8") == '{"seconds": 2}'
-    assert os.listdir(tmp_path) == [files.CELL_MARKER]
+def test_write_finished_replaces_a_marker_whole_and_the_kind_decides(tmp_path):
+    folder = str(tmp_path)
+    files.write_finished(folder, files.EXPERIMENT_KIND, {"cells": ["a"]})
+    # A study's cell folder: the experiment finished, the study has not recorded the cell yet.
+    assert files.is_finished(folder, files.EXPERIMENT_KIND) and not files.is_finished(folder, files.STUDY_CELL_KIND)
+    path = files.write_finished(folder, files.STUDY_CELL_KIND, {"seconds": 2})
+    assert json.loads(Path(path).read_text(encoding="utf-8")) == {"kind": "study_cell", "seconds": 2}
+    assert files.is_finished(folder, files.STUDY_CELL_KIND) and not files.is_finished(folder, files.EXPERIMENT_KIND)
+    assert os.listdir(tmp_path) == [files.FINISHED_NAME]
+    assert files.read_finished(str(tmp_path / "missing"), files.STUDY_CELL_KIND) is None

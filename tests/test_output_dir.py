@@ -20,7 +20,7 @@ from conftest import synthetic_sentences, translate
 from test_study import TRAINING, save_encoder, write_conllu
 
 from hf_xalign.experiment import read_marker
-from hf_xalign.files import ALIGNED_MARKER, RESULTS_JSONL
+from hf_xalign.files import EXPERIMENT_KIND, FINISHED_NAME, RESULTS_JSONL, is_finished
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "recipes"))
@@ -96,7 +96,7 @@ def run_family(family: str, files, output_dir, *flags: str, monkeypatch) -> int:
 
 
 FAMILIES = ("pos", "align", "study")
-FINISHED = {"pos": RESULTS_JSONL, "align": ALIGNED_MARKER, "study": os.path.join("report", "report.md")}
+FINISHED = {"pos": FINISHED_NAME, "align": FINISHED_NAME, "study": os.path.join("report", "report.md")}
 
 
 def other_settings(family: str, files: dict[str, str], tmp_path) -> tuple[dict[str, str], list[str]]:
@@ -177,7 +177,7 @@ def test_overwrite_empties_the_folder_first(family, files, finished_runs, tmp_pa
 
 def test_an_unfinished_alignment_with_the_same_settings_goes_on(files, finished_runs, tmp_path, monkeypatch):
     folder = copy_run(finished_runs, "align", tmp_path)
-    os.remove(os.path.join(folder, ALIGNED_MARKER))  # as a run killed before its end leaves it
+    os.remove(os.path.join(folder, FINISHED_NAME))  # as a run killed before its end leaves it
     assert run_recipe_script("align", files["align"], "--output_dir", folder, monkeypatch=monkeypatch) == 0
     assert read_marker(folder)["steps"] == 2
 
@@ -214,11 +214,34 @@ def test_an_unfinished_experiment_with_the_same_settings_resumes_from_its_last_c
     flags = ["--output_dir", folder, "--compare", "false", "--logging_steps", "1"]
     flags += ["--save_strategy", "steps", "--save_steps", "1"]
     assert run_recipe_script("pos", files["pos"], *flags, monkeypatch=monkeypatch) == 0
-    # As a run interrupted after its first checkpoint leaves it: no results, no second checkpoint.
+    # As a run interrupted after its first checkpoint leaves it: no results, no marker, no second checkpoint.
     os.remove(os.path.join(folder, RESULTS_JSONL))
+    os.remove(os.path.join(folder, FINISHED_NAME))
     shutil.rmtree(os.path.join(folder, "aligned", "checkpoint-2"))
     capsys.readouterr()
     assert run_recipe_script("pos", files["pos"], *flags, monkeypatch=monkeypatch) == 0
     steps = [line.split("] step ")[1].split()[0] for line in capsys.readouterr().out.splitlines() if "] step " in line]
     assert steps == ["2/2"]  # step 1 came from checkpoint-1
-    assert os.path.isfile(os.path.join(folder, RESULTS_JSONL))
+    assert is_finished(folder, EXPERIMENT_KIND)
+
+
+def test_an_experiment_stopped_while_it_writes_its_cards_is_not_finished(files, tmp_path, monkeypatch, capsys):
+    """The marker comes after the results, the report and the cards: a run stopped while it writes a card (its
+    results.jsonl already there) is not skipped as finished, and the rerun writes the cards."""
+    import hf_xalign.experiment.runner as runner
+
+    folder = str(tmp_path / "run")
+    flags = ["--output_dir", folder, "--compare", "false"]
+    write_card = runner.build_model_card
+
+    def stopped_while_writing_the_card(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C during the last writes
+
+    monkeypatch.setattr(runner, "build_model_card", stopped_while_writing_the_card)
+    assert run_recipe_script("pos", files["pos"], *flags, monkeypatch=monkeypatch) == 130
+    assert os.path.isfile(os.path.join(folder, RESULTS_JSONL)) and not is_finished(folder, EXPERIMENT_KIND)
+    monkeypatch.setattr(runner, "build_model_card", write_card)
+    capsys.readouterr()
+    assert run_recipe_script("pos", files["pos"], *flags, monkeypatch=monkeypatch) == 0
+    assert "skipped" not in capsys.readouterr().out
+    assert is_finished(folder, EXPERIMENT_KIND) and os.path.isfile(os.path.join(folder, "aligned", "README.md"))

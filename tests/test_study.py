@@ -28,14 +28,13 @@ from hf_xalign.experiment.study.checks import study_errors
 from hf_xalign.experiment.study.report import build_study_report
 from hf_xalign.experiment.study.runner import run_study
 from hf_xalign.experiment.study.spec import (
-    CELL_MARKER,
     expand_grid,
     finished,
     read_study_config,
     select_cells,
     study_config_from_dict,
 )
-from hf_xalign.files import ERROR_NAME
+from hf_xalign.files import ERROR_NAME, FINISHED_NAME, STUDY_CELL_KIND, is_finished
 from hf_xalign.tiny import tiny_xlmr_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -157,7 +156,7 @@ def cell_scores(study_dir) -> dict[str, float]:
     scores = {}
     cells_dir = os.path.join(study_dir, "cells")
     for cell_id in sorted(os.listdir(cells_dir)):
-        if os.path.isfile(os.path.join(cells_dir, cell_id, CELL_MARKER)):
+        if is_finished(os.path.join(cells_dir, cell_id), STUDY_CELL_KIND):
             with open(os.path.join(cells_dir, cell_id, "results.jsonl"), encoding="utf-8") as f:
                 (line,) = f.read().splitlines()
             for language, values in json.loads(line)["scores"].items():
@@ -277,8 +276,10 @@ def test_a_killed_study_resumes_without_redoing_finished_cells(study_files, unin
     cells = expand_grid(config)
     done = [cell.cell_id for cell in cells if finished(str(study_dir), cell)]
     assert 0 < len(done) < len(cells)
-    finished_files = [cells_dir / cell_id for cell_id in done] + [cells_dir / cell_id / CELL_MARKER for cell_id in done]
-    finished_files.append(study_dir / "aligned" / "tiny__contrastive__en-xx" / "aligned.json")
+    finished_files = [cells_dir / cell_id for cell_id in done] + [
+        cells_dir / cell_id / FINISHED_NAME for cell_id in done
+    ]
+    finished_files.append(study_dir / "aligned" / "tiny__contrastive__en-xx" / FINISHED_NAME)
     stamps = [os.stat(path).st_mtime_ns for path in finished_files]
 
     outcome = run_study(config)
@@ -317,8 +318,8 @@ def test_a_failing_cell_is_reported_and_the_others_finish(study_files, classific
     assert status == 1
     assert "failed: pos__tiny__base__seed7" in capsys.readouterr().out
     cells_dir = tmp_path / "study" / "cells"
-    assert (cells_dir / "cls__tiny__base__seed7" / CELL_MARKER).is_file()
-    assert not (cells_dir / "pos__tiny__base__seed7" / CELL_MARKER).exists()
+    assert is_finished(str(cells_dir / "cls__tiny__base__seed7"), STUDY_CELL_KIND)
+    assert not (cells_dir / "pos__tiny__base__seed7" / FINISHED_NAME).exists()
     assert str(broken) in (cells_dir / "pos__tiny__base__seed7" / ERROR_NAME).read_text(encoding="utf-8")
 
 

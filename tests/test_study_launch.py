@@ -16,7 +16,7 @@ import sys
 from faulty_cell_main import FAULT
 from test_study import ROOT, study_files, write_study  # noqa: F401 (study_files: the shared fixture)
 
-from hf_xalign.files import CELL_MARKER, ERROR_NAME, RANK_ERROR_NAME
+from hf_xalign.files import ERROR_NAME, RANK_ERROR_NAME, STUDY_CELL_KIND, is_finished
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 FAILING, FOLLOWING = "pos__tiny__base__seed1", "pos__tiny__base__seed2"
@@ -68,11 +68,11 @@ def test_a_rank_that_raises_fails_its_cell_alone_and_a_rerun_redoes_that_cell(st
     error = (cells / FAILING / ERROR_NAME).read_text(encoding="utf-8")
     assert error.startswith(f"rank {RANK} of 2 failed first:\n")
     assert FAULT.format(rank=RANK, step=STEP) in error
-    assert not (cells / FAILING / CELL_MARKER).exists()
+    assert not is_finished(str(cells / FAILING), STUDY_CELL_KIND)
     raised = json.loads((cells / FAILING / RANK_ERROR_NAME.format(rank=RANK)).read_text(encoding="utf-8"))["time"]
     # error.txt is written as soon as the cell's launch has ended: its time bounds the other rank's wait
     assert os.stat(cells / FAILING / ERROR_NAME).st_mtime - raised < CELL_END_BOUND_SECONDS
-    assert (cells / FOLLOWING / CELL_MARKER).is_file()
+    assert is_finished(str(cells / FOLLOWING), STUDY_CELL_KIND)
     following_files = {path: os.stat(path).st_mtime_ns for path in (cells / FOLLOWING).rglob("*")}
 
     rerun = subprocess.run(
@@ -86,7 +86,7 @@ def test_a_rank_that_raises_fails_its_cell_alone_and_a_rerun_redoes_that_cell(st
 
     assert rerun.returncode == 0, rerun.stderr[-4000:]
     assert "cells run: 1, finished before: 1, failed: 0" in rerun.stdout
-    assert (cells / FAILING / CELL_MARKER).is_file() and not (cells / FAILING / ERROR_NAME).exists()
+    assert is_finished(str(cells / FAILING), STUDY_CELL_KIND) and not (cells / FAILING / ERROR_NAME).exists()
     assert {path: os.stat(path).st_mtime_ns for path in (cells / FOLLOWING).rglob("*")} == following_files
 
 

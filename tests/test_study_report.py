@@ -203,13 +203,15 @@ def test_missing_and_unfinished_cells_are_listed_and_left_out(study, tmp_path, c
     subset = copy_study(study, os.fspath(tmp_path / "subset"), all_cells("pos"))
     unfinished = cell_id("classification", "base", 1)
     shutil.copytree(os.path.join(study, "cells", unfinished), os.path.join(subset, "cells", unfinished))
-    os.remove(os.path.join(subset, "cells", unfinished, "cell.json"))  # killed before its marker
+    # The experiment finished, the study was killed before it recorded the cell: the experiment's marker only.
+    with open(os.path.join(subset, "cells", unfinished, "finished.json"), "w", encoding="utf-8") as f:
+        json.dump({"kind": "experiment", "cells": ["base"]}, f)
     assert main(["report", subset]) == 0
     path = capsys.readouterr().out.strip()
     with open(path, encoding="utf-8") as f:
         text = f.read()
     assert "6 of 12 cells finished; **6 missing**" in text
-    assert f"- `{unfinished}`: unfinished (a folder without cell.json: failed, killed or running)" in text
+    assert f"- `{unfinished}`: unfinished (a folder without its finished marker: failed, killed or running)" in text
     not_run = [cell for cell in all_cells("classification") if cell != unfinished]
     assert [line for line in text.splitlines() if line.endswith(": not run")] == [f"- `{c}`: not run" for c in not_run]
     assert table(text)[("tiny base", "pos en (source)")] != "missing"
@@ -234,7 +236,7 @@ def test_a_cell_finished_twice_with_different_scores_is_refused(study, tmp_path)
 def test_bad_folders_are_refused_naming_the_file(study, tmp_path, capsys):
     cell = cell_id("pos", "base", 1)
     broken = copy_study(study, os.fspath(tmp_path / "broken"), [cell])
-    marker = os.path.join(broken, "cells", cell, "cell.json")
+    marker = os.path.join(broken, "cells", cell, "finished.json")
     with open(marker, encoding="utf-8") as f:
         values = json.load(f)
     del values["base_cell_id"], values["seed"]

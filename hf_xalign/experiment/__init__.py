@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 _EXPORTS = {
-    ".files": ["ALIGNED_MARKER", "CELL_RESULT_NAME", "CONFIG_NAME", "RESULTS_JSONL", "RESULTS_MARKDOWN"],
+    ".files": ["CELL_RESULT_NAME", "CONFIG_NAME", "FINISHED_NAME", "RESULTS_JSONL", "RESULTS_MARKDOWN"],
     ".results": ["CellResult"],
     "align": ["AlignArguments", "align_encoder", "alignment_summary", "read_marker"],
     "cells": ["ALIGNED", "BASELINE", "compare_cells", "evaluate_languages", "run_cell"],
@@ -38,10 +38,10 @@ _EXPORTS = {
 
 __all__ = [
     "ALIGNED",
-    "ALIGNED_MARKER",
     "BASELINE",
     "CELL_RESULT_NAME",
     "CONFIG_NAME",
+    "FINISHED_NAME",
     "EXIT_INTERRUPTED",
     "EXIT_USER_ERROR",
     "OBJECTIVES",
@@ -81,7 +81,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from ..files import ALIGNED_MARKER, CELL_RESULT_NAME, CONFIG_NAME, RESULTS_JSONL, RESULTS_MARKDOWN
+    from ..files import CELL_RESULT_NAME, CONFIG_NAME, FINISHED_NAME, RESULTS_JSONL, RESULTS_MARKDOWN
     from ..hub import check_model_path
     from ..results import CellResult
     from .align import AlignArguments, align_encoder, alignment_summary, read_marker

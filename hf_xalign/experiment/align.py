@@ -5,13 +5,13 @@ that contain held-out text such as evaluation sentences), trains the bare encode
 with [`~hf_xalign.AlignmentTrainer`] and no task data, and saves in `output_dir`: the encoder in
 safetensors, its tokenizer, `alignment_config.json` (with the objective's name), the loss-owned
 heads (`alignment_losses.safetensors`: the MLM/TLM heads, never published unless asked), the
-model card, `config.yaml` (reruns it with `recipes/align.py`), and last the marker
-[`ALIGNED_MARKER`], which says what was aligned. A folder with the marker is complete: calling
+model card, `config.yaml` (reruns it with `recipes/align.py`), and last the finished marker
+(`finished.json`, kind `alignment`, [`read_marker`]), which says what was aligned. A folder with the marker is complete: calling
 again returns at once. The checkpoint loads as the encoder of any task model
 (`AutoModelForTokenClassification.from_pretrained(folder, num_labels=17)`, a fresh head).
 
 MLM and TLM start from the checkpoint's own LM head when it has one (XLM-R, mBERT), else from a fresh
-one (a bare sentence encoder); `aligned.json` says which (`lm_head`).
+one (a bare sentence encoder); the finished marker says which (`lm_head`).
 
 Objectives come from the training arguments (`alignment_loss`, weights, layer), or by name from
 [`OBJECTIVES`] (`objective: paper_mix` in [`AlignArguments`]; see `objectives.py`).
@@ -35,7 +35,7 @@ from ..args import AlignmentTrainingArguments
 from ..checkpoints import last_complete_checkpoint
 from ..data.conllu import read_treebank
 from ..data.parallel import drop_pairs_containing, hold_out_pairs, language_pair_counts, load_parallel
-from ..files import ALIGNED_MARKER, ALIGNMENT_CONFIG_NAME, MODEL_CARD_NAME, read_json, write_finished
+from ..files import ALIGNMENT_CONFIG_NAME, ALIGNMENT_KIND, FINISHED_NAME, MODEL_CARD_NAME, read_finished, write_finished
 from ..hub import push_aligned
 from ..layers import resolve_layer
 from ..losses import MaskedLMHead, pretrained_head_state
@@ -47,7 +47,6 @@ from .objectives import OBJECTIVES, objective_arguments, unknown_objective_error
 from .output_dir import RunFiles
 
 __all__ = [
-    "ALIGNED_MARKER",
     "ALIGNMENT_FILES",
     "OBJECTIVES",
     "AlignArguments",
@@ -130,8 +129,8 @@ def read_held_out_files(paths: Iterable[str]) -> list[str]:
 
 
 def read_marker(folder: str) -> dict[str, Any] | None:
-    """The contents of `folder`'s [`ALIGNED_MARKER`], or `None` when the folder is not a finished alignment."""
-    return read_json(folder, ALIGNED_MARKER)
+    """What `folder`'s finished marker records of its alignment, or `None` when the folder is not a finished one."""
+    return read_finished(folder, ALIGNMENT_KIND)
 
 
 def _retrieval(
@@ -194,8 +193,8 @@ def alignment_settings(script_args: AlignArguments, training_args: AlignmentTrai
     return resolved_config(script_args, _with_objective(script_args, training_args))
 
 
-# recipes/align.py: `aligned.json` is written last and holds what was aligned.
-ALIGNMENT_FILES = RunFiles(finished_name=ALIGNED_MARKER, results_name=ALIGNED_MARKER, settings=alignment_settings)
+# recipes/align.py: its finished marker is written last and holds what was aligned.
+ALIGNMENT_FILES = RunFiles(finished_kind=ALIGNMENT_KIND, results_name=FINISHED_NAME, settings=alignment_settings)
 
 
 def align_encoder(
@@ -214,8 +213,8 @@ def align_encoder(
             `script_args.held_out_files`.
 
     The gradient measurement and combining rules (`conflict_every`, `gradient_combination`) are off:
-    they compare with a task gradient, and there is none. A folder that already has
-    [`ALIGNED_MARKER`] is returned at once, untrained; one without it is trained again, from its last
+    they compare with a task gradient, and there is none. A folder that already holds a finished
+    alignment ([`read_marker`]) is returned at once, untrained; one without it is trained again, from its last
     complete checkpoint when it has one (`save_strategy: steps`). With `push_to_hub`
     the folder is pushed to `hub_model_id` (card included) before the marker is written. Every
     process of a distributed launch must call it; the main process writes the files.
@@ -297,7 +296,7 @@ def align_encoder(
         "retrieval_after": after,
         "pushed": pushed,
     }
-    write_finished(output_dir, ALIGNED_MARKER, json.dumps(marker, indent=2))
+    write_finished(output_dir, ALIGNMENT_KIND, marker)
     return output_dir
 
 

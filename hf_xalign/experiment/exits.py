@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from ..files import CONFIG_NAME
+from ..files import CONFIG_NAME, is_finished
 from .config import CommandLineError, ConfigError, parse_config
 from .output_dir import EXPERIMENT_FILES, OVERWRITE_FLAG, OutputDirError, RunFiles, prepare_output_dir
 
@@ -94,7 +94,7 @@ def run_recipe(
             among them, or where each is defined (`"package.module:ClassName"`, imported only to parse).
         argv (`Sequence[str]`, *optional*): the command line without the program; defaults to `sys.argv[1:]`.
         run_files ([`RunFiles`], *optional*): what marks the recipe's run finished, where its results are, and
-            its settings; defaults to an experiment's (`results.jsonl`).
+            its settings; defaults to an experiment's.
 
     A mistyped option (`--max_stepz 3`), an abbreviated one (`--max_step`) or a bad value (`--max_steps abc`,
     `--alignment_loss contrastiv`) prints `recipe.py: error: ...` with the closest known names and exits
@@ -128,7 +128,7 @@ def run_recipe(
             output_dir,
             run_files.settings(*arguments),
             settings_name=CONFIG_NAME,
-            finished=os.path.isfile(os.path.join(output_dir, run_files.finished_name)),
+            finished=is_finished(output_dir, run_files.finished_kind),
             results=os.path.join(output_dir, run_files.results_name),
             overwrite=overwrite,
             main_process=training_args.process_index == 0,

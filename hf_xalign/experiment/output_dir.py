@@ -1,7 +1,7 @@
 """One rule for the output folder of every recipe (pos, xnli, align, study), as `overwrite_output_dir` once was.
 
 A run writes its resolved settings first (`config.yaml`; a study's `study.yaml`) and, last, what marks it
-finished (`results.jsonl`, `aligned.json`; a study's report once no cell is left). Before a run starts,
+finished (`finished.json`, [`~hf_xalign.files.write_finished`]; a study's report once no cell is left). Before a run starts,
 [`prepare_output_dir`] looks at its folder:
 
 - missing or empty: the run starts;
@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from ..files import RESULTS_JSONL, RESULTS_MARKDOWN
+from ..files import EXPERIMENT_KIND, RESULTS_MARKDOWN
 from .config import resolved_config
 
 # Options that change no result of a run, so a rerun that changes only them is the same run: `output_dir` is the
@@ -50,18 +50,18 @@ class RunFiles:
     """What a recipe's run leaves in its folder, for the rule: its settings are `config.yaml` in every recipe.
 
     Args:
-        finished_name (`str`): the file written last; the run is finished when it is there.
+        finished_kind (`str`): the kind of run its finished marker names ([`~hf_xalign.files.write_finished`]).
         results_name (`str`): the file the line of a skipped run points to.
         settings (`Callable`): the settings the run writes into `config.yaml`, from the parsed arguments.
     """
 
-    finished_name: str
+    finished_kind: str
     results_name: str
     settings: Callable[..., Mapping[str, Any]] = resolved_config
 
 
-# pos.py and xnli.py: `results.jsonl` is written once every cell is trained and scored.
-EXPERIMENT_FILES = RunFiles(finished_name=RESULTS_JSONL, results_name=RESULTS_MARKDOWN)
+# pos.py and xnli.py: finished once every cell is trained, scored, reported and carded.
+EXPERIMENT_FILES = RunFiles(finished_kind=EXPERIMENT_KIND, results_name=RESULTS_MARKDOWN)
 
 
 def _comparable(settings: Mapping[str, Any]) -> dict[str, Any]:

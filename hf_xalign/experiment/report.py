@@ -7,22 +7,21 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..files import RESULTS_JSONL, RESULTS_MARKDOWN, write_finished
+from ..files import RESULTS_JSONL, RESULTS_MARKDOWN
 from ..formatting import gradient_summary_lines, number, with_interval
 from ..results import CellResult
 
 
 def write_results(results: Sequence[CellResult], output_dir: str, reference: str | None = None) -> None:
-    """Write `results.md` (Δ of every cell against the `reference` cell) and then `results.jsonl`, the experiment's
-    finished marker, into `output_dir`."""
+    """Write `results.md` (Δ of every cell against the `reference` cell) and `results.jsonl` into `output_dir`."""
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, RESULTS_MARKDOWN), "w", encoding="utf-8") as f:
         f.write(results_markdown(results, reference))
         for result in results:
             if result.conflict_summary:
                 f.write("\n" + conflict_markdown(result.conflict_summary, result.name))
-    lines = [json.dumps(result.to_dict(), ensure_ascii=False) + "\n" for result in results]
-    write_finished(output_dir, RESULTS_JSONL, "".join(lines))
+    with open(os.path.join(output_dir, RESULTS_JSONL), "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(result.to_dict(), ensure_ascii=False) + "\n" for result in results)
 
 
 def read_results(path: str) -> list[CellResult]:

@@ -10,7 +10,7 @@ from typing import Any
 from ..analysis.analyze import analyze, write_table
 from ..analysis.report.build import build_report
 from ..args import AlignmentTrainingArguments
-from ..files import ANALYSIS_NAME, MODEL_CARD_NAME
+from ..files import ANALYSIS_NAME, EXPERIMENT_KIND, MODEL_CARD_NAME, write_finished
 from ..hub import load_aligned, push_aligned
 from ..model_card import build_model_card, write_results_file
 from ..results import CellResult
@@ -26,7 +26,8 @@ def run_experiment(
     cells: Sequence[tuple[str, Mapping[str, Any]]] | None = None,
     reference: str | None = BASELINE,
 ) -> list[CellResult]:
-    """Run every `(name, overrides)` cell on `task`; write `config.yaml`, `results.jsonl`, `results.md`.
+    """Run every `(name, overrides)` cell on `task`; write `config.yaml`, `results.jsonl`, `results.md`, and last
+    the finished marker (`finished.json`, [`~hf_xalign.files.write_finished`]).
 
     With `analysis` in the recipe's arguments, alignment is then measured per layer on the held-out
     pairs (the base model and every cell's: `analysis.csv`) and the report is written
@@ -63,6 +64,7 @@ def run_experiment(
             print(f"report: {report}")
         print(time_split(setup_seconds, results, analysis_seconds))
         publish(results, reference, task.training_args)
+        write_finished(output_dir, EXPERIMENT_KIND, {"cells": [result.name for result in results]})
     return results
 
 

@@ -44,7 +44,7 @@ class CellExecutor(Protocol):
     def run_cell(self, config: StudyConfig, cell: StudyCell) -> None:
         """Run `cell` of `config` into its folder (the runner removed what an earlier run left there).
 
-        Returns once the cell has written its `cell.json`; raises [`CellFailed`] otherwise.
+        Returns once the cell has written its finished marker; raises [`CellFailed`] otherwise.
         """
 
 
@@ -98,7 +98,7 @@ class TorchrunExecutor:
         if first is not None:
             raise CellFailed(f"rank {first['rank']} of {first['world_size']} failed first:\n{first['error']}")
         raise CellFailed(
-            f"{' '.join(command)} exited with status {status} without cell.json, and no rank recorded an error "
+            f"{' '.join(command)} exited with status {status} without finishing the cell, and no rank recorded an error "
             "(killed, or a crash below Python): see the cell's output above"
         )
 

@@ -1,7 +1,7 @@
 """What the study report reads: the finished cells of one or more study folders, and the grid they belong to.
 
 A study folder ([`hf_xalign.experiment.study.spec`]) holds `study.yaml` and one run folder per cell,
-`cells/<cell_id>/`, finished once its `cell.json` is there. Several folders merge (a study spread over
+`cells/<cell_id>/`, finished once its finished marker (kind `study_cell`) is there. Several folders merge (a study spread over
 machines with `--cells`): they must hold the same grid, and a cell finished in two of them must have
 the same scores in both. Everything is read and checked before the report writes anything.
 """
@@ -23,7 +23,7 @@ from ...analysis.report.inputs import (
     read_run,
     saved_alignment_layer,
 )
-from ...files import ALIGNED_FOLDER, CELL_MARKER, CELLS_FOLDER, STUDY_CONFIG_NAME
+from ...files import ALIGNED_FOLDER, CELLS_FOLDER, FINISHED_NAME, STUDY_CELL_KIND, STUDY_CONFIG_NAME
 from ...results import CellResult
 from .spec import StudyCell, expand_grid, read_study_config
 
@@ -33,11 +33,11 @@ _MARKER_KEYS = [f.name for f in dataclasses.fields(StudyCell)]
 
 @dataclass
 class FinishedCell:
-    """A finished cell: its `cell.json`, its run folder as the run report reads it, its alignment layer.
+    """A finished cell: its marker, its run folder as the run report reads it, its alignment layer.
 
     Args:
-        study_cell ([`~hf_xalign.experiment.study.spec.StudyCell`]): the grid coordinates from `cell.json`.
-        seconds (`float`): the cell's wall-clock time, from `cell.json`.
+        study_cell ([`~hf_xalign.experiment.study.spec.StudyCell`]): the grid coordinates from its marker.
+        seconds (`float`): the cell's wall-clock time, from its marker.
         run ([`~hf_xalign.analysis.report.inputs.RunInputs`]): the cell's run folder (one cell result).
         layer (`int`, *optional*): the layer the variant aligned ([`hf_xalign.layers`] numbering); `None` for
             the base variant, or when no `alignment_config.json` says it.
@@ -82,7 +82,7 @@ class StudyInputs:
     Args:
         grid (`list[StudyCell]`): every cell `study.yaml` names, in running order.
         cells (`dict[str, FinishedCell]`): cell id -> the finished cell, in grid order.
-        unfinished (`list[str]`): cells of the grid with a folder but no `cell.json` (failed, killed, running).
+        unfinished (`list[str]`): cells of the grid with a folder but no finished marker (failed, killed, running).
         not_started (`list[str]`): cells of the grid without a folder in any study folder.
         outside_grid (`list[str]`): finished cells that `study.yaml` does not name (left out of the report).
     """
@@ -109,7 +109,7 @@ def read_study(study_dirs: Sequence[str]) -> StudyInputs:
 
     Raises:
         [`~hf_xalign.analysis.report.inputs.RunFolderError`]: a folder without `study.yaml`, folders whose
-            grids differ, a malformed `cell.json`, or one cell finished twice with different scores.
+            grids differ, a malformed cell marker, or one cell finished twice with different scores.
     """
     if not study_dirs:
         raise ValueError("the study report needs at least one study folder")
@@ -125,13 +125,13 @@ def read_study(study_dirs: Sequence[str]) -> StudyInputs:
             if not os.path.isdir(folder):
                 continue
             started.add(name)
-            if not os.path.isfile(os.path.join(folder, CELL_MARKER)):
-                continue
             cell = _read_cell(study_dir, folder)
+            if cell is None:
+                continue
             if cell.study_cell.cell_id not in grid_ids:
                 outside.add(cell.study_cell.cell_id)
             elif cell.study_cell != grid_ids[cell.study_cell.cell_id]:
-                raise RunFolderError(f"{folder}/{CELL_MARKER} does not match the cell study.yaml names {name!r}")
+                raise RunFolderError(f"{folder}/{FINISHED_NAME} does not match the cell study.yaml names {name!r}")
             else:
                 _merge(found, cell, folder)
     return StudyInputs(
@@ -163,13 +163,19 @@ def _common_grid(study_dirs: Sequence[str]) -> list[StudyCell]:
     return first
 
 
-def _read_cell(study_dir: str, folder: str) -> FinishedCell:
-    path = os.path.join(folder, CELL_MARKER)
+def _read_cell(study_dir: str, folder: str) -> FinishedCell | None:
+    """The finished cell in `folder`; `None` without a cell marker (none, or the experiment's own: the cell ran
+    but the study had not recorded it)."""
+    path = os.path.join(folder, FINISHED_NAME)
+    if not os.path.isfile(path):
+        return None
     try:
         with open(path, encoding="utf-8") as f:
             marker = json.load(f)
     except json.JSONDecodeError as error:
         raise RunFolderError(f"{path}:{error.lineno}: invalid JSON ({error.msg})") from None
+    if isinstance(marker, dict) and marker.get("kind") != STUDY_CELL_KIND:
+        return None
     absent = [key for key in _MARKER_KEYS if not isinstance(marker, dict) or key not in marker]
     if absent:
         raise RunFolderError(f"{path}: missing {', '.join(absent)} (expected the study runner's cell marker)")

@@ -47,7 +47,7 @@ def build_study_report(study_dirs: Sequence[str], output_dir: str | None = None)
 
     Raises:
         [`~hf_xalign.analysis.report.inputs.RunFolderError`]: a folder that is not a study folder, folders of
-            different studies, a malformed `cell.json`, or a cell finished twice with different scores.
+            different studies, a malformed cell marker, or a cell finished twice with different scores.
     """
     inputs = read_study([os.fspath(folder) for folder in study_dirs])
     output_dir = os.fspath(output_dir if output_dir is not None else study_dirs[0])

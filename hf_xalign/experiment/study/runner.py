@@ -1,7 +1,7 @@
 """Run a study's cells: resumable, a subset at a time, a failed cell reported without stopping the rest.
 
 Each cell is an ordinary experiment run ([`run_experiment`] with one cell) in its own folder,
-`cells/<cell_id>/`, and gets `cell.json` last. A rerun skips the cells that have it, wipes and redoes
+`cells/<cell_id>/`, and gets its finished marker (kind `study_cell`) last. A rerun skips the cells that have it, wipes and redoes
 the others (a killed run leaves a folder without it). A sequential cell fine-tunes an encoder
 aligned once per (encoder, objective, pair) into `aligned/` ([`align_encoder`], resumable the same
 way) and shared by every task and seed. At the end, the combined report of every finished cell
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import shutil
 import time
@@ -26,10 +25,10 @@ from transformers import AutoConfig
 from ...args import AlignmentTrainingArguments
 from ...files import (
     ALIGNED_FOLDER,
-    CELL_MARKER,
     ERROR_NAME,
     REPORT_FOLDER,
     REPORT_MARKDOWN,
+    STUDY_CELL_KIND,
     STUDY_CONFIG_NAME,
     write_finished,
 )
@@ -129,7 +128,7 @@ def alignment_lock(folder: str) -> Iterator[None]:
 
 
 def run_study_cell(config: StudyConfig, cell: StudyCell) -> None:
-    """Run one cell into its folder (removed by [`run_study`] before) and write `cell.json` last.
+    """Run one cell into its folder (removed by [`run_study`] before) and write its finished marker last.
 
     Every process of a cell's launch calls it; the main process writes the files (the others write
     nothing there, as in any recipe run).
@@ -146,8 +145,7 @@ def run_study_cell(config: StudyConfig, cell: StudyCell) -> None:
     run_experiment(task, cells=[(cell.variant, {})], reference=None)
     if not main_process():
         return
-    marker = {**cell.marker(), "seconds": time.perf_counter() - started}
-    write_finished(folder, CELL_MARKER, json.dumps(marker, indent=2))
+    write_finished(folder, STUDY_CELL_KIND, {**cell.marker(), "seconds": time.perf_counter() - started})
 
 
 def prepare_study_dir(config: StudyConfig, overwrite: bool = False) -> bool:

@@ -101,7 +101,7 @@ def missing_section(inputs: StudyInputs) -> list[str]:
             "",
         ]
         lines += [
-            f"- `{cell}`: unfinished (a folder without cell.json: failed, killed or running)"
+            f"- `{cell}`: unfinished (a folder without its finished marker: failed, killed or running)"
             for cell in inputs.unfinished
         ]
         lines += [f"- `{cell}`: not run" for cell in inputs.not_started]

@@ -10,7 +10,7 @@ function: the runner and the report agree through it). The folder layout:
 STUDY_DIR/
   study.yaml                                   # the config as read: rerunning it resumes the study
   aligned/<encoder>__<objective>__<pair>/      # aligned encoders, shared by the tasks (sequential)
-  cells/<cell_id>/ ... cell.json               # one run folder per cell; cell.json is written last
+  cells/<cell_id>/ ... finished.json          # one run folder per cell; its study_cell marker is written last
   report/                                      # the combined report
 ```
 """
@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from ...files import CELL_MARKER, CELLS_FOLDER, is_finished
+from ...files import CELLS_FOLDER, STUDY_CELL_KIND, is_finished
 from ..config import ConfigError, read_config_file, unknown_option_errors
 
 BASE_VARIANT = "base"
@@ -106,7 +106,7 @@ class StudyCell:
         return f"{self.encoder}__{self.objective}__{self.pair}" if self.mode == "sequential" else None
 
     def marker(self) -> dict[str, Any]:
-        """The content of `cell.json` (without `seconds`, which the runner adds)."""
+        """What the cell's finished marker records of it (the runner adds its `seconds`)."""
         return dataclasses.asdict(self)
 
 
@@ -249,5 +249,5 @@ def cell_folder(study_dir: str, cell: StudyCell) -> str:
 
 
 def finished(study_dir: str, cell: StudyCell) -> bool:
-    """Whether the cell's folder holds its completion marker."""
-    return is_finished(cell_folder(study_dir, cell), CELL_MARKER)
+    """Whether the cell's folder holds its finished marker (of kind `study_cell`)."""
+    return is_finished(cell_folder(study_dir, cell), STUDY_CELL_KIND)
