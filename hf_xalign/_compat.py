@@ -8,8 +8,8 @@ naming the name and the installed version instead of somewhere inside training, 
 `tests/test_compat.py` fails on it before a user does.
 
 accelerate's private names are no longer used: what the package needs of it is public (`send_to_device`, the
-`Accelerator.sync_gradients` setter, `Accelerator.scaler`), read in accelerate 1.1.0 (the lowest declared),
-1.15.0 and 1.16.0.
+`Accelerator.sync_gradients` setter, `Accelerator.scaler`), read in accelerate 1.1.0, 1.15.0 and 1.16.0 (1.3.0 is
+the lowest declared: setup.cfg says why).
 
 Importing this module imports nothing heavy: each name is looked up when it is first asked for.
 """
@@ -24,7 +24,7 @@ import platform
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-TRANSFORMERS_CHECKED = "transformers 5.3.0 (the lowest declared) and 5.25.0"
+TRANSFORMERS_CHECKED = "transformers 5.16.0 (the lowest declared, make test-min) and 5.25.0 (the lock)"
 TORCH_CHECKED = "torch 2.13.0 (2.6, the lowest declared, not read here)"
 PYTHON_CHECKED = "Python 3.11"
 
@@ -67,7 +67,7 @@ class PrivateName:
 
 
 PRIVATE_NAMES: tuple[PrivateName, ...] = (
-    # transformers (5.3.0 and 5.25.0): the same meaning in both.
+    # transformers (read in 5.3.0 and 5.25.0; the suite runs on 5.16.0 and 5.25.0): the same meaning in each.
     PrivateName(
         "transformers",
         "transformers.trainer",

@@ -25,7 +25,7 @@ _EXPORTS = {
     "exits": ["EXIT_INTERRUPTED", "EXIT_USER_ERROR", "run_recipe"],
     ".hub": ["check_model_path"],
     "objectives": ["OBJECTIVES", "objective_arguments", "resolve_objective"],
-    "output_dir": ["OutputDirError", "RunFiles", "prepare_output_dir"],
+    "output_dir": ["OutputDirError", "RecipeOutput", "prepare_output_dir"],
     "report": [
         "conflict_markdown",
         "read_results",
@@ -52,7 +52,7 @@ __all__ = [
     "ConfigError",
     "ConsoleLogCallback",
     "OutputDirError",
-    "RunFiles",
+    "RecipeOutput",
     "ZeroShotArguments",
     "ZeroShotTask",
     "align_encoder",
@@ -97,7 +97,7 @@ if TYPE_CHECKING:
     from .console import ConsoleLogCallback, use_console_log
     from .exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, run_recipe
     from .objectives import OBJECTIVES, objective_arguments, resolve_objective
-    from .output_dir import OutputDirError, RunFiles, prepare_output_dir
+    from .output_dir import OutputDirError, RecipeOutput, prepare_output_dir
     from .report import conflict_markdown, read_results, results_markdown, write_results
     from .runner import run_experiment
     from .task import ZeroShotArguments, ZeroShotTask, predicted_ids

@@ -44,7 +44,7 @@ from ..trainer import AlignmentTrainer, alignment_only_arguments
 from .config import ConfigError, resolved_config, save_config
 from .console import quiet_console, use_console_log
 from .objectives import OBJECTIVES, objective_arguments, unknown_objective_error
-from .output_dir import RunFiles
+from .output_dir import RecipeOutput
 
 __all__ = [
     "ALIGNMENT_FILES",
@@ -194,7 +194,7 @@ def alignment_settings(script_args: AlignArguments, training_args: AlignmentTrai
 
 
 # recipes/align.py: its finished marker is written last and holds what was aligned.
-ALIGNMENT_FILES = RunFiles(finished_kind=ALIGNMENT_KIND, results_name=FINISHED_NAME, settings=alignment_settings)
+ALIGNMENT_FILES = RecipeOutput(finished_kind=ALIGNMENT_KIND, results_name=FINISHED_NAME, settings=alignment_settings)
 
 
 def align_encoder(

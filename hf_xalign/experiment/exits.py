@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 from ..files import CONFIG_NAME, is_finished
 from .config import CommandLineError, ConfigError, parse_config
-from .output_dir import EXPERIMENT_FILES, OVERWRITE_FLAG, OutputDirError, RunFiles, prepare_output_dir
+from .output_dir import EXPERIMENT_FILES, OVERWRITE_FLAG, OutputDirError, RecipeOutput, prepare_output_dir
 
 EXIT_USER_ERROR, EXIT_INTERRUPTED = 2, 130  # and 1: a bug, with its traceback (Python's own)
 
@@ -84,7 +84,7 @@ def run_recipe(
     main: Callable[..., Any],
     dataclass_types: Sequence[type | str],
     argv: Sequence[str] | None = None,
-    run_files: RunFiles = EXPERIMENT_FILES,
+    run_files: RecipeOutput = EXPERIMENT_FILES,
 ) -> Any:
     """Parse the recipe's config and run `main(*arguments)` under the output-folder rule; end as this module says.
 
@@ -93,7 +93,7 @@ def run_recipe(
         dataclass_types (`Sequence[type | str]`): the recipe's argument dataclasses, `AlignmentTrainingArguments`
             among them, or where each is defined (`"package.module:ClassName"`, imported only to parse).
         argv (`Sequence[str]`, *optional*): the command line without the program; defaults to `sys.argv[1:]`.
-        run_files ([`RunFiles`], *optional*): what marks the recipe's run finished, where its results are, and
+        run_files ([`RecipeOutput`], *optional*): what marks the recipe's run finished, where its results are, and
             its settings; defaults to an experiment's.
 
     A mistyped option (`--max_stepz 3`), an abbreviated one (`--max_step`) or a bad value (`--max_steps abc`,

@@ -46,7 +46,7 @@ class OutputDirError(ValueError):
 
 
 @dataclass(frozen=True)
-class RunFiles:
+class RecipeOutput:
     """What a recipe's run leaves in its folder, for the rule: its settings are `config.yaml` in every recipe.
 
     Args:
@@ -61,7 +61,7 @@ class RunFiles:
 
 
 # pos.py and xnli.py: finished once every cell is trained, scored, reported and carded.
-EXPERIMENT_FILES = RunFiles(finished_kind=EXPERIMENT_KIND, results_name=RESULTS_MARKDOWN)
+EXPERIMENT_FILES = RecipeOutput(finished_kind=EXPERIMENT_KIND, results_name=RESULTS_MARKDOWN)
 
 
 def _comparable(settings: Mapping[str, Any]) -> dict[str, Any]:
