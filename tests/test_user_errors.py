@@ -7,6 +7,7 @@ status, stderr, and the files on disk.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -216,3 +217,28 @@ def test_a_malformed_config_file_is_one_line_naming_it(content, expected, comman
     script, *flags = command
     result = run(script, str(config), *flags, cwd=tmp_path)
     assert_one_line(result, 2, f"{config}{expected}")
+
+
+def test_a_one_sentence_test_set_is_scored_without_an_interval(files, tmp_path):  # noqa: F811
+    """A bootstrap resamples examples: one sentence has no interval to give. The run finishes with the score and
+    leaves the interval out, instead of failing after training."""
+    with open(files["pos"], encoding="utf-8") as f:
+        config = yaml.safe_load(f)
+    source = config["eval_treebanks"][1].partition("=")[2]
+    with open(source, encoding="utf-8") as f:
+        first_sentence = f.read().split("\n\n")[0] + "\n\n"
+    one = tmp_path / "one.conllu"
+    one.write_text(first_sentence, encoding="utf-8")
+    evals = [config["eval_treebanks"][0], f"xx={one}"]
+    output = tmp_path / "out"
+    result = run(
+        POS, files["pos"], "--eval_treebanks", *evals, "--output_dir", str(output), "--compare", "true", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    cells = {cell["name"]: cell for cell in map(json.loads, (output / "results.jsonl").read_text().splitlines())}
+    for cell in cells.values():
+        assert cell["scores"]["xx"]["tokens"] == len(
+            [line for line in first_sentence.splitlines() if line[:1].isdigit()]
+        )
+        assert set(cell["intervals"]) == {"en"}
+    assert set(cells["aligned"]["delta_intervals"]) == {"en"}

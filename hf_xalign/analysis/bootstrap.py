@@ -36,6 +36,8 @@ except ModuleNotFoundError as error:
 _MAX_VALUES_PER_BATCH = 2**22
 # scipy 1.15 renamed `bootstrap(random_state=...)` to `rng=...`; setup.cfg allows scipy>=1.10.
 _RNG_KEYWORD = "rng" if Version(scipy.__version__) >= Version("1.15") else "random_state"
+# A bootstrap resamples examples: with one, every resample is that example and there is no spread to measure.
+MIN_BOOTSTRAP_EXAMPLES = 2
 
 
 def example_outcomes(
@@ -167,6 +169,12 @@ def excludes_zero(interval: tuple[float, float]) -> bool:
     return low > 0.0 or high < 0.0
 
 
+def labelled_examples(total: np.ndarray) -> int:
+    """The examples with at least one counted prediction: what a bootstrap resamples (it needs
+    [`MIN_BOOTSTRAP_EXAMPLES`] of them)."""
+    return int((np.asarray(total) > 0).sum())
+
+
 def _outcomes(correct: np.ndarray, total: np.ndarray, suffix: str) -> tuple[np.ndarray, np.ndarray]:
     """`correct` and `total` as 1-D int64 arrays of one length, checked to be counts with `correct <= total`."""
     # signed, so that the paired differences `correct_a - correct_b` of unsigned or bool inputs do not wrap
@@ -206,8 +214,10 @@ def _ratio_interval(
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be at least 1, got {n_resamples}.")
     n_examples = len(total)
-    if n_examples < 2:
-        raise ValueError(f"A bootstrap needs at least 2 examples with labelled tokens, got {n_examples}.")
+    if n_examples < MIN_BOOTSTRAP_EXAMPLES:
+        raise ValueError(
+            f"A bootstrap needs at least {MIN_BOOTSTRAP_EXAMPLES} examples with labelled tokens, got {n_examples}."
+        )
     result = stats.bootstrap(
         (numerator, total),
         _accuracy,

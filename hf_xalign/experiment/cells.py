@@ -22,7 +22,7 @@ import torch
 import transformers
 from transformers import set_seed
 
-from ..analysis.bootstrap import delta_interval, score_interval
+from ..analysis.bootstrap import MIN_BOOTSTRAP_EXAMPLES, delta_interval, labelled_examples, score_interval
 from ..analysis.report.inputs import read_outcomes
 from ..checkpoints import last_complete_checkpoint
 from ..data.hub import HUB_COMMITS, resolved_revisions
@@ -33,6 +33,8 @@ from ..version import __version__
 from .config import resolved_config
 from .console import use_console_log
 from .task import ZeroShotTask, predicted_ids
+
+logger = transformers.utils.logging.get_logger(__name__)
 
 ALIGNED, BASELINE = "aligned", "baseline"
 # `Trainer.evaluate` adds these to the metric module's scores: the loss (it stays in `log_history`) and speed.
@@ -107,7 +109,7 @@ def run_cell(task: ZeroShotTask, name: str, overrides: Mapping[str, Any] | None 
         metric=task.metric,
         source_language=task.source_language,
         scores=scores,
-        intervals={language: list(score_interval(**outcome)) for language, outcome in outcomes.items()},
+        intervals=score_intervals(outcomes),
         config=resolved_config(task.script_args, args),
         conflict_summary=trainer.conflict_callback.summary if trainer.conflict_callback else None,
         model_path=args.output_dir,
@@ -123,6 +125,22 @@ def run_cell(task: ZeroShotTask, name: str, overrides: Mapping[str, Any] | None 
             json.dump(outcomes, f)
         result.save(args.output_dir)
     return result
+
+
+def score_intervals(outcomes: Mapping[str, Mapping[str, Any]]) -> dict[str, list[float]]:
+    """The 95% bootstrap interval of each language's score; none for a language with fewer test examples than a
+    bootstrap needs (its score stands alone in the tables, and the console says why)."""
+    intervals = {}
+    for language, outcome in outcomes.items():
+        examples = labelled_examples(outcome["total"])
+        if examples < MIN_BOOTSTRAP_EXAMPLES:
+            logger.warning(
+                f"{language}: {examples} test example(s) with labels: its score has no 95% interval "
+                f"(a bootstrap resamples examples and needs {MIN_BOOTSTRAP_EXAMPLES})"
+            )
+            continue
+        intervals[language] = list(score_interval(**outcome))
+    return intervals
 
 
 def add_delta_intervals(results: list[CellResult], reference: str | None) -> None:
@@ -150,7 +168,7 @@ def add_delta_intervals(results: list[CellResult], reference: str | None) -> Non
                 )
             )
             for language in own
-            if language in reference_outcomes
+            if language in reference_outcomes and language in result.intervals
         }
         result.save(result.model_path)
 
