@@ -28,7 +28,7 @@ OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 E5_DIR := .cache/e5-small-demo
 E5_TEXTS := recipes/data/django/parallel/*.tsv recipes/data/pos/*/*.conllu
 
-.PHONY: install lock demo test test-core test-min test-latest lint bench gpu-wheels clean
+.PHONY: install lock demo test test-core test-min test-latest lint bench gpu-wheels gpu-carry clean
 
 # Exactly the lock (hashes checked, nothing resolved), then the project itself built with the lock's setuptools.
 # Rebuilt from nothing when the lock or the project's metadata change.
@@ -156,6 +156,18 @@ gpu-wheels:
 		echo "warning: over the device's carry limit; the largest:"; ls -S -s -h $(GPU_WHEELS)/*.whl | head -8; \
 		echo "add the names the GPU machine has already to GPU_WHEELS_SKIP (docs/benchmarks.md)"; \
 	fi >&2
+
+# The demo's model (92.7 MiB) is over the carry limit: cut into GPU_CARRY_PART pieces, it travels over back-to-back
+# calls to a warm machine (which keeps what earlier calls carried), and gpu_check.py joins the pieces there.
+GPU_CARRY      ?= .cache/gpu-carry
+GPU_CARRY_PART ?= 25M
+gpu-carry: $(E5_DIR)/build_info.json
+	rm -rf $(GPU_CARRY)
+	mkdir -p $(GPU_CARRY)/e5-small-demo $(GPU_CARRY)/e5-small-demo.pieces
+	cp $(filter-out %/model.safetensors,$(wildcard $(E5_DIR)/*)) $(GPU_CARRY)/e5-small-demo/
+	sha256sum $(E5_DIR)/model.safetensors | cut -d' ' -f1 > $(GPU_CARRY)/e5-small-demo/model.safetensors.sha256
+	split -b $(GPU_CARRY_PART) $(E5_DIR)/model.safetensors $(GPU_CARRY)/e5-small-demo.pieces/model.safetensors.part-
+	@ls -s -h $(GPU_CARRY)/*
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(MIN) $(LATEST) $(CORE) build *.egg-info .cache

@@ -36,6 +36,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 E5_DIR = REPO / ".cache" / "e5-small-demo"
 WHEELS = REPO / ".cache" / "gpu-wheels"
+# `make gpu-carry`: the demo model's small files, and its weights cut into pieces that fit the carry limit
+CARRIED_E5 = REPO / ".cache" / "gpu-carry" / "e5-small-demo"
+CARRIED_E5_PIECES = REPO / ".cache" / "gpu-carry" / "e5-small-demo.pieces"
 DRY_RUN_SENTENCES = 50  # per evaluation treebank in the dry run's demo
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
 
@@ -153,6 +156,41 @@ def demo_excerpts(folder: Path, sentences: int) -> list[str]:
     return pairs
 
 
+def failing_command(message: str) -> list[str]:
+    """A command that prints `message` and exits 1: a step that cannot run fails in its row, like any other."""
+    return [sys.executable, "-c", f"raise SystemExit({message!r})"]
+
+
+def join_carried_model(carried: Path, pieces: Path, target: Path) -> str:
+    """Join the pieces of `model.safetensors` in `pieces` that `make gpu-carry` cut, with the files in `carried`,
+    into `target`.
+
+    Returns what was done, or raises ValueError when the joined file's SHA-256 is not the one recorded.
+    """
+    import hashlib
+    import shutil
+
+    parts = sorted(pieces.glob("model.safetensors.part-*"))
+    joined = target.with_name(target.name + ".joining")
+    shutil.rmtree(joined, ignore_errors=True)
+    joined.mkdir(parents=True)
+    digest = hashlib.sha256()
+    with (joined / "model.safetensors").open("wb") as model:
+        for part in parts:
+            data = part.read_bytes()
+            digest.update(data)
+            model.write(data)
+    expected = (carried / "model.safetensors.sha256").read_text().strip()
+    if digest.hexdigest() != expected:
+        shutil.rmtree(joined)
+        raise ValueError(f"{len(parts)} pieces in {pieces} join to another file than make gpu-carry cut: carry all")
+    for path in carried.iterdir():
+        if path.name != "model.safetensors.sha256":
+            shutil.copy(path, joined / path.name)
+    joined.rename(target)
+    return f"{target} joined from {len(parts)} pieces"
+
+
 def install_commands(options: argparse.Namespace) -> list[list[str]]:
     """The wheels (if any are named), the project, and the check of what is imported."""
     pip = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-index", "--no-deps"]
@@ -162,8 +200,7 @@ def install_commands(options: argparse.Namespace) -> list[list[str]]:
     if options.wheels is not None:
         wheels = sorted(options.wheels.glob("*.whl")) if options.wheels.is_dir() else []
         if not wheels:  # pip would install nothing and say so in words only
-            missing = f"no wheels in {options.wheels}: run `make gpu-wheels` and carry {options.wheels.name}"
-            commands.append([sys.executable, "-c", f"raise SystemExit({missing!r})"])
+            commands.append(failing_command(f"no wheels in {options.wheels}: run `make gpu-wheels` and carry it"))
         commands.append([*pip, "--find-links", str(options.wheels), *map(str, wheels)])
     commands.append([*pip, "--no-build-isolation", "-e", str(REPO)])
     need_cuda = "" if options.dry_run else "assert torch.cuda.is_available(), 'torch sees no CUDA device'; "
@@ -186,6 +223,14 @@ def plan(options: argparse.Namespace, scratch: Path) -> list[Step]:
         device = ["--device", "cuda", "--shape", "base", "--rounds", "10", "--steps", "3", "--budget", "60"]
     device += ["--dtype", "bf16"]
     demo = [python, "recipes/pos.py", "recipes/configs/pos_demo.yaml", "--output_dir", str(scratch / "pos_demo")]
+    if not dry and not E5_DIR.is_dir():
+        if not CARRIED_E5.is_dir():
+            demo = failing_command(f"no {E5_DIR.relative_to(REPO)} and no pieces of it: make gpu-carry, carry them")
+        else:
+            try:
+                print(join_carried_model(CARRIED_E5, CARRIED_E5_PIECES, E5_DIR), file=sys.stderr)
+            except ValueError as error:
+                demo = failing_command(str(error))
     if dry:
         encoder = E5_DIR if E5_DIR.is_dir() else build_tiny_encoder(scratch / "tiny-encoder")
         demo += ["--model_name_or_path", str(encoder), "--max_steps", "2", "--analysis_pairs", "10"]
