@@ -1,7 +1,7 @@
 """hf-xalign on one GPU, in one command: install, the device tests, the demo, two step-time ratios and memory.
 
     python3 benchmarks/gpu_check.py             # on the GPU machine, with its own Python and CUDA torch (< 8 min)
-    python3 benchmarks/gpu_check.py --dry-run   # on any CPU: every step on tiny shapes (~1 min), nothing installed
+    python3 benchmarks/gpu_check.py --dry-run   # on any CPU: every step on tiny shapes (1-2 min), nothing installed
 
 Steps, each a subprocess of the Python this runs with, offline (nothing is downloaded):
 
@@ -9,15 +9,16 @@ Steps, each a subprocess of the Python this runs with, offline (nothing is downl
    the project (`pip install --no-deps -e .`), both `--no-index`; then what is imported and whether CUDA is seen.
 2. tests: the tests marked `cuda` (tests/conftest.py) on the GPU: pass, fail and skip counts.
 3. demo: `recipes/pos.py recipes/configs/pos_demo.yaml` into a temporary folder: its wall time and its table. Its
-   model, `.cache/e5-small-demo` (`make demo` builds it), travels with the checkout.
+   model, `.cache/e5-small-demo` (`make demo` builds it), is over the carry limit: `make gpu-carry` cuts it into
+   pieces that travel over several calls, joined here (docs/benchmarks.md, "The GPU check").
 4. conflict_overhead.py and alignment_step.py at xlm-roberta-base size (12 layers, hidden 768, 250002 embeddings;
    task 32 x 128 tokens), bf16 autocast: time(b)/time(a) (the measurement at every step) with the peak memory of a
    step with and without it, and (e)/(f) (the alignment forward's early exit at layer 6 of 12).
 
 `--dry-run` runs the same steps on the CPU: pip's own `--dry-run` for the install (the project only, unless
 `--wheels` is named), the marked tests under XALIGN_TEST_DEVICE=cpu, the demo for 2 steps (on a tiny XLM-R built
-here when `.cache/e5-small-demo` is absent, 10 analysis pairs), the benchmarks at `--shape tiny` for one round.
-It prints one table; the exit status is 1 when any step failed, and the last line names those steps.
+here when `.cache/e5-small-demo` is absent; the first 50 sentences of each evaluation treebank; the analysis on 10
+pairs per language pair at layer 1), the benchmarks at `--shape tiny` for one round. It prints one table; the exit status is 1 when any step failed, and the last line names those steps.
 """
 
 from __future__ import annotations
@@ -233,7 +234,16 @@ def plan(options: argparse.Namespace, scratch: Path) -> list[Step]:
                 demo = failing_command(str(error))
     if dry:
         encoder = E5_DIR if E5_DIR.is_dir() else build_tiny_encoder(scratch / "tiny-encoder")
-        demo += ["--model_name_or_path", str(encoder), "--max_steps", "2", "--analysis_pairs", "10"]
+        demo += [
+            "--model_name_or_path",
+            str(encoder),
+            "--max_steps",
+            "2",
+            "--analysis_pairs",
+            "10",
+            "--analysis_layers",
+            "1",
+        ]
         demo += ["--eval_treebanks", *demo_excerpts(scratch / "treebanks", DRY_RUN_SENTENCES)]
         if encoder != E5_DIR:
             demo += ["--alignment_layer", "1"]  # the tiny encoder has 2 layers
