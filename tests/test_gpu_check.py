@@ -84,3 +84,15 @@ def test_the_demo_model_cut_for_the_carry_limit_is_joined_back_byte_for_byte(tmp
     with pytest.raises(ValueError, match="carry all"):
         join_carried_model(carried, pieces, tmp_path / "e5-again")
     assert not (tmp_path / "e5-again").exists()
+
+
+def test_without_a_gpu_the_marked_tests_are_skipped_with_their_reason():
+    env = {key: value for key, value in os.environ.items() if key != "XALIGN_TEST_DEVICE"}
+    env.update(PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES="")  # no GPU, even on a machine that has one
+    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "tests/test_device.py"]
+
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert re.search(r"^\d+ skipped in", result.stdout, re.MULTILINE), result.stdout[-3000:]  # none ran, none failed
+    assert "no CUDA device (benchmarks/gpu_check.py runs it on a GPU" in result.stdout
