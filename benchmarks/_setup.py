@@ -26,7 +26,8 @@ from transformers import PreTrainedTokenizerFast, XLMRobertaForTokenClassificati
 from hf_xalign import AlignmentTrainer
 
 
-def parse_args(description: str) -> argparse.Namespace:
+def parse_args(description: str, device_options: bool) -> argparse.Namespace:
+    """The common options; with `device_options`, also --device, --dtype and --shape (the scripts that honour them)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="~30 s smoke run: few rounds, numbers are noisy.")
     parser.add_argument("--rounds", type=int, default=None, help="Interleaved rounds (overrides the mode's default).")
@@ -35,19 +36,21 @@ def parse_args(description: str) -> argparse.Namespace:
         "--budget", type=float, default=None, help="Seconds of interleaved timing before rounds stop early."
     )
     parser.add_argument("--threads", type=int, default=_environment.THREADS, help="torch intra-op threads (default 2).")
-    parser.add_argument("--device", default="cpu", help="Where the trainers run: cpu (default) or cuda.")
-    parser.add_argument(
-        "--dtype",
-        choices=("fp32", "bf16"),
-        default="fp32",
-        help="fp32 (default), or bf16 autocast (the Trainer's `bf16=True`).",
-    )
-    parser.add_argument(
-        "--shape",
-        choices=sorted(SHAPES),
-        default="default",
-        help="Model and batch sizes: default (the measured CPU tables), base (xlm-roberta-base, task 32 x 128), tiny.",
-    )
+    if device_options:
+        parser.add_argument("--device", default="cpu", help="Where the trainers run: cpu (default) or cuda.")
+        parser.add_argument(
+            "--dtype",
+            choices=("fp32", "bf16"),
+            default="fp32",
+            help="fp32 (default), or bf16 autocast (the Trainer's `bf16=True`).",
+        )
+        parser.add_argument(
+            "--shape",
+            choices=sorted(SHAPES),
+            default="default",
+            help="Model and batch sizes: default (the measured CPU tables), base (xlm-roberta-base, task 32 x 128), tiny.",
+        )
+    parser.set_defaults(device="cpu", dtype="fp32", shape="default")
     options = parser.parse_args()
     if options.device != "cpu" and not torch.cuda.is_available():
         parser.error(f"--device {options.device}: torch {torch.__version__} sees no CUDA device; use --device cpu")
@@ -92,9 +95,11 @@ class Bench:
         )
 
 
-def set_up(title: str, description: str, default_rounds: int, default_steps: int) -> Bench:
+def set_up(
+    title: str, description: str, default_rounds: int, default_steps: int, device_options: bool = False
+) -> Bench:
     """Parse the options, fix the threads, print the header and the machine, build model and data."""
-    options = parse_args(description)
+    options = parse_args(description, device_options)
     quick = options.quick
     wall_start = time.perf_counter()
     _environment.configure(options.threads)

@@ -78,7 +78,7 @@ class WaitedSteps:
 
 
 def main() -> None:
-    bench = set_up(TITLE, __doc__.splitlines()[0], default_rounds=20, default_steps=3)
+    bench = set_up(TITLE, __doc__.splitlines()[0], default_rounds=20, default_steps=3, device_options=True)
     torch.manual_seed(SEED)
     config = tiny_xlmr_config(
         bench.tokenizer,

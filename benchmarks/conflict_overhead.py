@@ -127,7 +127,7 @@ def trainer_variants_only(bench: Bench, trainer_a, trainer_b, batches: list[dict
 
 
 def main() -> None:
-    bench = set_up(TITLE, __doc__.splitlines()[0], default_rounds=40, default_steps=2)
+    bench = set_up(TITLE, __doc__.splitlines()[0], default_rounds=40, default_steps=2, device_options=True)
     batches, base = bench.batches, bench.base
 
     trainer_a = bench.new_trainer(conflict_every=0)
