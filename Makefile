@@ -28,7 +28,7 @@ OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 E5_DIR := .cache/e5-small-demo
 E5_TEXTS := recipes/data/django/parallel/*.tsv recipes/data/pos/*/*.conllu
 
-.PHONY: install lock demo test test-core test-min test-latest lint bench clean
+.PHONY: install lock demo test test-core test-min test-latest lint bench gpu-wheels gpu-carry clean
 
 # Exactly the lock (hashes checked, nothing resolved), then the project itself built with the lock's setuptools.
 # Rebuilt from nothing when the lock or the project's metadata change.
@@ -124,6 +124,50 @@ bench: install
 	$(PY) benchmarks/analysis_throughput.py --threads 1
 	$(PY) benchmarks/alignment_step.py --threads 1
 	$(PY) benchmarks/distributed_overhead.py
+
+# The wheels `benchmarks/gpu_check.py` installs on a GPU machine that has no network and its own Python and CUDA torch:
+# the lock's pins (hashes stripped: the lock hashes the 3.11 wheels), for PYTHON_VERSION and PLATFORMS, into a folder
+# that travels with the checkout (the device tool's carry, 64 MiB in all). Never torch, triton or nvidia-*: the GPU
+# machine's own build stays. GPU_WHEELS_SKIP: what the GPU machine has already (docs/benchmarks.md says where the list
+# comes from); carried anyway: the Hugging Face stack at the lock's versions, and what the machine lacks.
+# `make gpu-wheels GPU_WHEELS_SKIP=` downloads every pin (to measure); add names to trim further.
+PYTHON_VERSION ?= 3.12
+PLATFORMS      ?= manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64
+GPU_WHEELS     ?= .cache/gpu-wheels
+CARRY_LIMIT    := 67108864
+space         := $(subst ,, )
+GPU_WHEELS_SKIP ?= absl-py aiohappyeyeballs aiohttp aiosignal annotated-doc anyio attrs certifi charset-normalizer \
+	click contourpy cycler filelock fonttools frozenlist fsspec grpcio h11 hypothesis idna iniconfig jinja2 kiwisolver \
+	markdown markdown-it-py markupsafe matplotlib mdurl mpmath multidict networkx numpy packaging pandas pillow pluggy \
+	propcache protobuf psutil pyarrow pygments pyparsing pytest python-dateutil pyyaml regex requests rich \
+	scipy setuptools shellingham sortedcontainers sympy tensorboard tensorboard-data-server tqdm typer typing-extensions \
+	urllib3 werkzeug wheel xxhash yarl ruff uv
+gpu-wheels:
+	rm -rf $(GPU_WHEELS)
+	mkdir -p $(GPU_WHEELS)
+	grep -E '^[A-Za-z0-9_.-]+==' $(LOCK) | cut -d' ' -f1 \
+		| grep -v -i -E '^(torch|triton|nvidia-[a-z0-9-]*$(if $(strip $(GPU_WHEELS_SKIP)),|$(subst $(space),|,$(strip $(GPU_WHEELS_SKIP)))))==' \
+		> $(GPU_WHEELS)/pins.txt
+	$(PYTHON) -m pip download -q --disable-pip-version-check --only-binary=:all: --no-deps --python-version $(PYTHON_VERSION) --implementation cp \
+		$(foreach platform,$(PLATFORMS),--platform $(platform)) -d $(GPU_WHEELS) -r $(GPU_WHEELS)/pins.txt
+	@total=$$(cat $(GPU_WHEELS)/*.whl | wc -c); \
+	echo "$(GPU_WHEELS): $$(ls $(GPU_WHEELS)/*.whl | wc -l) wheels, $$((total / 1048576)) MiB (carry limit 64 MiB in all)"; \
+	if [ $$total -gt $(CARRY_LIMIT) ]; then \
+		echo "warning: over the device's carry limit; the largest:"; ls -S -s -h $(GPU_WHEELS)/*.whl | head -8; \
+		echo "add the names the GPU machine has already to GPU_WHEELS_SKIP (docs/benchmarks.md)"; \
+	fi >&2
+
+# The demo's model (92.7 MiB) is over the carry limit: cut into GPU_CARRY_PART pieces, it travels over back-to-back
+# calls to a warm machine (which keeps what earlier calls carried), and gpu_check.py joins the pieces there.
+GPU_CARRY      ?= .cache/gpu-carry
+GPU_CARRY_PART ?= 25M
+gpu-carry: $(E5_DIR)/build_info.json
+	rm -rf $(GPU_CARRY)
+	mkdir -p $(GPU_CARRY)/e5-small-demo $(GPU_CARRY)/e5-small-demo.pieces
+	cp $(filter-out %/model.safetensors,$(wildcard $(E5_DIR)/*)) $(GPU_CARRY)/e5-small-demo/
+	sha256sum $(E5_DIR)/model.safetensors | cut -d' ' -f1 > $(GPU_CARRY)/e5-small-demo/model.safetensors.sha256
+	split -b $(GPU_CARRY_PART) $(E5_DIR)/model.safetensors $(GPU_CARRY)/e5-small-demo.pieces/model.safetensors.part-
+	@ls -s -h $(GPU_CARRY)/*
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(MIN) $(LATEST) $(CORE) build *.egg-info .cache

@@ -36,6 +36,12 @@ def configure(threads: int = THREADS) -> None:
     torch.manual_seed(SEED)
 
 
+def synchronize() -> None:
+    """Wait for the GPU's queued work, if this process started CUDA: a step's wall time then includes its kernels."""
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -52,6 +58,8 @@ def print_machine() -> None:
         f"torch {torch.__version__} (threads={torch.get_num_threads()}, interop={torch.get_num_interop_threads()}) | "
         f"transformers {transformers.__version__}"
     )
+    if torch.cuda.is_available():
+        print(f"gpu: {torch.cuda.get_device_name()}, CUDA {torch.version.cuda}")
 
 
 def done(start: float) -> None:

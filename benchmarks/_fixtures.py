@@ -15,6 +15,7 @@ import atexit
 import random
 import shutil
 import tempfile
+from dataclasses import dataclass
 
 import _environment  # noqa: F401  (first: it switches the Hugging Face libraries offline)
 import datasets
@@ -41,6 +42,38 @@ LEARNING_RATE = 1e-4
 TEMPERATURE = 0.05
 
 
+@dataclass(frozen=True)
+class Shape:
+    """The model and batch sizes of a run (`--shape`); the tokenizer is the one trained here whatever the shape."""
+
+    hidden_size: int
+    num_layers: int
+    task_batch: int  # sentences per task batch
+    task_seq: int  # tokens per task sentence (padded)
+    align_pairs: int  # translation pairs per alignment batch (twice as many rows in the forward)
+    align_max_length: int  # tokens per parallel sentence
+    model_vocab: int | None = None  # the embedding matrix's rows; None: the tokenizer's vocabulary
+    tokenizer_vocab: int = VOCAB_SIZE
+
+    def config_overrides(self) -> dict[str, int]:
+        """`tiny_xlmr_config` options beyond width and depth: XLM-R base's heads and feed-forward width at base."""
+        if self.model_vocab is None:
+            return {}
+        return dict(vocab_size=self.model_vocab, num_attention_heads=12, intermediate_size=4 * self.hidden_size)
+
+
+SHAPES = {
+    # the CPU benchmarks' shape: every measured table in docs/benchmarks.md
+    "default": Shape(HIDDEN_SIZE, NUM_LAYERS, TASK_BATCH, TASK_SEQ, ALIGN_PAIRS, ALIGN_MAX_LENGTH),
+    # xlm-roberta-base from a config, nothing downloaded: 12 layers, hidden 768, 250002 embeddings (278M
+    # parameters); task 32 x 128 tokens, 32 pairs (64 rows) of up to 128 tokens
+    "base": Shape(768, 12, 32, 128, 32, 128, model_vocab=250_002),
+    # a few seconds a step on a loaded CPU: what `gpu_check.py --dry-run` runs
+    "tiny": Shape(32, 2, 4, 16, 4, 16, tokenizer_vocab=2_000),
+}
+DEFAULT_SHAPE = SHAPES["default"]
+
+
 def _pseudo_words(count: int, seed: int) -> list[str]:
     """Made-up words from a syllable inventory: enough distinct strings for a 16k-piece vocabulary."""
     rng = random.Random(seed)
@@ -59,19 +92,19 @@ def load_pairs() -> datasets.Dataset:
     return load_parallel(sorted(PARALLEL_DIR.glob("en-*.tsv")))
 
 
-def build_tokenizer(pairs: datasets.Dataset) -> PreTrainedTokenizerFast:
+def build_tokenizer(pairs: datasets.Dataset, vocab_size: int = VOCAB_SIZE) -> PreTrainedTokenizerFast:
     rng = random.Random(SEED)
-    words = _pseudo_words(40_000, seed=SEED)
-    synthetic = [" ".join(rng.choice(words) for _ in range(12)) for _ in range(8_000)]
-    return train_tokenizer(list(pairs["src"]) + list(pairs["tgt"]) + synthetic, vocab_size=VOCAB_SIZE)
+    words = _pseudo_words(40_000 * vocab_size // VOCAB_SIZE, seed=SEED)
+    synthetic = [" ".join(rng.choice(words) for _ in range(12)) for _ in range(8_000 * vocab_size // VOCAB_SIZE)]
+    return train_tokenizer(list(pairs["src"]) + list(pairs["tgt"]) + synthetic, vocab_size=vocab_size)
 
 
 def build_parallel_dataset(
-    tokenizer: PreTrainedTokenizerFast, pairs: datasets.Dataset, rows: int = 512
+    tokenizer: PreTrainedTokenizerFast, pairs: datasets.Dataset, rows: int = 512, max_length: int = ALIGN_MAX_LENGTH
 ) -> datasets.Dataset:
-    """Pairs of joined consecutive translations (same language pair), each side over `ALIGN_MAX_LENGTH` tokens.
+    """Pairs of joined consecutive translations (same language pair), each side over `max_length` tokens.
 
-    Every alignment batch is then truncated to exactly `ALIGN_MAX_LENGTH` tokens: all steps
+    Every alignment batch is then truncated to exactly `max_length` tokens: all steps
     and all variants run the same shapes.
     """
     by_language: dict[str, list[tuple[str, str]]] = {}
@@ -94,7 +127,7 @@ def build_parallel_dataset(
                 len(tokenizer(" ".join(parts).split(), is_split_into_words=True)["input_ids"])
                 for parts in (src_parts, tgt_parts)
             ]
-            if min(lengths) > ALIGN_MAX_LENGTH:
+            if min(lengths) > max_length:
                 break
         data["src"].append(" ".join(src_parts))
         data["tgt"].append(" ".join(tgt_parts))
@@ -104,16 +137,18 @@ def build_parallel_dataset(
     return datasets.Dataset.from_dict(data)
 
 
-def build_task_dataset(tokenizer: PreTrainedTokenizerFast, pairs: datasets.Dataset, rows: int) -> datasets.Dataset:
-    """Token-classification rows padded to `TASK_SEQ`: a random tag on each word's first piece, -100 elsewhere."""
+def build_task_dataset(
+    tokenizer: PreTrainedTokenizerFast, pairs: datasets.Dataset, rows: int, seq: int = TASK_SEQ
+) -> datasets.Dataset:
+    """Token-classification rows padded to `seq` tokens: a random tag on each word's first piece, -100 elsewhere."""
     rng = random.Random(SEED + 1)
     texts = list(pairs["src"]) + list(pairs["tgt"])
     data = {"input_ids": [], "attention_mask": [], "labels": []}
     for _ in range(rows):
         words: list[str] = []
-        while len(words) < TASK_SEQ:  # join sentences so most rows fill all 32 tokens
+        while len(words) < seq:  # join sentences so most rows fill all `seq` tokens
             words += rng.choice(texts).split()
-        encoded = tokenizer(words, is_split_into_words=True, truncation=True, max_length=TASK_SEQ, padding="max_length")
+        encoded = tokenizer(words, is_split_into_words=True, truncation=True, max_length=seq, padding="max_length")
         labels, previous = [], None
         for word_id in encoded.word_ids():
             labels.append(-100 if word_id is None or word_id == previous else rng.randrange(NUM_LABELS))
@@ -124,10 +159,18 @@ def build_task_dataset(tokenizer: PreTrainedTokenizerFast, pairs: datasets.Datas
     return datasets.Dataset.from_dict(data)
 
 
-def build_model(tokenizer: PreTrainedTokenizerFast, seed: int = SEED) -> XLMRobertaForTokenClassification:
+def build_model(
+    tokenizer: PreTrainedTokenizerFast, seed: int = SEED, shape: Shape = DEFAULT_SHAPE
+) -> XLMRobertaForTokenClassification:
     """The random XLM-R tagger; dropout left at the config default (0.1)."""
     torch.manual_seed(seed)
-    config = tiny_xlmr_config(tokenizer, hidden_size=HIDDEN_SIZE, num_layers=NUM_LAYERS, num_labels=NUM_LABELS)
+    config = tiny_xlmr_config(
+        tokenizer,
+        hidden_size=shape.hidden_size,
+        num_layers=shape.num_layers,
+        num_labels=NUM_LABELS,
+        **shape.config_overrides(),
+    )
     return XLMRobertaForTokenClassification(config)
 
 
@@ -135,23 +178,33 @@ def parameter_bytes(model: torch.nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
 
 
-def task_batches(dataset: datasets.Dataset, count: int) -> list[dict[str, torch.Tensor]]:
-    """`count` task batches of `TASK_BATCH` rows, as the Trainer would collate them (already padded)."""
+def task_batches(dataset: datasets.Dataset, count: int, size: int = TASK_BATCH) -> list[dict[str, torch.Tensor]]:
+    """`count` task batches of `size` rows, as the Trainer would collate them (already padded)."""
     batches = []
     for i in range(count):
-        rows = [(i * TASK_BATCH + j) % len(dataset) for j in range(TASK_BATCH)]
+        rows = [(i * size + j) % len(dataset) for j in range(size)]
         batches.append({key: torch.tensor(value) for key, value in dataset[rows].items()})
     return batches
 
 
-def make_args(output_dir: str, conflict_every: int, max_steps: int = 10**6, **options) -> AlignmentTrainingArguments:
-    """Arguments of every trainer variant: `conflict_every` and the `options` a benchmark varies differ between them."""
+def make_args(
+    output_dir: str,
+    conflict_every: int,
+    max_steps: int = 10**6,
+    shape: Shape = DEFAULT_SHAPE,
+    device: str = "cpu",
+    **options,
+) -> AlignmentTrainingArguments:
+    """Arguments of every trainer variant: `conflict_every` and the `options` a benchmark varies differ between them.
+
+    `device` "cpu" sets `use_cpu`; any other lets the Trainer take the accelerator (`--device cuda`).
+    """
     return AlignmentTrainingArguments(
         output_dir=output_dir,
-        use_cpu=True,
+        use_cpu=device == "cpu",
         seed=SEED,
         max_steps=max_steps,
-        per_device_train_batch_size=TASK_BATCH,
+        per_device_train_batch_size=shape.task_batch,
         learning_rate=LEARNING_RATE,
         weight_decay=0.0,
         max_grad_norm=0.0,  # no clipping (the hand loops do not clip either)
@@ -164,8 +217,8 @@ def make_args(output_dir: str, conflict_every: int, max_steps: int = 10**6, **op
         alignment_loss=["contrastive"],
         alignment_temperature=TEMPERATURE,
         alignment_lambda=1.0,
-        alignment_batch_size=ALIGN_PAIRS,
-        alignment_max_length=ALIGN_MAX_LENGTH,
+        alignment_batch_size=shape.align_pairs,
+        alignment_max_length=shape.align_max_length,
         conflict_every=conflict_every,
         **options,
     )
@@ -178,17 +231,19 @@ def make_trainer(
     pairs: datasets.Dataset,
     conflict_every: int,
     max_steps: int = 10**6,
+    shape: Shape = DEFAULT_SHAPE,
+    device: str = "cpu",
     **options,
 ) -> AlignmentTrainer:
     output_dir = tempfile.mkdtemp(prefix=f"xalign-bench-c{conflict_every}-")
     atexit.register(shutil.rmtree, output_dir, True)  # conflict.jsonl and summaries of the timed runs
     trainer = AlignmentTrainer(
         model=model,
-        args=make_args(output_dir, conflict_every, max_steps, **options),
+        args=make_args(output_dir, conflict_every, max_steps, shape, device, **options),
         train_dataset=task_dataset,
         alignment_dataset=pairs,
         processing_class=tokenizer,
-        data_collator=transformers.default_data_collator,  # rows are already padded to TASK_SEQ
+        data_collator=transformers.default_data_collator,  # rows are already padded to the task length
     )
     trainer.remove_callback(transformers.PrinterCallback)  # it would print train_runtime after every timed chunk
     return trainer
@@ -206,12 +261,15 @@ def print_setup(
     n_params = sum(p.numel() for p in model.parameters())
     embeddings = model.get_input_embeddings().weight
     seqs = sorted({b["input_ids"].shape[1] for b in align_batches})
+    config = model.config
     print(
-        f"model: XLMRobertaForTokenClassification, {NUM_LAYERS} layers, hidden {HIDDEN_SIZE}, vocab {embeddings.shape[0]}, "
+        f"model: XLMRobertaForTokenClassification, {config.num_hidden_layers} layers, hidden {config.hidden_size}, "
+        f"vocab {embeddings.shape[0]}, "
         f"{n_params / 1e6:.2f}M parameters ({parameter_bytes(model) / 2**20:.1f} MiB fp32; word embeddings "
         f"{embeddings.numel() / n_params:.0%}), dropout {model.config.hidden_dropout_prob}"
     )
     print(
         f"batches: task {tuple(task_batch['input_ids'].shape)} (sentences, tokens); alignment "
-        f"{ALIGN_PAIRS} pairs -> ({2 * ALIGN_PAIRS}, {seqs[0]}..{seqs[-1]}) rows x tokens in one forward"
+        f"{len(align_batches[0]['input_ids']) // 2} pairs -> ({len(align_batches[0]['input_ids'])}, "
+        f"{seqs[0]}..{seqs[-1]}) rows x tokens in one forward"
     )

@@ -6,15 +6,25 @@ import cProfile
 import pstats
 from collections.abc import Callable
 
+import torch
 from torch.profiler import ProfilerActivity, profile
 
 
 def peak_allocated(fn: Callable[[], None]) -> tuple[int, int]:
-    """`(peak, end)` bytes allocated by `fn` on the CPU above what was live before it, from torch.profiler.
+    """`(peak, end)` bytes allocated by `fn` above what was live before it.
 
-    Reads the allocation / free events of the profiler's memory tracing in time order; tensors
-    alive before `fn` and freed inside it count negative, so `peak` is the working-set growth.
+    On the CPU, from torch.profiler: reads the allocation / free events of its memory tracing in
+    time order; tensors alive before `fn` and freed inside it count negative, so `peak` is the
+    working-set growth. Once this process has started CUDA, the same growth on the GPU from
+    `torch.cuda.max_memory_allocated` (the CPU's allocations are then not counted).
     """
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - before, torch.cuda.memory_allocated() - before
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")

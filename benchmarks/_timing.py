@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from _environment import synchronize
 from torch.utils.benchmark import Measurement, TaskSpec, Timer
 
 
@@ -62,6 +63,7 @@ def timed_steps(step: Callable[[], None], steps: int) -> list[tuple[float, float
     for _ in range(steps):
         wall, cpu = time.perf_counter(), time.process_time()
         step()
+        synchronize()
         times.append((time.perf_counter() - wall, time.process_time() - cpu))
     return times
 

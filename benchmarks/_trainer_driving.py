@@ -26,14 +26,16 @@ class TrainerStepper:
         trainer.current_gradient_accumulation_steps = 1
         trainer.state.max_steps = 10**6
         trainer.accelerator.sync_gradients = True
-        trainer.model.train()
+        # Under bf16 `Trainer.train` runs the model that `accelerator.prepare` returns, its forward under autocast.
+        self.model = trainer.accelerator.prepare_model(trainer.model) if trainer.args.bf16 else trainer.model
+        self.model.train()
 
     @property
     def step_index(self) -> int:
         return self.trainer.state.global_step
 
     def step(self) -> None:
-        trainer, model = self.trainer, self.trainer.model
+        trainer, model = self.trainer, self.model
         inputs = self.batches[self.step_index % len(self.batches)]
         trainer.training_step(model, inputs)
         trainer.optimizer.step()

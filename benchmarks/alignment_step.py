@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/alignment_step.py --threads 1           # ~4 min on 1 CPU core
     .venv/bin/python benchmarks/alignment_step.py --threads 1 --quick   # ~100 s smoke run; numbers are noisy
+    python benchmarks/alignment_step.py --device cuda --dtype bf16 --shape base   # xlm-roberta-base size on a GPU
 
 The shared forward over source and target rows stops after the highest layer any loss reads
 (`hf_xalign.pooling.hidden_states_up_to`). With the contrastive loss at `alignment_layer=6` of
@@ -37,7 +38,7 @@ from collections.abc import Callable
 
 import torch
 from _environment import SEED, done
-from _fixtures import ALIGN_PAIRS, HIDDEN_SIZE, NUM_LABELS, alignment_batches, make_args
+from _fixtures import NUM_LABELS, alignment_batches, make_args
 from _setup import Bench, set_up
 from _timing import Variant, interleave, measure, print_pieces, print_ratios, timed_steps
 from _trainer_driving import TrainerStepper
@@ -77,13 +78,25 @@ class WaitedSteps:
 
 
 def main() -> None:
-    bench = set_up(TITLE, __doc__.splitlines()[0], default_rounds=20, default_steps=3)
+    bench = set_up(TITLE, __doc__.splitlines()[0], default_rounds=20, default_steps=3, device_options=True)
     torch.manual_seed(SEED)
-    config = tiny_xlmr_config(bench.tokenizer, hidden_size=HIDDEN_SIZE, num_layers=NUM_LAYERS, num_labels=NUM_LABELS)
+    config = tiny_xlmr_config(
+        bench.tokenizer,
+        hidden_size=bench.shape.hidden_size,
+        num_layers=NUM_LAYERS,
+        num_labels=NUM_LABELS,
+        **bench.shape.config_overrides(),
+    )
     base = XLMRobertaForTokenClassification(config)
 
     def new_trainer(trainer_class: type[AlignmentTrainer], mode: str) -> AlignmentTrainer:
-        args = make_args(tempfile.mkdtemp(prefix="xalign-bench-step-"), conflict_every=0)
+        args = make_args(
+            tempfile.mkdtemp(prefix="xalign-bench-step-"),
+            conflict_every=0,
+            shape=bench.shape,
+            device=bench.device,
+            bf16=bench.bf16,
+        )
         args.alignment_layer = ALIGNMENT_LAYER
         args.alignment_mode = mode
         return trainer_class(
@@ -104,12 +117,13 @@ def main() -> None:
     n_params = sum(p.numel() for p in base.parameters())
     seqs = sorted({b["input_ids"].shape[1] for b in align})
     print(
-        f"model: XLMRobertaForTokenClassification, {NUM_LAYERS} layers, hidden {HIDDEN_SIZE}, "
+        f"model: XLMRobertaForTokenClassification, {NUM_LAYERS} layers, hidden {config.hidden_size}, "
         f"{n_params / 1e6:.2f}M parameters, dropout {config.hidden_dropout_prob}"
     )
     print(
-        f"batches: task {tuple(bench.batches[0]['input_ids'].shape)} (sentences, tokens); alignment {ALIGN_PAIRS} "
-        f"pairs -> ({2 * ALIGN_PAIRS}, {seqs[0]}..{seqs[-1]}) rows x tokens in one forward; contrastive at layer "
+        f"batches: task {tuple(bench.batches[0]['input_ids'].shape)} (sentences, tokens); alignment "
+        f"{bench.shape.align_pairs} pairs -> ({2 * bench.shape.align_pairs}, {seqs[0]}..{seqs[-1]}) rows x tokens in "
+        "one forward; contrastive at layer "
         f"{ALIGNMENT_LAYER} of {NUM_LAYERS}, lambda=1"
     )
     print(

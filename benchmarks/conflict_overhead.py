@@ -2,6 +2,10 @@
 
     .venv/bin/python benchmarks/conflict_overhead.py --threads 1   # ~8 min on 2 CPU cores
     .venv/bin/python benchmarks/conflict_overhead.py --quick       # ~1-2 min smoke run
+    python benchmarks/conflict_overhead.py --device cuda --dtype bf16 --shape base   # (a) and (b) on a GPU
+
+Off the CPU or in bf16 only (a) and (b) run, with their step peaks and (b)'s kept buffers: the
+hand loops (c) and (d), the pieces timed alone and the profile are the fp32 CPU table's.
 
 Goal (DESIGN.md, "The training step"): a joint step that measures the gradient conflict at
 every step costs at most 1.02x the same step without measurement, and at most one extra
@@ -38,7 +42,7 @@ from _environment import done
 from _fixtures import ALIGN_PAIRS, alignment_batches, parameter_bytes, print_setup
 from _hand_loop import HandLoop, hand_contrastive
 from _profiling import peak_allocated, print_profile_overheads, profile_calls
-from _setup import set_up
+from _setup import Bench, set_up
 from _timing import Variant, interleave, measure, print_pieces, print_ratios, timed_steps
 from _trainer_driving import TrainerStepper
 
@@ -95,14 +99,45 @@ def realistic_batches(batches: list[dict[str, torch.Tensor]], count: int = 4) ->
     ]
 
 
+def trainer_variants_only(bench: Bench, trainer_a, trainer_b, batches: list[dict[str, torch.Tensor]]) -> None:
+    """(a) and (b) alone, on the bench's device and precision: their step-time ratio and memory."""
+    stepper_a, stepper_b = TrainerStepper(trainer_a, batches), TrainerStepper(trainer_b, batches)
+    dtype = "bf16 autocast" if bench.bf16 else "fp32"
+    print(f"timing: {bench.steps} steps per variant per round, up to {bench.rounds} rounds or {bench.budget:.0f} s")
+    variants = [
+        Variant("(a) trainer conflict_every=0", lambda n: timed_steps(stepper_a.step, n)),
+        Variant("(b) trainer conflict_every=1", lambda n: timed_steps(stepper_b.step, n)),
+    ]
+    interleave(variants, bench.rounds, bench.steps, warmup=1 if bench.quick else 2, budget_s=bench.budget)
+    a, b = variants
+    print(f"\n-- per-step time (wall clock) on {bench.device}, {dtype}; ratio = median / median of (a) --")
+    print_ratios(variants, a, goal={b.name: 1.02})
+    print(
+        f"time(b)/time(a) = {b.wall.median / a.wall.median:.3f}   (goal <= 1.02; task "
+        f"{tuple(batches[0]['input_ids'].shape)}, {bench.device}, {dtype})"
+    )
+    peaks = {variant.name: peak_allocated(step)[0] for variant, step in ((a, stepper_a.step), (b, stepper_b.step))}
+    splitter = trainer_b.gradient_splitter
+    kept = sum(tensor_bytes(buf) for buf in splitter.buffers.values()) + tensor_bytes(splitter._scratch.values())
+    print(
+        f"peak memory per step: (a) {peaks[a.name] / 2**20:.1f} MiB, (b) {peaks[b.name] / 2**20:.1f} MiB; "
+        f"(b) keeps {kept / 2**20:.1f} MiB across steps (T and partial_sums' scratch; parameters "
+        f"{parameter_bytes(bench.base) / 2**20:.1f} MiB fp32)"
+    )
+
+
 def main() -> None:
-    bench = set_up(TITLE, __doc__.splitlines()[0], default_rounds=40, default_steps=2)
+    bench = set_up(TITLE, __doc__.splitlines()[0], default_rounds=40, default_steps=2, device_options=True)
     batches, base = bench.batches, bench.base
 
     trainer_a = bench.new_trainer(conflict_every=0)
     trainer_b = bench.new_trainer(conflict_every=1)
     align = alignment_batches(trainer_a, 8)  # what the trainers collate at steps 0..7 (every step has these shapes)
     print_setup(base, batches[0], align)
+    if not bench.on_cpu_in_fp32:
+        trainer_variants_only(bench, trainer_a, trainer_b, batches)
+        done(bench.wall_start)
+        return
     stepper_a, stepper_b = TrainerStepper(trainer_a, batches), TrainerStepper(trainer_b, batches)
     naive = HandLoop(copy.deepcopy(base), trainer_a.args, batches, align, measure=True, lam=LAMBDA)
     plain = HandLoop(copy.deepcopy(base), trainer_a.args, batches, align, measure=False, lam=LAMBDA)

@@ -69,8 +69,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+# `@pytest.mark.cuda`: a test of what changes on a GPU. It runs on a CUDA device when there is one (the `device`
+# fixture gives it) and is skipped without one, unless this variable is "cpu": then it runs on the CPU, as
+# `benchmarks/gpu_check.py --dry-run` runs it, so that the GPU run cannot fail on a typo.
+TEST_DEVICE_VARIABLE = "XALIGN_TEST_DEVICE"
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """With --core, refuse a venv that has an extra's package: the claim is that the core tests pass without it."""
+    """Register the `cuda` marker; with --core, refuse a venv that has an extra's package: the claim is that the
+    core tests pass without it."""
+    config.addinivalue_line(
+        "markers",
+        f"cuda: needs a CUDA device; skipped without one unless {TEST_DEVICE_VARIABLE}=cpu (tests/conftest.py)",
+    )
     present = [name for name in EXPERIMENTS_MODULES if importlib.util.find_spec(name) is not None]
     if config.getoption("--core") and present:
         raise pytest.UsageError(
@@ -83,6 +94,24 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     if config.getoption("--core") and collection_path.name.startswith("test_") and collection_path.suffix == ".py":
         return collection_path.name not in CORE_TESTS or None
     return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without a CUDA device (and without XALIGN_TEST_DEVICE=cpu), skip the tests marked `cuda`, saying why."""
+    if torch.cuda.is_available() or os.environ.get(TEST_DEVICE_VARIABLE) == "cpu":
+        return
+    skip = pytest.mark.skip(
+        reason=f"no CUDA device (benchmarks/gpu_check.py runs it on a GPU; {TEST_DEVICE_VARIABLE}=cpu runs it here)"
+    )
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def device() -> torch.device:
+    """Where a `cuda`-marked test runs: the GPU, or the CPU under XALIGN_TEST_DEVICE=cpu without one."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 # word -> (made-up translation, tag id): 0 determiner, 1 noun, 2 verb, 3 adjective
