@@ -112,9 +112,8 @@ class PendingAverage:
         """Block until every bucket is reduced, then copy the averages into the tensors (once)."""
         for bucket, flat, work in self._buckets:
             work.wait()
-            flat /= self._world_size
             for tensor, reduced in zip(bucket, flat.split([tensor.numel() for tensor in bucket])):
-                tensor.copy_(reduced.view_as(tensor))
+                torch.div(reduced.view_as(tensor), self._world_size, out=tensor)  # the sum's mean, in one pass
         self._buckets = []
 
 
