@@ -6,11 +6,15 @@
 Goal: a 2-process step with `conflict_every=1` ÷ the same step without measurement **≤ 1.05**: the
 measurement adds a small statistics tensor to the communication, and under DDP with the default
 `conflict_statistic="averaged"` one all-reduce of the task part `T` of the gradient (the statistics
-of the averaged gradients need the averaged `T`). Variants, on 2 processes of 1 thread each, each on
-its own copy of the same model, with the same batches at the same step (shapes as in `_fixtures.py`):
+of the averaged gradients need the averaged `T`), started without waiting right after the last
+micro-step's task backward, so that it runs during the alignment forward and backward (gloo works
+on a thread of its own; on 2 busy cores that thread takes its CPU time from the compute). The
+extra all-reduce timed alone below is that communication waited for. Variants, on 2 processes of
+1 thread each, each on its own copy of the same model, with the same batches at the same step
+(shapes as in `_fixtures.py`):
 
 (0) conflict_every=0                                 (no measurement: the baseline)
-(a) conflict_every=1, conflict_statistic="averaged"  (the default: `T` all-reduced too)
+(a) conflict_every=1, conflict_statistic="averaged"  (the default: `T` all-reduced too, overlapped)
 (p) conflict_every=1, conflict_statistic="pooled"    (each process's partial sums all-reduced, nothing else)
 (f0) FSDP2, conflict_every=0                          (the model sharded by transformers at load time)
 (f1) FSDP2, conflict_every=1                          (the sums of the local shards all-reduced)
