@@ -217,7 +217,8 @@ class StepMixin:
         """At the optimizer step: average over processes, measure, and apply the combining rule.
 
         Under DDP the statistics are those of the averaged gradients: `G` is averaged anyway, and on
-        measured steps the task part (and the other buffered parts) too; `conflict_statistic="pooled"`
+        measured steps the task part (its average started after the task backward, see
+        `_start_task_average`) and the other buffered parts too; `conflict_statistic="pooled"`
         all-reduces each process's partial sums instead. Under FSDP2 the gradients are shards of the
         averaged ones already: only the partial sums are all-reduced. A step with non-finite gradients (fp16
         overflow) is recorded as skipped and leaves the combining rule's state alone.
