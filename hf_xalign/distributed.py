@@ -13,7 +13,7 @@ averaged gradient. Arithmetic on the gradients then runs on [`local_values`].
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -88,22 +88,53 @@ def all_reduce_gradients(parameters: Iterable[torch.nn.Parameter], world_size: i
 
 
 def all_reduce_tensors(tensors: list[torch.Tensor], world_size: int) -> None:
-    """Average `tensors` over all processes in place, in coalesced buckets of at most `BUCKET_NUMEL`."""
+    """Average `tensors` over all processes in place, in coalesced buckets of at most `BUCKET_NUMEL`
+    (one bucket in flight at a time)."""
+    for bucket in _buckets(tensors):
+        start_average(bucket, world_size).wait()
+
+
+class PendingAverage:
+    """An average over processes in flight (from [`start_average`]): `wait()` writes it into the tensors.
+
+    Until then the tensors keep their own values, and the communication runs on the process group's
+    background thread (gloo) or stream (NCCL) while this process computes.
+    """
+
+    def __init__(self, tensors: list[torch.Tensor], world_size: int) -> None:
+        self._world_size = world_size
+        self._buckets: list[tuple[list[torch.Tensor], torch.Tensor, dist.Work]] = []
+        for bucket in _buckets(tensors):
+            flat = torch.cat([tensor.reshape(-1) for tensor in bucket])  # one all_reduce per bucket
+            self._buckets.append((bucket, flat, dist.all_reduce(flat, async_op=True)))
+
+    def wait(self) -> None:
+        """Block until every bucket is reduced, then copy the averages into the tensors (once)."""
+        for bucket, flat, work in self._buckets:
+            work.wait()
+            for tensor, reduced in zip(bucket, flat.split([tensor.numel() for tensor in bucket])):
+                torch.div(reduced.view_as(tensor), self._world_size, out=tensor)  # the sum's mean, in one pass
+        self._buckets = []
+
+
+def start_average(tensors: list[torch.Tensor], world_size: int) -> PendingAverage:
+    """Start averaging `tensors` over all processes without waiting for it; see [`PendingAverage`].
+
+    Every process must start the same averages in the same order. All buckets are in flight together:
+    until `wait()` this holds one flat copy of `tensors`.
+    """
+    return PendingAverage(tensors, world_size)
+
+
+def _buckets(tensors: list[torch.Tensor]) -> Iterator[list[torch.Tensor]]:
+    """`tensors` in consecutive runs of at least `BUCKET_NUMEL` values (the last run may be smaller)."""
     bucket: list[torch.Tensor] = []
     bucket_numel = 0
     for tensor in tensors:
         bucket.append(tensor)
         bucket_numel += tensor.numel()
         if bucket_numel >= BUCKET_NUMEL:
-            _reduce_bucket(bucket, world_size)
+            yield bucket
             bucket, bucket_numel = [], 0
     if bucket:
-        _reduce_bucket(bucket, world_size)
-
-
-def _reduce_bucket(grads: list[torch.Tensor], world_size: int) -> None:
-    flat = torch.cat([grad.reshape(-1) for grad in grads])  # one all_reduce for the bucket
-    dist.all_reduce(flat)
-    flat /= world_size
-    for grad, reduced in zip(grads, flat.split([grad.numel() for grad in grads])):
-        grad.copy_(reduced.view_as(grad))
+        yield bucket

@@ -4,9 +4,12 @@ Each rank trains one step of a float64 tiny tagger with a contrastive + MLM alig
 saves what it saw (its task batch, its alignment batch) and the gradients right before the
 optimizer step, so the test can rebuild the expected gradient independently. With
 `skip-nonfinite` as the second argument, rank 1's task loss is NaN at step 0 instead, and each
-rank saves what it skipped and its parameters after two steps. With `clean-exit`, a good run ends
-as a user's script often does: two steps, then the mean training loss over the processes printed;
-at exit, each rank prints how many of gloo's threads it still has.
+rank saves what it skipped and its parameters after two steps (`skip-nonfinite-accumulated`: the
+same with 2 micro-steps per step, both NaN on rank 1). With `accumulate`, two steps of 2 micro-steps,
+measured every other step: each rank also saves every `all_reduce` it made and every alignment
+forward, in order. With `clean-exit`, a good run ends as a user's script often does: two steps, then
+the mean training loss over the processes printed; at exit, each rank prints how many of gloo's
+threads it still has.
 """
 
 from __future__ import annotations
@@ -92,7 +95,29 @@ def build_trainer(
     )
 
 
+class RecordingCollectives(AlignmentTrainer):
+    """Records, in order, each alignment forward and each `torch.distributed.all_reduce` (size, asynchronous or not),
+    with the optimizer step it belongs to."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.events: list[tuple] = []
+        all_reduce = torch.distributed.all_reduce
+
+        def recording_all_reduce(tensor, *args, async_op=False, **kwargs):
+            self.events.append((self.state.global_step, "all_reduce", tensor.numel(), async_op))
+            return all_reduce(tensor, *args, async_op=async_op, **kwargs)
+
+        torch.distributed.all_reduce = recording_all_reduce
+
+    def compute_alignment_loss(self, model, batch):
+        self.events.append((self.state.global_step, "alignment forward"))
+        return super().compute_alignment_loss(model, batch)
+
+
 def main(out_dir: str, combination: str) -> None:
+    """One step (`sum` or `balance`), or with `accumulate` two steps of 2 micro-steps, measured every other step."""
+    accumulate = combination == "accumulate"
     seen = []
     tokenizer = build_tokenizer()
     collate = DataCollatorForTokenClassification(tokenizer)
@@ -104,7 +129,11 @@ def main(out_dir: str, combination: str) -> None:
 
     trainer_ref = []
     capture = CaptureGradients(trainer_ref)
-    trainer = build_trainer(out_dir, tokenizer, recording_collator, [capture], gradient_combination=combination)
+    if accumulate:
+        options = dict(trainer_class=RecordingCollectives, max_steps=2, gradient_accumulation_steps=2, conflict_every=2)
+    else:
+        options = dict(gradient_combination=combination)
+    trainer = build_trainer(out_dir, tokenizer, recording_collator, [capture], **options)
     trainer_ref.append(trainer)
     initial_head = {k: v.clone() for k, v in trainer.alignment_losses.state_dict().items()}
     trainer.train()
@@ -112,17 +141,21 @@ def main(out_dir: str, combination: str) -> None:
     torch.save(
         {
             "world_size": trainer.args.world_size,
-            "task_batch": seen[0],
-            "alignment_batch": trainer.alignment_stream.batch(0, 0),
+            "task_batches": seen[: trainer.args.gradient_accumulation_steps],  # step 0's micro-batches
+            "alignment_batches": [
+                trainer.alignment_stream.batch(0, micro) for micro in range(trainer.args.gradient_accumulation_steps)
+            ],
             "grads": capture.grads,
             "initial_head": initial_head,
             "measurement": trainer.conflict_callback.measurements[0].to_record(),
+            "measured_steps": [m.step for m in trainer.conflict_callback.measurements],
+            "events": getattr(trainer, "events", []),
         },
         os.path.join(out_dir, f"rank{rank}.pt"),
     )
 
 
-def skip_on_one_rank(out_dir: str) -> None:
+def skip_on_one_rank(out_dir: str, accumulation: int) -> None:
     """Step 0's task loss is NaN on rank 1 only: with skip_nonfinite_steps=1 both ranks must skip it."""
     trainer_ref = []
     capture = CaptureGradients(trainer_ref)
@@ -135,6 +168,7 @@ def skip_on_one_rank(out_dir: str) -> None:
         trainer_class=NonfiniteTaskOnRank1,
         max_steps=2,
         skip_nonfinite_steps=1,
+        gradient_accumulation_steps=accumulation,
     )
     trainer_ref.append(trainer)
     initial = {n: p.detach().clone() for n, p in trainer._named_trainable_parameters()}
@@ -181,7 +215,9 @@ if __name__ == "__main__":
     transformers.logging.set_verbosity_error()
     datasets.disable_progress_bars()
     if sys.argv[2:3] == ["skip-nonfinite"]:
-        skip_on_one_rank(sys.argv[1])
+        skip_on_one_rank(sys.argv[1], accumulation=1)
+    elif sys.argv[2:3] == ["skip-nonfinite-accumulated"]:
+        skip_on_one_rank(sys.argv[1], accumulation=2)
     elif sys.argv[2:3] == ["clean-exit"]:
         train_then_print_mean_loss(sys.argv[1])
     else:

@@ -35,6 +35,7 @@ from ..conflict import ConflictMeasurement, GradientConflictCallback, GradientSp
 from ..data.collator import ParallelCollator
 from ..data.parallel import load_parallel
 from ..data.stream import AlignmentStream
+from ..distributed import PendingAverage
 from ..layers import num_blocks, resolve_layer
 from ..losses import AlignmentLoss, get_loss_class
 from ..nonfinite import SKIPPED_STEPS_LOG_KEY, NonfiniteSteps
@@ -225,6 +226,7 @@ class AlignmentTrainer(StepMixin, StagesMixin, SavingMixin, EnginesMixin, Traine
             adaptive_beta=settings.adaptive_lambda_beta,
         )
         self._micro_step = (-1, 0)  # (optimizer step, micro-steps seen in it)
+        self._task_average: PendingAverage | None = None  # DDP: the average of `T` in flight, on measured steps
         self._metric_sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=args.device))
         self._metric_steps: dict[str, int] = defaultdict(int)
         self._step_sums: dict[str, torch.Tensor] = {}  # the current optimizer step's values, until it is applied

@@ -17,6 +17,7 @@ from ..distributed import (
     is_sharded,
     register_sharded_output_capture,
     set_gradient_sync,
+    start_average,
 )
 from ..surgery import apply_combination, combination_coefficients
 
@@ -91,10 +92,13 @@ class StepMixin:
             total = self._objectives_step(model, inputs, num_items_in_batch, step, micro_step, lam, measuring)
         else:
             total = torch.tensor(float("nan"), device=self.args.device)
+            # Every process starts the same collectives: this one as the others do after their task backward.
+            self._start_task_average(measuring)
         if run_alignment:
             self._record("align_lambda", torch.tensor(lam / self.current_gradient_accumulation_steps))
         if self.accelerator.sync_gradients:
             if self._skips_step(distributed):
+                self._wait_task_average()  # its values are not used; it only has to end before the next step
                 self.nonfinite.skip(step)
                 for param in self._trainable_parameters():
                     param.grad = None  # torch optimizers leave a parameter without gradient (and its state) as is
@@ -137,6 +141,7 @@ class StepMixin:
                 sync_next_backward(measuring or (self.accelerator.sync_gradients and not aligning))
                 with capture(TASK):
                     task_loss = super().training_step(model, inputs, num_items_in_batch)
+                self._start_task_average(measuring)  # in flight during the alignment forward and backward
                 checked["task loss"] = task_loss
                 total = total + task_loss
             if not aligning:
@@ -179,6 +184,25 @@ class StepMixin:
         finally:
             set_gradient_sync(model, True)
 
+    def _start_task_average(self, measuring: bool) -> None:
+        """Under DDP with `conflict_statistic="averaged"`, at a measured step's last micro-step: start averaging
+        the task part `T` over processes (it is final once the task backward has run), so that its communication
+        overlaps the alignment forward and backward; `_wait_task_average` ends it at the optimizer step."""
+        if (
+            measuring
+            and self.accelerator.sync_gradients
+            and self.args.world_size > 1
+            and not self._sharded_gradients
+            and self.alignment_args.conflict_statistic == "averaged"
+        ):
+            self._task_average = start_average(self.gradient_splitter.buffers[TASK], self.args.world_size)
+
+    def _wait_task_average(self) -> None:
+        """Wait for the average of `T` started by `_start_task_average`, if any; `T` then holds it."""
+        if self._task_average is not None:
+            self._task_average.wait()
+            self._task_average = None
+
     def _skips_step(self, distributed: bool) -> bool:
         """Whether the optimizer step ending now is skipped: a loss was not finite here or, if skips are allowed,
         on any process (so that every process skips the same steps)."""
@@ -193,7 +217,8 @@ class StepMixin:
         """At the optimizer step: average over processes, measure, and apply the combining rule.
 
         Under DDP the statistics are those of the averaged gradients: `G` is averaged anyway, and on
-        measured steps the task part (and the other buffered parts) too; `conflict_statistic="pooled"`
+        measured steps the task part (its average started after the task backward, see
+        `_start_task_average`) and the other buffered parts too; `conflict_statistic="pooled"`
         all-reduces each process's partial sums instead. Under FSDP2 the gradients are shards of the
         averaged ones already: only the partial sums are all-reduced. A step with non-finite gradients (fp16
         overflow) is recorded as skipped and leaves the combining rule's state alone.
@@ -220,8 +245,10 @@ class StepMixin:
         else:
             if distributed:
                 all_reduce_gradients(params, self.args.world_size)
-                for buffer in splitter.buffers.values():
-                    all_reduce_tensors(buffer, self.args.world_size)
+                self._wait_task_average()  # started after the task backward
+                for objective, buffer in splitter.buffers.items():
+                    if objective != TASK:
+                        all_reduce_tensors(buffer, self.args.world_size)
             sums = splitter.partial_sums(scale)
         measurement = splitter.measurement(sums, step, lam)
         self.conflict_callback.add(measurement)
