@@ -47,6 +47,7 @@ def test_a_single_job_gets_every_core_and_gpu_jobs_get_their_own_devices(tmp_pat
     pool = WorkerPool(4, devices=[], cores=8)
     assert pool.threads_per_process(jobs=1, nproc=1) == 8  # no idle worker takes a share
     assert pool.threads_per_process(jobs=9, nproc=2) == 1
+    assert WorkerPool(2, devices=[], cores=2, threads=2).threads_per_process(jobs=2, nproc=1) == 2  # asked for
     code = "import os; open(r'{path}', 'w').write(os.environ['CUDA_VISIBLE_DEVICES'])"
     jobs = [python_job(name, code.format(path=tmp_path / name), nproc=nproc) for name, nproc in (("x", 2), ("y", 1))]
     WorkerPool(2, devices=["4", "5", "6"]).run(jobs, lambda job, status: None)

@@ -103,7 +103,7 @@ def run_cells(task: ZeroShotTask, cells: Sequence[tuple[str, Mapping[str, Any]]]
         )
         for name, overrides in cells
     ]
-    pool = WorkerPool(workers)
+    pool = WorkerPool(workers, threads=task.script_args.worker_threads or None)
     print(f"cells side by side: {pool.share(len(jobs))}; their output: {output_dir}/<cell>/{WORKER_LOG_NAME}")
     failed = []
 

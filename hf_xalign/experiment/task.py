@@ -56,6 +56,13 @@ class ZeroShotArguments:
             "processes runs its cells one after the other."
         },
     )
+    worker_threads: int = field(
+        default=0,
+        metadata={
+            "help": "With workers > 1 on CPU: torch threads of each cell instead of cores // workers (0). A "
+            "float sum depends on the thread count: the thread count of a run to reproduce bit for bit."
+        },
+    )
 
 
 class ZeroShotTask:

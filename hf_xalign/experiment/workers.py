@@ -123,15 +123,27 @@ class WorkerPool:
         devices (`list[str]`, *optional*): the CUDA devices to hand out; by default those this process sees
             ([`cuda_devices`]), none on a CPU machine.
         cores (`int`, *optional*): the cores to split on CPU; by default [`available_cores`].
+        threads (`int`, *optional*): torch threads of each process on CPU instead of its share of `cores`
+            (more than the share oversubscribes the cores: a run that must reproduce the float sums of one
+            made with that many threads).
     """
 
-    def __init__(self, workers: int, devices: Sequence[str] | None = None, cores: int | None = None) -> None:
+    def __init__(
+        self,
+        workers: int,
+        devices: Sequence[str] | None = None,
+        cores: int | None = None,
+        threads: int | None = None,
+    ) -> None:
         self.workers = workers
         self.devices = list(cuda_devices() if devices is None else devices)
         self.cores = available_cores() if cores is None else cores
+        self.threads = threads
 
     def threads_per_process(self, jobs: int, nproc: int) -> int:
         """Torch threads of each process of a job when `jobs` run side by side (at least 1)."""
+        if self.threads:
+            return self.threads
         return max(1, self.cores // (min(self.workers, max(jobs, 1)) * nproc))
 
     def share(self, jobs: int, nproc: int = 1) -> str:
