@@ -6,6 +6,7 @@
     python recipes/study.py recipes/configs/study_xlmr.yaml --check-data            # read every data source
     python recipes/study.py recipes/configs/study_xlmr.yaml --cells 'pos__*'        # a subset
     python recipes/study.py recipes/configs/study_xlmr.yaml --nproc_per_cell 4      # each cell: torchrun, 4 processes
+    python recipes/study.py recipes/configs/study_demo.yaml --workers 2             # 2 cells side by side
     xalign report outputs/study_demo                                   # the report of whatever finished
 
 The story: read the study and check all of it (tasks, files, languages, objectives) before any
@@ -17,7 +18,8 @@ report of every finished cell. The folder layout: `hf_xalign/experiment/study/sp
 
 The study is one process (a launch of several is refused). With `nproc_per_cell: N` (or
 `--nproc_per_cell N`) each cell is its own `torchrun --nproc_per_node N` launch: a rank that raises
-ends its cell, whose `error.txt` holds that rank's traceback, and the study goes on.
+ends its cell, whose `error.txt` holds that rank's traceback, and the study goes on. With `--workers N`
+N cells run side by side, each its own process with its share of the cores (or its own GPUs).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import sys
 from hf_xalign.experiment.exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, OneLineParser, resume_command, user_errors
 from hf_xalign.experiment.output_dir import OVERWRITE_FLAG
 from hf_xalign.experiment.study.spec import expand_grid, read_study_config, select_cells
+from hf_xalign.experiment.workers import parse_workers
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,6 +55,14 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         help="Processes per cell, instead of the config's nproc_per_cell (default 1): each cell is then "
         "launched with torchrun --nproc_per_node N.",
+    )
+    parser.add_argument(
+        "--workers",
+        type=parse_workers,
+        default=1,
+        help="Cells side by side, each its own process (default 1: one after the other, in this process). On CPU "
+        "each gets cores // N torch threads; on GPUs its own devices. 'auto': one cell per core on CPU (per "
+        "nproc_per_cell devices on GPUs).",
     )
     parser.add_argument(
         "--keep-going",
@@ -86,7 +97,13 @@ def main(argv: list[str] | None = None) -> int:
 
         if arguments.check_data:
             return check_study_data(config)
-        outcome = run_study(config, arguments.cells, keep_going=arguments.keep_going, overwrite=arguments.overwrite)
+        outcome = run_study(
+            config,
+            arguments.cells,
+            keep_going=arguments.keep_going,
+            overwrite=arguments.overwrite,
+            workers=arguments.workers,
+        )
     except KeyboardInterrupt:  # finished cells stay; the interrupted one is redone on resume
         print(
             f"study.py: interrupted; resume with: {resume_command(sys.argv[1:] if argv is None else argv)}",

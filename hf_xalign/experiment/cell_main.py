@@ -6,6 +6,7 @@ The study runner launches this (`hf_xalign.experiment.study.executor.TorchrunExe
 the cell's folder; every process reads the study from `STUDY_DIR/study.yaml` and runs the cell
 collectively. A process that raises writes `error.rank<r>.json` (its traceback, with the time) into the
 cell's folder before it exits with status 1; the runner turns the first one into the cell's `error.txt`.
+A study with `--workers N` runs it (one process, or a torchrun launch) for each of N cells side by side.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..files import STUDY_CONFIG_NAME
 from .study.executor import record_rank_error
 from .study.runner import run_study_cell
 from .study.spec import cell_folder, expand_grid, read_study_config
+from .workers import apply_thread_share, die_with_parent
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,6 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("study_dir", help="The study folder (holds study.yaml).")
     parser.add_argument("cell_id", help="The cell to run (see recipes/study.py --list-cells).")
     arguments = parser.parse_args(argv)
+    die_with_parent()  # a rank of a killed launch must not write on into a folder the resumed study empties
+    apply_thread_share()  # the torch threads a study's --workers gave this cell
     config = read_study_config(os.path.join(arguments.study_dir, STUDY_CONFIG_NAME))
     cells = [cell for cell in expand_grid(config) if cell.cell_id == arguments.cell_id]
     if not cells:

@@ -72,8 +72,14 @@ def use_console_log(trainer: Trainer) -> None:
     trainer.add_callback(ConsoleLogCallback())
 
 
-def time_split(setup_seconds: float, results: Sequence[CellResult], analysis_seconds: float | None = None) -> str:
-    """Where an experiment's wall time went, as one line: setup, each cell's training and scoring, analysis."""
+def time_split(
+    setup_seconds: float,
+    results: Sequence[CellResult],
+    analysis_seconds: float | None = None,
+    wall_seconds: float | None = None,
+) -> str:
+    """Where an experiment's wall time went, as one line: setup, each cell's training and scoring, analysis,
+    their total, and (`wall_seconds`) the wall time they took, less than the total when cells ran side by side."""
     parts = [f"setup (data, tokenizer, metric) {setup_seconds:.0f} s"]
     parts += [
         f"{result.name}: train {result.seconds['train']:.0f} s, evaluate {result.seconds['evaluate']:.0f} s"
@@ -82,4 +88,5 @@ def time_split(setup_seconds: float, results: Sequence[CellResult], analysis_sec
     if analysis_seconds is not None:
         parts.append(f"analysis and report {analysis_seconds:.0f} s")
     total = setup_seconds + sum(sum(result.seconds.values()) for result in results) + (analysis_seconds or 0.0)
-    return "time: " + " | ".join(parts) + f" | total {total:.0f} s"
+    wall = "" if wall_seconds is None else f" | wall time {wall_seconds:.0f} s"
+    return "time: " + " | ".join(parts) + f" | total {total:.0f} s" + wall

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import time
+from argparse import ArgumentTypeError
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..analysis.analyze import analyze, write_table
 from ..analysis.report.build import build_report
 from ..args import AlignmentTrainingArguments
-from ..files import ANALYSIS_NAME, EXPERIMENT_KIND, MODEL_CARD_NAME, write_finished
+from ..files import ANALYSIS_NAME, CELL_RESULT_NAME, EXPERIMENT_KIND, MODEL_CARD_NAME, write_finished
 from ..hub import load_aligned, push_aligned
 from ..model_card import build_model_card, write_results_file
 from ..results import CellResult
 from .cells import BASELINE, add_delta_intervals, compare_cells, run_cell
-from .config import resolved_config, save_config
+from .config import ConfigError, resolved_config, save_config
 from .console import time_split
 from .report import results_markdown, write_results
 from .task import ZeroShotTask
+from .workers import Job, WorkerPool, parse_workers, resolve_workers
+
+CELL_ENTRY_POINT = "hf_xalign.experiment.experiment_cell"
+WORKER_LOG_NAME = "worker.log"  # a cell's output when it runs beside others (`workers`), in its folder
 
 
 def run_experiment(
@@ -50,7 +57,7 @@ def run_experiment(
         save_config(resolved_config(task.script_args, task.training_args), output_dir, task.recipe)
     if cells is None:
         cells = compare_cells(task.script_args.compare)
-    results = [run_cell(task, name, overrides) for name, overrides in cells]
+    results = run_cells(task, cells)
     if main_process:
         add_delta_intervals(results, reference)
         write_results(results, output_dir, reference)
@@ -62,9 +69,57 @@ def run_experiment(
             report = build_report([output_dir], reference=reference or BASELINE)
             analysis_seconds = time.perf_counter() - analysis_started
             print(f"report: {report}")
-        print(time_split(setup_seconds, results, analysis_seconds))
+        print(time_split(setup_seconds, results, analysis_seconds, time.perf_counter() - task.started))
         publish(results, reference, task.training_args)
         write_finished(output_dir, EXPERIMENT_KIND, {"cells": [result.name for result in results]})
+    return results
+
+
+def run_cells(task: ZeroShotTask, cells: Sequence[tuple[str, Mapping[str, Any]]]) -> list[CellResult]:
+    """Run `cells` one after the other in this process, or side by side as `script_args.workers` asks.
+
+    Side by side, each cell is a process of its own ([`~hf_xalign.experiment.experiment_cell`]) that rebuilds
+    the task from the experiment's `config.yaml` (written before), with its share of the machine
+    ([`~hf_xalign.experiment.workers.WorkerPool`]); its output goes to `worker.log` in its folder. A launch of
+    several processes (`WORLD_SIZE` > 1) runs its cells one after the other, all processes together.
+    """
+    try:
+        workers = resolve_workers(parse_workers(str(task.script_args.workers)))
+    except ArgumentTypeError as error:
+        raise ConfigError(f"workers: {error}") from None
+    if workers == 1 or len(cells) == 1 or task.training_args.world_size > 1:
+        return [run_cell(task, name, overrides) for name, overrides in cells]
+    from ..tasks import TASKS  # the task kinds a cell's process can rebuild from config.yaml
+
+    if TASKS.get(task.name, (None, None))[1] is not type(task):
+        raise ConfigError(
+            f"workers: {task.script_args.workers}: only the tasks of hf_xalign.tasks.TASKS can run their cells "
+            f"side by side (each rebuilds its task from config.yaml), not {type(task).__name__}; set workers: 1"
+        )
+    output_dir = task.training_args.output_dir
+    jobs = [
+        Job(
+            name=name,
+            command=[sys.executable, "-m", CELL_ENTRY_POINT, task.name, output_dir, name, json.dumps(dict(overrides))],
+            log_path=os.path.join(output_dir, name, WORKER_LOG_NAME),
+        )
+        for name, overrides in cells
+    ]
+    pool = WorkerPool(workers, threads=task.script_args.worker_threads or None)
+    print(f"cells side by side: {pool.share(len(jobs))}; their output: {output_dir}/<cell>/{WORKER_LOG_NAME}")
+    failed = []
+
+    def ended(job: Job, status: int) -> None:
+        if status != 0:
+            failed.append(f"{job.name} (exit status {status}, its output: {job.log_path})")
+
+    pool.run(jobs, ended)
+    if failed:
+        raise RuntimeError(f"cells failed: {', '.join(failed)}")
+    results = []
+    for name, _ in cells:
+        with open(os.path.join(output_dir, name, CELL_RESULT_NAME), encoding="utf-8") as f:
+            results.append(CellResult.from_dict(json.load(f)))
     return results
 
 

@@ -48,6 +48,21 @@ class ZeroShotArguments:
         default_factory=list,
         metadata={"help": "Layers the analysis measures (hf_xalign.layers numbering); empty: all."},
     )
+    workers: str = field(
+        default="1",
+        metadata={
+            "help": "Cells side by side, each its own process with cores // N torch threads (or its own GPU); "
+            "'auto': one per core (per GPU). 1: one after the other in this process. A launch of several "
+            "processes runs its cells one after the other."
+        },
+    )
+    worker_threads: int = field(
+        default=0,
+        metadata={
+            "help": "With workers > 1 on CPU: torch threads of each cell instead of cores // workers (0). A "
+            "float sum depends on the thread count: the thread count of a run to reproduce bit for bit."
+        },
+    )
 
 
 class ZeroShotTask:

@@ -11,6 +11,9 @@ method, [`CellExecutor.run_cell`]:
   [`record_rank_error`]) and exits; the others either fail too (their collective's peer is gone) or
   are stopped by torchrun's agent (SIGTERM within its 0.1 s monitor interval, SIGKILL 30 s later), so
   none waits in a collective for the failed one. The executor reports the rank that failed first.
+- [`WorkersExecutor`] (`--workers N > 1`): N cells side by side, each its own process (or torchrun launch),
+  through the pool of `hf_xalign.experiment.workers`; each cell's output goes to `worker.log` in its folder.
+  Cells that share an aligned encoder start one at a time until that alignment is finished.
 """
 
 from __future__ import annotations
@@ -22,12 +25,16 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from ...files import RANK_ERROR_NAME
+from ...files import ALIGNED_FOLDER, RANK_ERROR_NAME
+from ..align import read_marker
+from ..workers import Job, WorkerPool
 from .spec import StudyCell, StudyConfig, cell_folder, finished
 
 CELL_ENTRY_POINT = "hf_xalign.experiment.cell_main"
+WORKER_LOG_NAME = "worker.log"  # a cell's output when it runs beside others (--workers), in its folder
 
 
 class CellFailed(Exception):
@@ -76,31 +83,87 @@ class TorchrunExecutor:
 
     def command(self, config: StudyConfig, cell: StudyCell) -> list[str]:
         """The launch of one cell (each process reads the rest from the study folder's `study.yaml`)."""
-        return [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            str(self.nproc_per_node),
-            "-m",
-            self.entry_point,
-            config.output_dir,
-            cell.cell_id,
-        ]
+        return cell_command(config, cell, self.nproc_per_node, self.entry_point)
 
     def run_cell(self, config: StudyConfig, cell: StudyCell) -> None:
         command = self.command(config, cell)
         status = subprocess.run(command).returncode  # the cell's output goes where the study's goes
-        if status == 0 and finished(config.output_dir, cell):
-            return
-        first = first_rank_error(cell_folder(config.output_dir, cell))
-        if first is not None:
-            raise CellFailed(f"rank {first['rank']} of {first['world_size']} failed first:\n{first['error']}")
-        raise CellFailed(
-            f"{' '.join(command)} exited with status {status} without finishing the cell, and no rank recorded an error "
-            "(killed, or a crash below Python): see the cell's output above"
-        )
+        failure = launch_failure(config, cell, command, status, "see the cell's output above")
+        if failure is not None:
+            raise CellFailed(failure)
+
+
+class WorkersExecutor:
+    """Runs `workers` cells side by side, each its own process (`nproc_per_cell` 1) or torchrun launch.
+
+    Args:
+        workers (`int`): cells at once ([`~hf_xalign.experiment.workers.WorkerPool`] gives each its share of
+            the cores, or its own CUDA devices).
+        nproc_per_cell (`int`, *optional*, defaults to `1`): processes per cell.
+        entry_point (`str`, *optional*, defaults to `"hf_xalign.experiment.cell_main"`): as [`TorchrunExecutor`]'s.
+    """
+
+    def __init__(self, workers: int, nproc_per_cell: int = 1, entry_point: str = CELL_ENTRY_POINT) -> None:
+        self.pool = WorkerPool(workers)
+        self.nproc_per_cell = nproc_per_cell
+        self.entry_point = entry_point
+
+    def run_cells(
+        self,
+        config: StudyConfig,
+        cells: Sequence[StudyCell],
+        on_end: Callable[[StudyCell, CellFailed | None], None],
+        on_change: Callable[[list[str]], None],
+    ) -> None:
+        """Run `cells` (their folders emptied before), calling `on_end(cell, failure or None)` as each ends.
+
+        A sequential cell waits while another cell of its aligned encoder runs and that alignment is not
+        finished: the encoder is aligned once, and no worker waits on the alignment's lock.
+        """
+        print(f"study: {self.pool.share(len(cells), self.nproc_per_cell)}")
+        by_name = {cell.cell_id: cell for cell in cells}
+        jobs = [
+            Job(
+                name=cell.cell_id,
+                command=cell_command(config, cell, self.nproc_per_cell, self.entry_point),
+                log_path=os.path.join(cell_folder(config.output_dir, cell), WORKER_LOG_NAME),
+                nproc=self.nproc_per_cell,
+                group=cell.aligned_id,
+            )
+            for cell in cells
+        ]
+
+        def ended(job: Job, status: int) -> None:
+            cell = by_name[job.name]
+            failure = launch_failure(config, cell, job.command, status, f"see {job.log_path}")
+            on_end(cell, None if failure is None else CellFailed(failure))
+
+        def aligned(group: str) -> bool:
+            return read_marker(os.path.join(config.output_dir, ALIGNED_FOLDER, group)) is not None
+
+        self.pool.run(jobs, ended, ready=aligned, on_change=on_change)
+
+
+def cell_command(config: StudyConfig, cell: StudyCell, nproc: int, entry_point: str = CELL_ENTRY_POINT) -> list[str]:
+    """The command that runs one cell: `python -m ENTRY STUDY_DIR CELL_ID`, under torchrun when `nproc` > 1."""
+    launcher = ["torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), "-m"] if nproc > 1 else []
+    return [sys.executable, "-m", *launcher, entry_point, config.output_dir, cell.cell_id]
+
+
+def launch_failure(config: StudyConfig, cell: StudyCell, command: list[str], status: int, output: str) -> str | None:
+    """Why the launch of `cell` by `command` that ended with `status` failed (for `error.txt`); `None` if it did not.
+
+    `output` says where the cell's output is.
+    """
+    if status == 0 and finished(config.output_dir, cell):
+        return None
+    first = first_rank_error(cell_folder(config.output_dir, cell))
+    if first is not None:
+        return f"rank {first['rank']} of {first['world_size']} failed first:\n{first['error']}"
+    return (
+        f"{' '.join(command)} exited with status {status} without finishing the cell, and no rank recorded an error "
+        f"(killed, or a crash below Python): {output}"
+    )
 
 
 def executor_for(config: StudyConfig) -> CellExecutor:

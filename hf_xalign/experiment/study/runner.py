@@ -6,7 +6,7 @@ the others (a killed run leaves a folder without it). A sequential cell fine-tun
 aligned once per (encoder, objective, pair) into `aligned/` ([`align_encoder`], resumable the same
 way) and shared by every task and seed. At the end, the combined report of every finished cell
 ([`build_study_report`]). The study runs in one process; an executor runs each cell, in that process
-or as a launch of `nproc_per_cell` processes (`executor.py`).
+or as a launch of `nproc_per_cell` processes, or `workers` cells side by side (`executor.py`).
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ from ..config import ConfigError
 from ..objectives import resolve_objective
 from ..output_dir import prepare_output_dir
 from ..runner import run_experiment
+from ..workers import resolve_workers
 from .checks import cell_arguments, cell_values, check_study
-from .executor import CellExecutor, CellFailed, executor_for
+from .executor import CellExecutor, CellFailed, WorkersExecutor, executor_for
 from .report import build_study_report
 from .spec import (
     StudyCell,
@@ -180,6 +181,7 @@ def run_study(
     keep_going: bool = True,
     overwrite: bool = False,
     executor: CellExecutor | None = None,
+    workers: int | str = 1,
 ) -> StudyRun | None:
     """Run the cells of `config` that match `patterns` (all without any) and are not finished yet.
 
@@ -188,7 +190,8 @@ def run_study(
     Each pending cell's folder is emptied, then `executor` runs the cell (by default the one
     `config.nproc_per_cell` asks for, [`executor_for`]). A failing cell leaves its error (the traceback of
     the rank that failed first) in `error.txt` in its folder and the next cell starts, unless `keep_going`
-    is off.
+    is off. With `workers` > 1 (or `"auto"`, [`~hf_xalign.experiment.workers.resolve_workers`]) that many
+    cells run side by side, each in its own process ([`WorkersExecutor`]; `executor` is then not used).
 
     The study itself is one process: launched with several (`WORLD_SIZE` > 1), it is refused, since a
     cell run by all of them together could not fail on one without the others waiting for it in a
@@ -207,22 +210,48 @@ def run_study(
     outcome = StudyRun(skipped=[cell.cell_id for cell in cells if finished(config.output_dir, cell)])
     pending = [cell for cell in cells if not finished(config.output_dir, cell)]
     print(f"study {config.output_dir}: {len(pending)} cells to run, {len(outcome.skipped)} finished before")
-    executor = executor or executor_for(config)
     progress = tqdm(pending, desc="study", unit="cell", dynamic_ncols=True)
-    for cell in progress:
-        progress.set_postfix_str(cell.cell_id)
-        folder = cell_folder(config.output_dir, cell)
-        shutil.rmtree(folder, ignore_errors=True)  # what a killed or failed run left
-        try:
-            executor.run_cell(config, cell)
-            outcome.ran.append(cell.cell_id)
-        except CellFailed as failure:
-            outcome.failed.append(cell.cell_id)
-            os.makedirs(folder, exist_ok=True)
-            with open(os.path.join(folder, ERROR_NAME), "w", encoding="utf-8") as f:
-                f.write(failure.error)
-            tqdm.write(f"cell {cell.cell_id} failed: see {os.path.join(folder, ERROR_NAME)}")
-            if not keep_going:
-                raise
+    side_by_side = resolve_workers(workers, config.nproc_per_cell)
+    if side_by_side > 1 and len(pending) > 1:
+        for cell in pending:
+            shutil.rmtree(cell_folder(config.output_dir, cell), ignore_errors=True)  # what a killed or failed run left
+
+        def ended(cell: StudyCell, failure: CellFailed | None) -> None:
+            progress.update()
+            record_outcome(config, cell, failure, outcome, keep_going)
+
+        def running(cell_ids: list[str]) -> None:
+            progress.set_postfix_str(", ".join(cell_ids))
+
+        WorkersExecutor(side_by_side, config.nproc_per_cell).run_cells(config, pending, ended, running)
+        progress.close()
+    else:
+        executor = executor or executor_for(config)
+        for cell in progress:
+            progress.set_postfix_str(cell.cell_id)
+            shutil.rmtree(cell_folder(config.output_dir, cell), ignore_errors=True)  # what a killed or failed run left
+            try:
+                executor.run_cell(config, cell)
+                failure = None
+            except CellFailed as error:
+                failure = error
+            record_outcome(config, cell, failure, outcome, keep_going)
     outcome.report = build_study_report([config.output_dir])
     return outcome
+
+
+def record_outcome(
+    config: StudyConfig, cell: StudyCell, failure: CellFailed | None, outcome: StudyRun, keep_going: bool
+) -> None:
+    """Count `cell` as run, or as failed with its error in `error.txt` (raised again without `keep_going`)."""
+    if failure is None:
+        outcome.ran.append(cell.cell_id)
+        return
+    outcome.failed.append(cell.cell_id)
+    folder = cell_folder(config.output_dir, cell)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, ERROR_NAME), "w", encoding="utf-8") as f:
+        f.write(failure.error)
+    tqdm.write(f"cell {cell.cell_id} failed: see {os.path.join(folder, ERROR_NAME)}")
+    if not keep_going:
+        raise failure

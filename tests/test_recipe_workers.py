@@ -1,0 +1,58 @@
+"""A recipe's cells side by side (`workers: 2`): each cell a process of its own, rebuilt from config.yaml, gives
+the results and the table of the same cells run one after the other in the recipe's process.
+
+The experiment is test_study.py's tiny POS task (2-layer XLM-R, synthetic `xx`) with its aligned and baseline
+cells.
+"""
+
+from __future__ import annotations
+
+import os
+
+from test_study import study_files  # noqa: F401 (the shared fixture)
+
+from hf_xalign import AlignmentTrainingArguments
+from hf_xalign.experiment import run_experiment
+from hf_xalign.experiment.config import parse_config
+from hf_xalign.tasks.pos import PosArguments, PosTask
+
+
+def run_pos(study_files, output_dir, workers: str) -> list:  # noqa: F811
+    script_args, training_args = parse_config(
+        [PosArguments, AlignmentTrainingArguments],
+        [
+            study_files["tasks"]["pos"]["config"],
+            "--model_name_or_path",
+            study_files["encoders"]["tiny"],
+            "--parallel_data",
+            *study_files["pairs"]["en-xx"],
+            "--alignment_loss",
+            "contrastive",
+            "--output_dir",
+            str(output_dir),
+            "--workers",
+            workers,
+        ],
+    )
+    return run_experiment(PosTask(script_args, training_args))
+
+
+def read(path, folder=None) -> str:
+    """The file's text, with its experiment's folder (the report names it) replaced by `RUN`."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    return text if folder is None else text.replace(str(folder), "RUN")
+
+
+def test_cells_side_by_side_give_the_results_of_one_after_the_other(study_files, tmp_path):  # noqa: F811
+    one, two = tmp_path / "one" / "run", tmp_path / "two" / "run"  # one name: the report's plots are named by it
+    one_after_the_other = run_pos(study_files, one, "1")
+    side_by_side = run_pos(study_files, two, "2")
+
+    assert [result.name for result in side_by_side] == ["aligned", "baseline"]
+    assert all(os.path.isfile(two / name / "worker.log") for name in ("aligned", "baseline"))
+    # Bit for bit: this tiny model's ops run on one thread whatever the share (below torch's parallel grain).
+    assert [result.scores for result in side_by_side] == [result.scores for result in one_after_the_other]
+    assert [result.delta_intervals for result in side_by_side] == [r.delta_intervals for r in one_after_the_other]
+    assert read(two / "results.md") == read(one / "results.md")
+    assert read(two / "report" / "report.md", two) == read(one / "report" / "report.md", one)

@@ -1,0 +1,120 @@
+"""A study with `--workers 2`: cells side by side in their own processes give the scores and the report of one
+after the other; a failing cell leaves the others' results; a SIGKILLed study leaves no cell running, and its
+rerun redoes exactly the cells that had not finished.
+
+The study is test_study.py's tiny one (base, sequential and joint POS cells; a classification cell beside a
+failing one).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import yaml
+from test_study import (  # noqa: F401 (classification, study_files, uninterrupted: the shared fixtures)
+    ROOT,
+    cell_scores,
+    classification,
+    read_report,
+    study_files,
+    study_recipe,
+    uninterrupted,
+    write_study,
+)
+from test_workers import ORPHAN_BOUND_SECONDS, processes_with
+
+from hf_xalign.experiment.study.runner import run_study
+from hf_xalign.experiment.study.spec import expand_grid, finished, read_study_config
+from hf_xalign.files import ERROR_NAME
+
+# The killed study and its rerun: a bound that only says "does not hang", on a loaded 2-core machine.
+STUDY_BOUND_SECONDS = 900
+
+
+def test_two_workers_give_the_scores_and_the_report_of_one(study_files, uninterrupted, tmp_path):  # noqa: F811
+    config = read_study_config(write_study(tmp_path, study_files, tmp_path / "study"))
+
+    outcome = run_study(config, workers=2)
+
+    assert outcome.failed == [] and len(outcome.ran) == 3
+    # Bit for bit, though one after the other each cell had the machine's threads and side by side one
+    # each: every op of this tiny model is below torch's parallel grain, so it runs on one thread anyway.
+    assert cell_scores(tmp_path / "study") == cell_scores(uninterrupted)
+    assert read_report(tmp_path / "study") == read_report(uninterrupted)
+
+
+def test_a_failing_cell_beside_others_leaves_their_results(study_files, classification, tmp_path, capsys):  # noqa: F811
+    broken = tmp_path / "broken.conllu"
+    broken.write_text("# sent_id = 1\n1\tthe\t_\tDET\n\n", encoding="utf-8")  # 4 fields, not 10
+    with open(study_files["tasks"]["pos"]["config"], encoding="utf-8") as f:
+        pos_config = yaml.safe_load(f)
+    (tmp_path / "pos.yaml").write_text(
+        yaml.safe_dump({**pos_config, "train_treebank": [str(broken)]}), encoding="utf-8"
+    )
+    options = {
+        **study_files,
+        "tasks": {"pos": {"task": "pos", "config": str(tmp_path / "pos.yaml")}, "cls": classification},
+        "seeds": [7, 8],  # 3 cells that finish beside the one that fails
+    }
+    config_path = write_study(tmp_path, options, tmp_path / "study")
+
+    status = study_recipe.main([config_path, "--cells", "*__base__*", "--workers", "2"])
+
+    assert status == 1
+    printed = capsys.readouterr().out
+    assert "failed: pos__tiny__base__seed7" in printed and "failed: 2" in printed
+    cells_dir = tmp_path / "study" / "cells"
+    finished_ids = [
+        c.cell_id for c in expand_grid(read_study_config(config_path)) if finished(str(tmp_path / "study"), c)
+    ]
+    assert finished_ids == ["cls__tiny__base__seed7", "cls__tiny__base__seed8"]
+    assert str(broken) in (cells_dir / "pos__tiny__base__seed7" / ERROR_NAME).read_text(encoding="utf-8")
+    assert (tmp_path / "study" / "report" / "report.md").is_file()
+
+
+def test_a_sigkilled_study_leaves_no_cell_running_and_its_rerun_redoes_exactly_the_unfinished(
+    study_files,  # noqa: F811
+    uninterrupted,  # noqa: F811
+    tmp_path,
+):
+    study_dir = tmp_path / "study"
+    config_path = write_study(tmp_path, study_files, study_dir)
+    config = read_study_config(config_path)
+    cells = expand_grid(config)
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "recipes", "study.py"), config_path, "--workers", "2"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": ROOT, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    # Killed once a first cell is finished, while the others run or wait.
+    deadline = time.monotonic() + STUDY_BOUND_SECONDS
+    while (
+        process.poll() is None and time.monotonic() < deadline and not any(finished(str(study_dir), c) for c in cells)
+    ):
+        time.sleep(0.05)
+    assert process.poll() is None, process.stderr.read().decode()
+    cell_processes = f"{study_dir}\0"  # a cell's command line: cell_main STUDY_DIR CELL_ID
+    assert processes_with(cell_processes), "no cell process was running"
+
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = {cell.cell_id for cell in cells if finished(str(study_dir), cell)}
+
+    deadline = time.monotonic() + ORPHAN_BOUND_SECONDS
+    while processes_with(cell_processes) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_with(cell_processes) == []  # no orphan writes on into the folders the rerun empties
+    assert 0 < len(done) < len(cells)
+
+    outcome = run_study(config, workers=2)
+
+    assert set(outcome.skipped) == done and set(outcome.ran) == {cell.cell_id for cell in cells} - done
+    assert outcome.failed == []
+    assert cell_scores(study_dir) == cell_scores(uninterrupted)
+    assert read_report(study_dir) == read_report(uninterrupted)
