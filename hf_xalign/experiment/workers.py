@@ -179,7 +179,7 @@ class WorkerPool:
         every running job is stopped, and `KeyboardInterrupt` raised; jobs not started are not started.
         """
         threads = {nproc: self.threads_per_process(len(jobs), nproc) for nproc in {job.nproc for job in jobs}}
-        waiting, running = list(jobs), {}  # running: Popen -> (job, its devices, its log file)
+        waiting, running = list(jobs), {}  # running: Popen -> (job, its devices)
         free_devices = list(self.devices)
         with _sigterm_as_interrupt():
             try:

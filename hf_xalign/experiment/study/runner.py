@@ -1,8 +1,8 @@
 """Run a study's cells: resumable, a subset at a time, a failed cell reported without stopping the rest.
 
 Each cell is an ordinary experiment run ([`run_experiment`] with one cell) in its own folder,
-`cells/<cell_id>/`, and gets its finished marker (kind `study_cell`) last. A rerun skips the cells that have it, wipes and redoes
-the others (a killed run leaves a folder without it). A sequential cell fine-tunes an encoder
+`cells/<cell_id>/`, and gets its finished marker (kind `study_cell`) last. A rerun skips the cells
+that have it, wipes and redoes the others (a killed run leaves a folder without it). A sequential cell fine-tunes an encoder
 aligned once per (encoder, objective, pair) into `aligned/` ([`align_encoder`], resumable the same
 way) and shared by every task and seed. At the end, the combined report of every finished cell
 ([`build_study_report`]). The study runs in one process; an executor runs each cell, in that process
