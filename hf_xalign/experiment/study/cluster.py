@@ -254,11 +254,12 @@ def _resource_errors(values: Mapping[str, Any], where: str) -> list[str]:
     for key in ("sbatch", "setup"):
         if key in values and not _strings(values[key]):
             errors.append(f"{where}.{key}: expected a list of strings, got {values[key]!r}")
-    errors += [
-        f"{where}.sbatch: {option!r} is no sbatch option (expected '--name' or '--name=value')"
-        for option in values.get("sbatch", [])
-        if isinstance(option, str) and not option.startswith("--")
-    ]
+    if _strings(values.get("sbatch", [])):
+        errors += [
+            f"{where}.sbatch: {option!r} is no sbatch option (expected '--name' or '--name=value')"
+            for option in values.get("sbatch", [])
+            if not option.startswith("--")
+        ]
     return errors
 
 
