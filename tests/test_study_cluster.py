@@ -251,3 +251,17 @@ def test_submitit_writes_no_gpu_line_for_a_cpu_cell_and_fractional_memory_in_mb(
         line for line in lines if line.startswith(("#SBATCH --gpus", "#SBATCH --gres", "#SBATCH --partition"))
     ] == []
     assert "# setup" not in lines
+
+
+def test_the_paper_study_ships_a_valid_cluster_section_and_the_demo_none():
+    configs = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recipes", "configs")
+    xlmr = read_study_config(os.path.join(configs, "study_xlmr.yaml"))
+    assert cluster_errors(xlmr) == []
+    # its XNLI cells (24,544 steps) get the task's longer limit, every cell one GPU
+    limits = {
+        (cell.task, cell_resources(xlmr, cell).time_min, cell_resources(xlmr, cell).gpus_per_node)
+        for cell in expand_grid(xlmr)
+    }
+    assert limits == {("pos", 60, 1), ("sib", 60, 1), ("xnli", 600, 1)}
+    assert alignment_resources(xlmr, "xlmr").time_min == 180
+    assert read_study_config(os.path.join(configs, "study_demo.yaml")).cluster == {}
