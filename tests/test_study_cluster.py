@@ -6,12 +6,14 @@ the resources of each job compared with what a person reading the section would 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
 import pytest
 
 from hf_xalign.experiment.config import ConfigError
+from hf_xalign.experiment.output_dir import OutputDirError
 from hf_xalign.experiment.study.checks import study_errors
 from hf_xalign.experiment.study.cluster import (
     JobResources,
@@ -21,6 +23,7 @@ from hf_xalign.experiment.study.cluster import (
     max_jobs_at_once,
     parse_time,
 )
+from hf_xalign.experiment.study.runner import prepare_study_dir
 from hf_xalign.experiment.study.spec import (
     StudyConfig,
     expand_grid,
@@ -265,3 +268,15 @@ def test_the_paper_study_ships_a_valid_cluster_section_and_the_demo_none():
     assert limits == {("pos", 60, 1), ("sib", 60, 1), ("xnli", 600, 1)}
     assert alignment_resources(xlmr, "xlmr").time_min == 180
     assert read_study_config(os.path.join(configs, "study_demo.yaml")).cluster == {}
+
+
+def test_new_cluster_resources_resume_the_study_where_new_settings_are_refused(tmp_path):
+    """After a job ran out of time, the same study with a longer limit resumes; other seeds are another study."""
+    values = {"time": 60, "mem_gb": 16}
+    first = dataclasses.replace(study(values), output_dir=str(tmp_path / "study"))
+    assert prepare_study_dir(first)
+    longer = dataclasses.replace(first, cluster={**values, "time": "2:00:00", "mem_gb": 32})
+    assert prepare_study_dir(longer)
+    assert read_study_config(tmp_path / "study" / "study.yaml").cluster["time"] == "2:00:00"
+    with pytest.raises(OutputDirError, match=r"seeds: \[42\] -> \[1\]"):
+        prepare_study_dir(dataclasses.replace(longer, seeds=[1]))
