@@ -13,7 +13,8 @@ finished (`finished.json`, [`~hf_xalign.files.write_finished`]; a study's report
 - with `--overwrite`, a folder holding a run is emptied first: old and new files are never mixed.
 
 "Same settings" compares the settings file with what the run would write now, all of it but
-[`IGNORED_OPTIONS`]: what only changes the console or the log destinations, and the folder's own name.
+[`IGNORED_OPTIONS`]: what only changes the console or the log destinations, the folder's own name, and where a
+study's jobs run (its `cluster:` resources: a longer time limit after a failed job resumes the study).
 """
 
 from __future__ import annotations
@@ -35,7 +36,16 @@ from .config import resolved_config
 # folder, a W&B run). `logging_steps` is not among them: it changes `log_history`, the card's training table and
 # the logged losses an alignment records.
 IGNORED_OPTIONS = frozenset(
-    {"output_dir", "log_level", "log_level_replica", "log_on_each_node", "disable_tqdm", "report_to", "run_name"}
+    {
+        "output_dir",
+        "log_level",
+        "log_level_replica",
+        "log_on_each_node",
+        "disable_tqdm",
+        "report_to",
+        "run_name",
+        "cluster",
+    }
 )
 OVERWRITE_FLAG = "--overwrite"
 _SHOWN_DIFFERENCES = 3

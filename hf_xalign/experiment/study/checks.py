@@ -18,6 +18,7 @@ from ...args import AlignmentTrainingArguments
 from ...tasks import TASKS
 from ..config import ConfigError, config_errors, read_config_file, unknown_option_errors
 from ..objectives import resolve_objective
+from .cluster import cluster_errors
 from .spec import MODES, StudyCell, StudyConfig, StudyTask
 
 # What the study sets in every cell: a task config's own values for these are replaced.
@@ -134,7 +135,7 @@ def study_errors(config: StudyConfig) -> list[str]:
         errors += _task_errors(config, name, study_task, evaluated)
     if evaluated:  # else every task is broken, and said so
         errors += _pair_language_errors(config, evaluated)
-    return errors + _objective_errors(config)
+    return errors + _objective_errors(config) + cluster_errors(config)
 
 
 def check_study(config: StudyConfig) -> None:

@@ -66,6 +66,8 @@ class StudyConfig:
             process runs each cell; with more, each cell is its own `torchrun --nproc_per_node N` launch
             (`hf_xalign.experiment.cell_main`), so a rank that fails ends its cell, not the study. Part of
             the study: the processes multiply the per-device batch sizes.
+        cluster (`dict`, *optional*): the resources of each job when the study runs on Slurm
+            (`--executor slurm`); a local run ignores it. Its keys: `hf_xalign.experiment.study.cluster`.
     """
 
     output_dir: str
@@ -77,6 +79,7 @@ class StudyConfig:
     seeds: list[int] = field(default_factory=lambda: [42])
     align: dict[str, Any] = field(default_factory=dict)
     nproc_per_cell: int = 1
+    cluster: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -163,6 +166,7 @@ def study_config_from_dict(values: Mapping[str, Any], source: str) -> StudyConfi
     for kind, named in names.items():  # `__` separates the parts of a cell id
         errors += [f"{source}: {kind}: name {name!r} may not contain '__'" for name in named if "__" in str(name)]
     _mapping(values.get("align", {}), f"{source}: align", errors)
+    _mapping(values.get("cluster", {}), f"{source}: cluster", errors)
     nproc_per_cell = values.get("nproc_per_cell", 1)
     if not isinstance(nproc_per_cell, int) or isinstance(nproc_per_cell, bool) or nproc_per_cell < 1:
         errors.append(f"{source}: nproc_per_cell: expected a number of processes >= 1, got {nproc_per_cell!r}")
@@ -178,6 +182,7 @@ def study_config_from_dict(values: Mapping[str, Any], source: str) -> StudyConfi
         seeds=list(seeds),
         align=dict(values.get("align", {})),
         nproc_per_cell=nproc_per_cell,
+        cluster=dict(values.get("cluster", {})),
     )
 
 
