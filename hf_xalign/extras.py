@@ -22,7 +22,7 @@ from contextlib import contextmanager
 
 INSTALL_EXPERIMENTS = 'pip install "hf-xalign[experiments]"'
 # The packages only the extra installs: the core, and the core tests (tests/conftest.py --core), import none of them.
-EXPERIMENTS_MODULES = ("conllu", "evaluate", "matplotlib", "scipy")
+EXPERIMENTS_MODULES = ("conllu", "evaluate", "matplotlib", "scipy", "submitit")
 
 
 class MissingExtraError(ImportError):
