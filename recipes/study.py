@@ -7,6 +7,7 @@
     python recipes/study.py recipes/configs/study_xlmr.yaml --cells 'pos__*'        # a subset
     python recipes/study.py recipes/configs/study_xlmr.yaml --nproc_per_cell 4      # each cell: torchrun, 4 processes
     python recipes/study.py recipes/configs/study_demo.yaml --workers 2             # 2 cells side by side
+    python recipes/study.py recipes/configs/study_demo.yaml --workers 2 --worker_threads 2  # each with 2 threads
     xalign report outputs/study_demo                                   # the report of whatever finished
 
 The story: read the study and check all of it (tasks, files, languages, objectives) before any
@@ -30,7 +31,7 @@ import sys
 from hf_xalign.experiment.exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, OneLineParser, resume_command, user_errors
 from hf_xalign.experiment.output_dir import OVERWRITE_FLAG
 from hf_xalign.experiment.study.spec import expand_grid, read_study_config, select_cells
-from hf_xalign.experiment.workers import parse_workers
+from hf_xalign.experiment.workers import parse_threads, parse_workers
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,6 +64,14 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         help="Cells side by side, each its own process (default 1: one after the other, in this process). On CPU "
         "each gets cores // N torch threads; on GPUs its own devices. 'auto': one cell per core on CPU (per "
         "nproc_per_cell devices on GPUs).",
+    )
+    parser.add_argument(
+        "--worker_threads",
+        type=parse_threads,
+        default=None,
+        help="With --workers > 1 on CPU: torch threads of each cell instead of cores // N (as a recipe's "
+        "worker_threads). A float sum depends on the thread count: the thread count of a run to reproduce bit for "
+        "bit.",
     )
     parser.add_argument(
         "--keep-going",
@@ -103,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             keep_going=arguments.keep_going,
             overwrite=arguments.overwrite,
             workers=arguments.workers,
+            worker_threads=arguments.worker_threads,
         )
     except KeyboardInterrupt:  # finished cells stay; the interrupted one is redone on resume
         print(

@@ -8,12 +8,14 @@ failing one).
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
 import sys
 import time
 
+import pytest
 import yaml
 from test_study import (  # noqa: F401 (classification, study_files, uninterrupted: the shared fixtures)
     ROOT,
@@ -27,8 +29,11 @@ from test_study import (  # noqa: F401 (classification, study_files, uninterrupt
 )
 from test_workers import ORPHAN_BOUND_SECONDS, processes_with
 
+from hf_xalign.experiment.study import runner
+from hf_xalign.experiment.study.executor import WorkersExecutor
 from hf_xalign.experiment.study.runner import run_study
 from hf_xalign.experiment.study.spec import expand_grid, finished, read_study_config
+from hf_xalign.experiment.workers import available_cores
 from hf_xalign.files import ERROR_NAME
 
 # The killed study and its rerun: a bound that only says "does not hang", on a loaded 2-core machine.
@@ -118,3 +123,32 @@ def test_a_sigkilled_study_leaves_no_cell_running_and_its_rerun_redoes_exactly_t
     assert outcome.failed == []
     assert cell_scores(study_dir) == cell_scores(uninterrupted)
     assert read_report(study_dir) == read_report(uninterrupted)
+
+
+def test_worker_threads_gives_each_cell_that_many_torch_threads(study_files, tmp_path, monkeypatch):  # noqa: F811
+    # Each cell is tests/thread_probe_cell.py: it records the torch threads its process got and fails.
+    monkeypatch.setattr(runner, "WorkersExecutor", functools.partial(WorkersExecutor, entry_point="thread_probe_cell"))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([ROOT, os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")])
+    )
+    options = {**study_files, "objectives": {}, "seeds": [1, 2]}  # two cells of the base encoder
+
+    def threads_of_each_cell(study_dir, *options_of_run) -> list[int]:
+        config_path = write_study(tmp_path, options, study_dir)
+        assert study_recipe.main([config_path, "--workers", "2", *options_of_run]) == 1  # the probes do not finish
+        return [int(path.read_text()) for path in sorted(study_dir.glob("cells/*/threads.txt"))]
+
+    assert threads_of_each_cell(tmp_path / "given", "--worker_threads", "3") == [3, 3]
+    assert threads_of_each_cell(tmp_path / "share") == [max(1, available_cores() // 2)] * 2  # cores // workers
+
+
+def test_worker_threads_below_1_is_refused_in_one_line(study_files, tmp_path, capsys):  # noqa: F811
+    config_path = write_study(tmp_path, study_files, tmp_path / "study")
+
+    with pytest.raises(SystemExit) as exit_status:
+        study_recipe.main([config_path, "--workers", "2", "--worker_threads", "0"])
+
+    error = capsys.readouterr().err.strip()
+    assert exit_status.value.code == 2 and len(error.splitlines()) == 1
+    assert "--worker_threads" in error and "expected a number of torch threads >= 1, got '0'" in error
+    assert not (tmp_path / "study").exists()

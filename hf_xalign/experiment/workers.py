@@ -94,6 +94,15 @@ def parse_workers(value: str) -> int | str:
     raise argparse.ArgumentTypeError(f"expected a number of workers >= 1 or 'auto', got {value!r}")
 
 
+def parse_threads(value: str) -> int:
+    """`--worker_threads`'s value: a number of torch threads >= 1 (argparse `type`)."""
+    import argparse
+
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise argparse.ArgumentTypeError(f"expected a number of torch threads >= 1, got {value!r}")
+
+
 def apply_thread_share() -> None:
     """In a job's process: use the torch threads the pool gave it ([`THREADS_VARIABLE`]); nothing outside a pool."""
     threads = os.environ.get(THREADS_VARIABLE)
