@@ -7,8 +7,6 @@ cells.
 
 from __future__ import annotations
 
-import os
-
 from test_study import study_files  # noqa: F401 (the shared fixture)
 
 from hf_xalign import AlignmentTrainingArguments
@@ -50,7 +48,11 @@ def test_cells_side_by_side_give_the_results_of_one_after_the_other(study_files,
     side_by_side = run_pos(study_files, two, "2")
 
     assert [result.name for result in side_by_side] == ["aligned", "baseline"]
-    assert all(os.path.isfile(two / name / "worker.log") for name in ("aligned", "baseline"))
+    for name in ("aligned", "baseline"):
+        with open(two / name / "worker.log", encoding="utf-8", newline="") as f:  # "\r" kept: a bar's redraw
+            log = f.read()
+        assert f"[{two / name}] step " in log  # the cell's console lines are there, its progress bars are not:
+        assert "%|" not in log and "it/s]" not in log and "\r" not in log  # tqdm's "50%|#####     | 2/4 [...it/s]"
     # Bit for bit: this tiny model's ops run on one thread whatever the share (below torch's parallel grain).
     assert [result.scores for result in side_by_side] == [result.scores for result in one_after_the_other]
     assert [result.delta_intervals for result in side_by_side] == [r.delta_intervals for r in one_after_the_other]

@@ -50,6 +50,13 @@ def test_two_workers_give_the_scores_and_the_report_of_one(study_files, uninterr
     # each: every op of this tiny model is below torch's parallel grain, so it runs on one thread anyway.
     assert cell_scores(tmp_path / "study") == cell_scores(uninterrupted)
     assert read_report(tmp_path / "study") == read_report(uninterrupted)
+    logs = sorted((tmp_path / "study" / "cells").glob("*/worker.log"))
+    assert len(logs) == 3
+    for log_path in logs:
+        with open(log_path, encoding="utf-8", newline="") as f:  # "\r" kept: a bar's redraw
+            log = f.read()
+        assert "] step " in log  # the cell's console lines are there, its progress bars are not
+        assert "%|" not in log and "it/s]" not in log and "\r" not in log, log_path
 
 
 def test_a_failing_cell_beside_others_leaves_their_results(study_files, classification, tmp_path, capsys):  # noqa: F811
