@@ -28,9 +28,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tqdm.auto import tqdm
+
 from hf_xalign.experiment.exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, OneLineParser, resume_command, user_errors
 from hf_xalign.experiment.output_dir import OVERWRITE_FLAG
-from hf_xalign.experiment.study.spec import expand_grid, read_study_config, select_cells
+from hf_xalign.experiment.study.spec import StudyConfig, expand_grid, finished, read_study_config, select_cells
 from hf_xalign.experiment.workers import parse_threads, parse_workers
 
 
@@ -85,9 +87,23 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def interrupted_line(config: StudyConfig | None, patterns: list[str], resume: str) -> str:
+    """Ctrl-C's line: the selected cells that finished (they stay finished) and those that start again on resume
+    (the rerun empties an unfinished cell's folder: it does not go on from a checkpoint)."""
+    if config is None:
+        return f"study.py: interrupted before any cell ran; rerun with: {resume}"
+    cells = select_cells(expand_grid(config), patterns)
+    done = sum(finished(config.output_dir, cell) for cell in cells)
+    return (
+        f"study.py: interrupted; {done} of {len(cells)} cells finished and stay finished, the other {len(cells) - done} "
+        f"start again from their beginning on resume: {resume}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     overrides = {"output_dir": arguments.output_dir} if arguments.output_dir else {}
+    config = None
     if arguments.nproc_per_cell is not None:
         overrides["nproc_per_cell"] = arguments.nproc_per_cell
     try:
@@ -114,11 +130,10 @@ def main(argv: list[str] | None = None) -> int:
             workers=arguments.workers,
             worker_threads=arguments.worker_threads,
         )
-    except KeyboardInterrupt:  # finished cells stay; the interrupted one is redone on resume
-        print(
-            f"study.py: interrupted; resume with: {resume_command(sys.argv[1:] if argv is None else argv)}",
-            file=sys.stderr,
-        )
+    except KeyboardInterrupt:  # finished cells stay; the interrupted ones (all of them, side by side) are redone
+        resume = resume_command(sys.argv[1:] if argv is None else argv)
+        # tqdm.write: on a line of its own, not after the study's bar, which the interruption left drawn
+        tqdm.write(interrupted_line(config, arguments.cells, resume), file=sys.stderr)
         return EXIT_INTERRUPTED
     except user_errors() as error:  # after Ctrl-C's clause: building the tuple imports the readers
         print(f"study.py: error: {error}", file=sys.stderr)

@@ -7,11 +7,15 @@ cells.
 
 from __future__ import annotations
 
+import json
+import sys
+
 from test_study import study_files  # noqa: F401 (the shared fixture)
 
 from hf_xalign import AlignmentTrainingArguments
 from hf_xalign.experiment import run_experiment
 from hf_xalign.experiment.config import parse_config
+from hf_xalign.experiment.exits import CellsInterrupted, interrupted_line
 from hf_xalign.tasks.pos import PosArguments, PosTask
 
 
@@ -58,3 +62,21 @@ def test_cells_side_by_side_give_the_results_of_one_after_the_other(study_files,
     assert [result.delta_intervals for result in side_by_side] == [r.delta_intervals for r in one_after_the_other]
     assert read(two / "results.md") == read(one / "results.md")
     assert read(two / "report" / "report.md", two) == read(one / "report" / "report.md", one)
+
+
+def test_ctrl_c_of_cells_side_by_side_names_where_each_cell_goes_on(tmp_path, monkeypatch):
+    # The cells trained in their own processes: the recipe's process saw no step. As the cells left their folders:
+    aligned, baseline = tmp_path / "run" / "aligned", tmp_path / "run" / "baseline"
+    for step in (2, 4):
+        (aligned / f"checkpoint-{step}").mkdir(parents=True)
+        (aligned / f"checkpoint-{step}" / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    (aligned / "checkpoint-6").mkdir()  # stopped while saving it: no trainer_state.json, which is written last
+    baseline.mkdir()  # no checkpoint saved
+    monkeypatch.setattr(sys, "argv", ["pos.py", "pos.yaml"])
+
+    line = interrupted_line("pos.py", ["pos.yaml"], CellsInterrupted([str(aligned), str(baseline)]))
+
+    assert line == (
+        f"pos.py: interrupted with cells side by side; each goes on (aligned from {aligned / 'checkpoint-4'}, "
+        "baseline from its start (no checkpoint saved)) with: python pos.py pos.yaml"
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -159,3 +160,49 @@ def test_worker_threads_below_1_is_refused_in_one_line(study_files, tmp_path, ca
     assert exit_status.value.code == 2 and len(error.splitlines()) == 1
     assert "--worker_threads" in error and "expected a number of torch threads >= 1, got '0'" in error
     assert not (tmp_path / "study").exists()
+
+
+# The study of recipes/study.py, its cells run by tests/stall_cell.py (argv: recipes folder, then study.py's own).
+STALL_DRIVER = (
+    "import functools, sys\n"
+    "sys.path.insert(0, sys.argv.pop(1))\n"
+    "import study\n"
+    "from hf_xalign.experiment.study import runner\n"
+    "from hf_xalign.experiment.study.executor import WorkersExecutor\n"
+    "runner.WorkersExecutor = functools.partial(WorkersExecutor, entry_point='stall_cell')\n"
+    "raise SystemExit(study.main())\n"
+)
+
+
+def test_ctrl_c_of_cells_side_by_side_says_which_stay_finished_and_the_command(study_files, tmp_path):  # noqa: F811
+    config_path = write_study(tmp_path, {**study_files, "objectives": {}, "seeds": [1, 2]}, tmp_path / "study")
+    config = read_study_config(config_path)
+    done, stalled = expand_grid(config)
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([ROOT, os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]),
+        "XALIGN_TEST_FINISH": done.cell_id,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-c", STALL_DRIVER, os.path.join(ROOT, "recipes"), config_path, "--workers", "2"],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A background shell starts children with SIGINT ignored; a user's terminal does not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    started = tmp_path / "study" / "cells" / stalled.cell_id / "started"
+    deadline = time.monotonic() + STUDY_BOUND_SECONDS
+    while not (started.exists() and finished(config.output_dir, done)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    _, stderr = process.communicate(timeout=STUDY_BOUND_SECONDS)
+
+    assert process.returncode == 130, stderr[-3000:]
+    assert finished(config.output_dir, done) and not finished(config.output_dir, stalled)
+    (line,) = [line for line in stderr.splitlines() if line.startswith("study.py:")]  # beside the study's bar
+    assert line == (
+        "study.py: interrupted; 1 of 2 cells finished and stay finished, the other 1 start again from their "
+        f"beginning on resume: python -c {shlex.join([config_path, '--workers', '2'])}"
+    )
