@@ -232,8 +232,15 @@ def plan(options: argparse.Namespace, scratch: Path) -> list[Step]:
                 print(join_carried_model(CARRIED_E5, CARRIED_E5_PIECES, E5_DIR), file=sys.stderr)
             except ValueError as error:
                 demo = failing_command(str(error))
+    build_encoder = []  # the dry run's stand-in for the demo model, built by the demo step
     if dry:
-        encoder = E5_DIR if E5_DIR.is_dir() else build_tiny_encoder(scratch / "tiny-encoder")
+        encoder = E5_DIR if E5_DIR.is_dir() else scratch / "tiny-encoder"
+        if encoder != E5_DIR:  # in the step: a run that stops at the install builds nothing
+            build = (
+                "import pathlib, sys; sys.path.insert(0, 'benchmarks'); from gpu_check import build_tiny_encoder; "
+                f"build_tiny_encoder(pathlib.Path({str(encoder)!r}))"
+            )
+            build_encoder.append([python, "-c", build])
         demo += [
             "--model_name_or_path",
             str(encoder),
@@ -251,7 +258,7 @@ def plan(options: argparse.Namespace, scratch: Path) -> list[Step]:
     return [
         Step("install", install_commands(options), 300, read_install),
         Step("tests", [pytest], 240, read_tests, {"XALIGN_TEST_DEVICE": "cpu"} if dry else {}),
-        Step("demo", [demo], 300, read_demo),
+        Step("demo", [*build_encoder, demo], 300, read_demo),
         Step("conflict_overhead", [[python, "benchmarks/conflict_overhead.py", *device]], 240, read_conflict_overhead),
         Step("alignment_step", [[python, "benchmarks/alignment_step.py", *device]], 240, read_alignment_step),
     ]

@@ -7,6 +7,7 @@
     python recipes/study.py recipes/configs/study_xlmr.yaml --cells 'pos__*'        # a subset
     python recipes/study.py recipes/configs/study_xlmr.yaml --nproc_per_cell 4      # each cell: torchrun, 4 processes
     python recipes/study.py recipes/configs/study_demo.yaml --workers 2             # 2 cells side by side
+    python recipes/study.py recipes/configs/study_demo.yaml --workers 2 --worker_threads 2  # each with 2 threads
     xalign report outputs/study_demo                                   # the report of whatever finished
 
 The story: read the study and check all of it (tasks, files, languages, objectives) before any
@@ -27,10 +28,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tqdm.auto import tqdm
+
 from hf_xalign.experiment.exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, OneLineParser, resume_command, user_errors
 from hf_xalign.experiment.output_dir import OVERWRITE_FLAG
-from hf_xalign.experiment.study.spec import expand_grid, read_study_config, select_cells
-from hf_xalign.experiment.workers import parse_workers
+from hf_xalign.experiment.study.spec import StudyConfig, expand_grid, finished, read_study_config, select_cells
+from hf_xalign.experiment.workers import parse_threads, parse_workers
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,6 +68,14 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "nproc_per_cell devices on GPUs).",
     )
     parser.add_argument(
+        "--worker_threads",
+        type=parse_threads,
+        default=None,
+        help="With --workers > 1 on CPU: torch threads of each cell instead of cores // N (as a recipe's "
+        "worker_threads). A float sum depends on the thread count: the thread count of a run to reproduce bit for "
+        "bit.",
+    )
+    parser.add_argument(
         "--keep-going",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -76,9 +87,23 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def interrupted_line(config: StudyConfig | None, patterns: list[str], resume: str) -> str:
+    """Ctrl-C's line: the selected cells that finished (they stay finished) and those that start again on resume
+    (the rerun empties an unfinished cell's folder: it does not go on from a checkpoint)."""
+    if config is None:
+        return f"study.py: interrupted before any cell ran; rerun with: {resume}"
+    cells = select_cells(expand_grid(config), patterns)
+    done = sum(finished(config.output_dir, cell) for cell in cells)
+    return (
+        f"study.py: interrupted; {done} of {len(cells)} cells finished and stay finished, the other {len(cells) - done} "
+        f"start again from their beginning on resume: {resume}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     overrides = {"output_dir": arguments.output_dir} if arguments.output_dir else {}
+    config = None
     if arguments.nproc_per_cell is not None:
         overrides["nproc_per_cell"] = arguments.nproc_per_cell
     try:
@@ -103,12 +128,12 @@ def main(argv: list[str] | None = None) -> int:
             keep_going=arguments.keep_going,
             overwrite=arguments.overwrite,
             workers=arguments.workers,
+            worker_threads=arguments.worker_threads,
         )
-    except KeyboardInterrupt:  # finished cells stay; the interrupted one is redone on resume
-        print(
-            f"study.py: interrupted; resume with: {resume_command(sys.argv[1:] if argv is None else argv)}",
-            file=sys.stderr,
-        )
+    except KeyboardInterrupt:  # finished cells stay; the interrupted ones (all of them, side by side) are redone
+        resume = resume_command(sys.argv[1:] if argv is None else argv)
+        # tqdm.write: on a line of its own, not after the study's bar, which the interruption left drawn
+        tqdm.write(interrupted_line(config, arguments.cells, resume), file=sys.stderr)
         return EXIT_INTERRUPTED
     except user_errors() as error:  # after Ctrl-C's clause: building the tuple imports the readers
         print(f"study.py: error: {error}", file=sys.stderr)

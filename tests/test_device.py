@@ -26,12 +26,13 @@ pytestmark = pytest.mark.cuda
 
 # fp32 on both sides: only the order of the sums differs (cuBLAS against the CPU's kernels; TF32 is off by default)
 SAME_PRECISION = dict(rtol=1e-4, atol=1e-6)
-# bf16 autocast against fp32 (8 bits of mantissa): measured on the CPU (torch 2.13), bf16 moved the cosine by 1.1e-5,
-# the task gradient's norm by 6.6e-4 relative and the step's update by 2.1e-3 relative; the bounds are 10x that or
-# more, for the GPU's kernels (not yet run on one)
-COSINE_ATOL = 0.01
-NORM_RTOL = 0.02
-UPDATE_RTOL = 0.02
+# bf16 autocast against fp32 (8 bits of mantissa), task and alignment forwards both under autocast: measured on the
+# CPU (torch 2.13), bf16 moved the cosine by 1.8e-3, the task gradient's norm by 6.6e-4 relative, the alignment
+# gradient's by 2.4e-3 and the step's update by 1.9e-2 relative (the contrastive loss divides bf16-rounded
+# similarities by its temperature, 0.05); the bounds are about 10x that, for the GPU's kernels (not yet run on one)
+COSINE_ATOL = 0.02
+NORM_RTOL = 0.03
+UPDATE_RTOL = 0.2
 
 
 @pytest.fixture(scope="module")

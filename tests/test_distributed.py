@@ -152,11 +152,13 @@ def test_a_nonfinite_loss_in_an_accumulated_step_on_one_process_skips_it_on_ever
         assert torch.equal(ranks[1]["final"][name], value), name
 
 
-LAUNCHES = 10
+# The abort was 1 launch in 30, too rare for any affordable count of launches to catch; what each launch checks
+# for certain is its cause: no gloo thread left at exit (test_process_group.py checks the exit handler itself).
+LAUNCHES = 2
 
 
 def test_every_good_two_process_launch_exits_0(tmp_path):
-    """A good 2-process run, launched 10 times, ends with exit 0 and no abort on any rank every time.
+    """A good 2-process run, launched twice, ends with exit 0, no abort and no gloo thread left on any rank.
 
     Each run ends on a collective (the mean loss over processes), then the interpreter exits. gloo's
     worker thread then sometimes dropped the collective's tensors after Python had begun shutting down,

@@ -21,6 +21,7 @@ import math
 
 import pytest
 import torch
+from conftest import make_model
 from test_trainer import make_args, make_trainer
 from transformers import TrainerCallback
 
@@ -160,3 +161,35 @@ def test_bf16_autocast_statistics_are_float64_sums_of_the_step_gradients(tmp_pat
     assert measured.task_norm == pytest.approx(float(task.norm()), rel=1e-6)
     assert measured.align_norm == pytest.approx(float(align.norm()), rel=1e-6)
     assert measured.cosine == pytest.approx(float(task @ align / (task.norm() * align.norm())), rel=1e-5)
+
+
+def contrastive_loss_by_hand(encoder: torch.nn.Module, batch: dict, temperature: float = 0.05) -> float:
+    """Symmetric InfoNCE of mean-pooled last-layer vectors (non-special, non-padding tokens), written out."""
+    hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    mask = (batch["attention_mask"] * (1 - batch["special_tokens_mask"])).unsqueeze(-1)  # (2 * pairs, seq, 1)
+    vectors = (hidden * mask).sum(dim=1) / mask.sum(dim=1)  # (2 * pairs, dim)
+    pairs = vectors.shape[0] // 2
+    src = torch.nn.functional.normalize(vectors[:pairs], dim=-1)
+    tgt = torch.nn.functional.normalize(vectors[pairs:], dim=-1)
+    logits = src @ tgt.T / temperature  # (pairs, pairs): row i, source i against every target
+    labels = torch.arange(pairs)
+    cross_entropy = torch.nn.functional.cross_entropy
+    return float((cross_entropy(logits, labels) + cross_entropy(logits.T, labels)) / 2)
+
+
+def test_bf16_alignment_forward_runs_under_the_task_forwards_autocast(tmp_path, data):
+    tokenizer, task_dataset, parallel_dataset, task_collator = data
+    args = make_args(tmp_path, max_steps=1, bf16=True, per_device_train_batch_size=4, alignment_lambda=0.7)
+    model = make_model(tokenizer)
+    start = make_model(tokenizer)  # the same weights (same seed): the state the first alignment forward sees
+    trainer = make_trainer(tokenizer, task_dataset, parallel_dataset, task_collator, args, model=model)
+    trainer.train()
+    (logged,) = [entry["align/contrastive"] for entry in trainer.state.log_history if "align/contrastive" in entry]
+
+    batch = trainer.alignment_stream.batch(0, 0)  # step 0's batch: a function of (seed, step, rank)
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            under_autocast = contrastive_loss_by_hand(start.roberta, batch)
+        in_fp32 = contrastive_loss_by_hand(start.roberta, batch)
+    assert abs(under_autocast - in_fp32) > 1e-3 * abs(in_fp32)  # bf16 rounding shows at this size
+    assert logged == pytest.approx(under_autocast, rel=1e-5)

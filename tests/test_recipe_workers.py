@@ -7,13 +7,15 @@ cells.
 
 from __future__ import annotations
 
-import os
+import json
+import sys
 
 from test_study import study_files  # noqa: F401 (the shared fixture)
 
 from hf_xalign import AlignmentTrainingArguments
 from hf_xalign.experiment import run_experiment
 from hf_xalign.experiment.config import parse_config
+from hf_xalign.experiment.exits import CellsInterrupted, interrupted_line
 from hf_xalign.tasks.pos import PosArguments, PosTask
 
 
@@ -50,9 +52,31 @@ def test_cells_side_by_side_give_the_results_of_one_after_the_other(study_files,
     side_by_side = run_pos(study_files, two, "2")
 
     assert [result.name for result in side_by_side] == ["aligned", "baseline"]
-    assert all(os.path.isfile(two / name / "worker.log") for name in ("aligned", "baseline"))
+    for name in ("aligned", "baseline"):
+        with open(two / name / "worker.log", encoding="utf-8", newline="") as f:  # "\r" kept: a bar's redraw
+            log = f.read()
+        assert f"[{two / name}] step " in log  # the cell's console lines are there, its progress bars are not:
+        assert "%|" not in log and "it/s]" not in log and "\r" not in log  # tqdm's "50%|#####     | 2/4 [...it/s]"
     # Bit for bit: this tiny model's ops run on one thread whatever the share (below torch's parallel grain).
     assert [result.scores for result in side_by_side] == [result.scores for result in one_after_the_other]
     assert [result.delta_intervals for result in side_by_side] == [r.delta_intervals for r in one_after_the_other]
     assert read(two / "results.md") == read(one / "results.md")
     assert read(two / "report" / "report.md", two) == read(one / "report" / "report.md", one)
+
+
+def test_ctrl_c_of_cells_side_by_side_names_where_each_cell_goes_on(tmp_path, monkeypatch):
+    # The cells trained in their own processes: the recipe's process saw no step. As the cells left their folders:
+    aligned, baseline = tmp_path / "run" / "aligned", tmp_path / "run" / "baseline"
+    for step in (2, 4):
+        (aligned / f"checkpoint-{step}").mkdir(parents=True)
+        (aligned / f"checkpoint-{step}" / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    (aligned / "checkpoint-6").mkdir()  # stopped while saving it: no trainer_state.json, which is written last
+    baseline.mkdir()  # no checkpoint saved
+    monkeypatch.setattr(sys, "argv", ["pos.py", "pos.yaml"])
+
+    line = interrupted_line("pos.py", ["pos.yaml"], CellsInterrupted([str(aligned), str(baseline)]))
+
+    assert line == (
+        f"pos.py: interrupted with cells side by side; each goes on (aligned from {aligned / 'checkpoint-4'}, "
+        "baseline from its start (no checkpoint saved)) with: python pos.py pos.yaml"
+    )

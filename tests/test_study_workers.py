@@ -8,12 +8,15 @@ failing one).
 
 from __future__ import annotations
 
+import functools
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import time
 
+import pytest
 import yaml
 from test_study import (  # noqa: F401 (classification, study_files, uninterrupted: the shared fixtures)
     ROOT,
@@ -27,6 +30,8 @@ from test_study import (  # noqa: F401 (classification, study_files, uninterrupt
 )
 from test_workers import ORPHAN_BOUND_SECONDS, processes_with
 
+from hf_xalign.experiment.study import runner
+from hf_xalign.experiment.study.executor import WorkersExecutor
 from hf_xalign.experiment.study.runner import run_study
 from hf_xalign.experiment.study.spec import expand_grid, finished, read_study_config
 from hf_xalign.files import ERROR_NAME
@@ -45,6 +50,13 @@ def test_two_workers_give_the_scores_and_the_report_of_one(study_files, uninterr
     # each: every op of this tiny model is below torch's parallel grain, so it runs on one thread anyway.
     assert cell_scores(tmp_path / "study") == cell_scores(uninterrupted)
     assert read_report(tmp_path / "study") == read_report(uninterrupted)
+    logs = sorted((tmp_path / "study" / "cells").glob("*/worker.log"))
+    assert len(logs) == 3
+    for log_path in logs:
+        with open(log_path, encoding="utf-8", newline="") as f:  # "\r" kept: a bar's redraw
+            log = f.read()
+        assert "] step " in log  # the cell's console lines are there, its progress bars are not
+        assert "%|" not in log and "it/s]" not in log and "\r" not in log, log_path
 
 
 def test_a_failing_cell_beside_others_leaves_their_results(study_files, classification, tmp_path, capsys):  # noqa: F811
@@ -118,3 +130,78 @@ def test_a_sigkilled_study_leaves_no_cell_running_and_its_rerun_redoes_exactly_t
     assert outcome.failed == []
     assert cell_scores(study_dir) == cell_scores(uninterrupted)
     assert read_report(study_dir) == read_report(uninterrupted)
+
+
+def test_worker_threads_gives_each_cell_that_many_torch_threads(study_files, tmp_path, monkeypatch):  # noqa: F811
+    # Each cell is tests/thread_probe_cell.py: it records the torch threads its process got and fails.
+    monkeypatch.setattr(runner, "WorkersExecutor", functools.partial(WorkersExecutor, entry_point="thread_probe_cell"))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([ROOT, os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")])
+    )
+    options = {**study_files, "objectives": {}, "seeds": [1, 2]}  # two cells of the base encoder
+
+    config_path = write_study(tmp_path, options, tmp_path / "study")
+
+    status = study_recipe.main([config_path, "--workers", "2", "--worker_threads", "3"])
+
+    assert status == 1  # the probes do not finish
+    threads = [int(path.read_text()) for path in sorted((tmp_path / "study").glob("cells/*/threads.txt"))]
+    assert threads == [3, 3]  # not their share of the cores (test_workers.py checks the share)
+
+
+def test_worker_threads_below_1_is_refused_in_one_line(study_files, tmp_path, capsys):  # noqa: F811
+    config_path = write_study(tmp_path, study_files, tmp_path / "study")
+
+    with pytest.raises(SystemExit) as exit_status:
+        study_recipe.main([config_path, "--workers", "2", "--worker_threads", "0"])
+
+    error = capsys.readouterr().err.strip()
+    assert exit_status.value.code == 2 and len(error.splitlines()) == 1
+    assert "--worker_threads" in error and "expected a number of torch threads >= 1, got '0'" in error
+    assert not (tmp_path / "study").exists()
+
+
+# The study of recipes/study.py, its cells run by tests/stall_cell.py (argv: recipes folder, then study.py's own).
+STALL_DRIVER = (
+    "import functools, sys\n"
+    "sys.path.insert(0, sys.argv.pop(1))\n"
+    "import study\n"
+    "from hf_xalign.experiment.study import runner\n"
+    "from hf_xalign.experiment.study.executor import WorkersExecutor\n"
+    "runner.WorkersExecutor = functools.partial(WorkersExecutor, entry_point='stall_cell')\n"
+    "raise SystemExit(study.main())\n"
+)
+
+
+def test_ctrl_c_of_cells_side_by_side_says_which_stay_finished_and_the_command(study_files, tmp_path):  # noqa: F811
+    config_path = write_study(tmp_path, {**study_files, "objectives": {}, "seeds": [1, 2]}, tmp_path / "study")
+    config = read_study_config(config_path)
+    done, stalled = expand_grid(config)
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([ROOT, os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]),
+        "XALIGN_TEST_FINISH": done.cell_id,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-c", STALL_DRIVER, os.path.join(ROOT, "recipes"), config_path, "--workers", "2"],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A background shell starts children with SIGINT ignored; a user's terminal does not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    started = tmp_path / "study" / "cells" / stalled.cell_id / "started"
+    deadline = time.monotonic() + STUDY_BOUND_SECONDS
+    while not (started.exists() and finished(config.output_dir, done)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    _, stderr = process.communicate(timeout=STUDY_BOUND_SECONDS)
+
+    assert process.returncode == 130, stderr[-3000:]
+    assert finished(config.output_dir, done) and not finished(config.output_dir, stalled)
+    (line,) = [line for line in stderr.splitlines() if line.startswith("study.py:")]  # beside the study's bar
+    assert line == (
+        "study.py: interrupted; 1 of 2 cells finished and stay finished, the other 1 start again from their "
+        f"beginning on resume: python -c {shlex.join([config_path, '--workers', '2'])}"
+    )

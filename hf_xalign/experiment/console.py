@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import datasets
@@ -9,6 +10,7 @@ import transformers
 from transformers import PrinterCallback, ProgressCallback, Trainer, TrainerCallback, TrainingArguments
 
 from ..results import CellResult
+from .workers import OUTPUT_FILE_VARIABLE
 
 
 class ConsoleLogCallback(TrainerCallback):
@@ -57,7 +59,13 @@ def process_log_level(training_args: TrainingArguments) -> int:
 
 def quiet_console(training_args: TrainingArguments) -> None:
     """The console as `training_args` asks: its log level ([`process_log_level`]), and with `disable_tqdm` no
-    bars at all (not the Trainer's, not tokenizing, loading or saving a model)."""
+    bars at all (not the Trainer's, not tokenizing, loading or saving a model).
+
+    A cell run by a worker, whose output goes to a file (`OUTPUT_FILE_VARIABLE` of `hf_xalign.experiment.workers`),
+    gets `disable_tqdm` set here: a bar's redraws would fill the file. It changes nothing else of the run.
+    """
+    if os.environ.get(OUTPUT_FILE_VARIABLE):
+        training_args.disable_tqdm = True
     transformers.utils.logging.set_verbosity(process_log_level(training_args))
     if training_args.disable_tqdm:
         datasets.disable_progress_bars()

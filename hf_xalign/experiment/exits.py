@@ -48,12 +48,36 @@ def resume_command(argv: Sequence[str]) -> str:
     return f"python {command}"
 
 
-def interrupted_line(program: str, argv: Sequence[str]) -> str:
-    """One line for Ctrl-C: the step reached, the last complete checkpoint, and the command that goes on."""
+class CellsInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) while an experiment's cells ran side by side, each in a process of its own.
+
+    Args:
+        cell_folders (`list[str]`): the cells' folders, where each keeps its checkpoints for the rerun.
+    """
+
+    def __init__(self, cell_folders: list[str]) -> None:
+        super().__init__()
+        self.cell_folders = cell_folders
+
+
+def interrupted_line(program: str, argv: Sequence[str], interruption: KeyboardInterrupt | None = None) -> str:
+    """One line for Ctrl-C: the step reached, the last complete checkpoint, and the command that goes on.
+
+    Cells side by side ([`CellsInterrupted`]) trained in their own processes: the line names where each cell
+    goes on when the command reruns it (its last complete checkpoint, or its start).
+    """
     from ..checkpoints import last_complete_checkpoint  # its names are looked up in transformers
     from .console import ConsoleLogCallback
 
     resume = resume_command(argv)
+    if isinstance(interruption, CellsInterrupted):
+        where = [
+            f"{os.path.basename(folder)} from {checkpoint}"
+            if (checkpoint := last_complete_checkpoint(folder)) is not None
+            else f"{os.path.basename(folder)} from its start (no checkpoint saved)"
+            for folder in interruption.cell_folders
+        ]
+        return f"{program}: interrupted with cells side by side; each goes on ({', '.join(where)}) with: {resume}"
     progress = ConsoleLogCallback.last_progress
     if progress is None:
         return f"{program}: interrupted before the first training step; rerun with: {resume}"
@@ -134,9 +158,9 @@ def run_recipe(
             main_process=training_args.process_index == 0,
         )
         return main(*arguments) if goes_on else None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interruption:
         if training_args.process_index == 0:
-            print(interrupted_line(program, argv), file=sys.stderr)
+            print(interrupted_line(program, argv, interruption), file=sys.stderr)
         raise SystemExit(EXIT_INTERRUPTED) from None
     except user_errors() as error:  # after Ctrl-C's clause: building the tuple imports the readers
         print(f"{program}: error: {error}", file=sys.stderr)

@@ -20,6 +20,7 @@ from ..results import CellResult
 from .cells import BASELINE, add_delta_intervals, compare_cells, run_cell
 from .config import ConfigError, resolved_config, save_config
 from .console import time_split
+from .exits import CellsInterrupted
 from .report import results_markdown, write_results
 from .task import ZeroShotTask
 from .workers import Job, WorkerPool, parse_workers, resolve_workers
@@ -113,7 +114,10 @@ def run_cells(task: ZeroShotTask, cells: Sequence[tuple[str, Mapping[str, Any]]]
         if status != 0:
             failed.append(f"{job.name} (exit status {status}, its output: {job.log_path})")
 
-    pool.run(jobs, ended)
+    try:
+        pool.run(jobs, ended)
+    except KeyboardInterrupt:  # the pool stopped every cell: each rerun goes on from the cell's checkpoint
+        raise CellsInterrupted([os.path.join(output_dir, name) for name, _ in cells]) from None
     if failed:
         raise RuntimeError(f"cells failed: {', '.join(failed)}")
     results = []

@@ -7,6 +7,8 @@ run through [`WorkerPool`]; nothing else starts jobs side by side.
   `MKL_NUM_THREADS` and [`THREADS_VARIABLE`], which the job's entry point applies with
   [`apply_thread_share`]); a job of `nproc` processes splits its share between them. On CUDA each job
   gets `nproc` devices of its own through `CUDA_VISIBLE_DEVICES`, and waits while fewer are free.
+- **Its output** goes to its `log_path`, named to the job in [`OUTPUT_FILE_VARIABLE`]: a recipe's console
+  ([`~hf_xalign.experiment.console.quiet_console`]) then draws no progress bars, whose redraws would fill the file.
 - **A failed job stops nothing**: its exit status goes to `on_end`, the others go on.
 - **Ctrl-C / SIGTERM** to the pool's process stops every job (SIGTERM to each job's process group, SIGKILL
   after a grace period), then raises `KeyboardInterrupt`.
@@ -28,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 THREADS_VARIABLE = "XALIGN_NUM_THREADS"  # torch threads of each process of a job (torch.set_num_threads)
+OUTPUT_FILE_VARIABLE = "XALIGN_OUTPUT_FILE"  # the file a job's output goes to: no progress bars there
 AUTO = "auto"
 POLL_SECONDS = 0.1  # how often the pool looks at its jobs: a finished one frees its slot within this
 STOP_GRACE_SECONDS = 30  # from SIGTERM to SIGKILL when the pool stops its jobs (as torchrun's agent waits)
@@ -94,6 +97,15 @@ def parse_workers(value: str) -> int | str:
     raise argparse.ArgumentTypeError(f"expected a number of workers >= 1 or 'auto', got {value!r}")
 
 
+def parse_threads(value: str) -> int:
+    """`--worker_threads`'s value: a number of torch threads >= 1 (argparse `type`)."""
+    import argparse
+
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise argparse.ArgumentTypeError(f"expected a number of torch threads >= 1, got {value!r}")
+
+
 def apply_thread_share() -> None:
     """In a job's process: use the torch threads the pool gave it ([`THREADS_VARIABLE`]); nothing outside a pool."""
     threads = os.environ.get(THREADS_VARIABLE)
@@ -158,6 +170,8 @@ class WorkerPool:
 
     def environment(self, job: Job, threads: int, devices: Sequence[str]) -> dict[str, str]:
         environment = dict(os.environ)
+        if job.log_path is not None:
+            environment[OUTPUT_FILE_VARIABLE] = job.log_path
         if devices:
             environment["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
         else:

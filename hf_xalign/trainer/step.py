@@ -150,7 +150,9 @@ class StepMixin:
                 return total
             batch = send_to_device(self.alignment_stream.batch(step, micro_step), self.args.device)
             model.train()
-            with self.compute_loss_context_manager():
+            # The task forward runs under the autocast accelerate wraps around the model's `forward`; the alignment
+            # forward calls the bare encoder, past that wrapper, so it gets the same autocast here.
+            with self.compute_loss_context_manager(), self.accelerator.autocast():
                 parts = self.compute_alignment_loss(model, batch)
             checked.update({f"alignment loss {name!r}": value for name, value in parts.items()})
             if not self.nonfinite.all_finite(checked, step):

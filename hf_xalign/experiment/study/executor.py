@@ -101,10 +101,18 @@ class WorkersExecutor:
             the cores, or its own CUDA devices).
         nproc_per_cell (`int`, *optional*, defaults to `1`): processes per cell.
         entry_point (`str`, *optional*, defaults to `"hf_xalign.experiment.cell_main"`): as [`TorchrunExecutor`]'s.
+        threads (`int`, *optional*): on CPU, torch threads of each cell's process instead of its share of the
+            cores (`recipes/study.py --worker_threads`).
     """
 
-    def __init__(self, workers: int, nproc_per_cell: int = 1, entry_point: str = CELL_ENTRY_POINT) -> None:
-        self.pool = WorkerPool(workers)
+    def __init__(
+        self,
+        workers: int,
+        nproc_per_cell: int = 1,
+        entry_point: str = CELL_ENTRY_POINT,
+        threads: int | None = None,
+    ) -> None:
+        self.pool = WorkerPool(workers, threads=threads)
         self.nproc_per_cell = nproc_per_cell
         self.entry_point = entry_point
 

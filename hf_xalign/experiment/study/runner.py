@@ -182,6 +182,7 @@ def run_study(
     overwrite: bool = False,
     executor: CellExecutor | None = None,
     workers: int | str = 1,
+    worker_threads: int | None = None,
 ) -> StudyRun | None:
     """Run the cells of `config` that match `patterns` (all without any) and are not finished yet.
 
@@ -191,7 +192,8 @@ def run_study(
     `config.nproc_per_cell` asks for, [`executor_for`]). A failing cell leaves its error (the traceback of
     the rank that failed first) in `error.txt` in its folder and the next cell starts, unless `keep_going`
     is off. With `workers` > 1 (or `"auto"`, [`~hf_xalign.experiment.workers.resolve_workers`]) that many
-    cells run side by side, each in its own process ([`WorkersExecutor`]; `executor` is then not used).
+    cells run side by side, each in its own process ([`WorkersExecutor`]; `executor` is then not used), on CPU
+    with `worker_threads` torch threads each if given, else its share of the cores.
 
     The study itself is one process: launched with several (`WORLD_SIZE` > 1), it is refused, since a
     cell run by all of them together could not fail on one without the others waiting for it in a
@@ -223,7 +225,8 @@ def run_study(
         def running(cell_ids: list[str]) -> None:
             progress.set_postfix_str(", ".join(cell_ids))
 
-        WorkersExecutor(side_by_side, config.nproc_per_cell).run_cells(config, pending, ended, running)
+        cells_side_by_side = WorkersExecutor(side_by_side, config.nproc_per_cell, threads=worker_threads)
+        cells_side_by_side.run_cells(config, pending, ended, running)
         progress.close()
     else:
         executor = executor or executor_for(config)
