@@ -64,8 +64,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         type=parse_workers,
         default=1,
         help="Cells side by side, each its own process (default 1: one after the other, in this process). On CPU "
-        "each gets cores // N torch threads; on GPUs its own devices. 'auto': one cell per core on CPU (per "
-        "nproc_per_cell devices on GPUs).",
+        "each gets cores // N torch threads; on GPUs its own devices. 'auto': as many cells as the cores hold at "
+        "--worker_threads each on CPU (one per core without it), per nproc_per_cell devices on GPUs.",
     )
     parser.add_argument(
         "--worker_threads",

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from hf_xalign.experiment.workers import THREADS_VARIABLE, Job, WorkerPool
+from hf_xalign.experiment.workers import THREADS_VARIABLE, Job, WorkerPool, resolve_workers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # How long a killed pool's children may take to go: only says "they do go" (PR_SET_PDEATHSIG is immediate).
@@ -134,3 +134,15 @@ def test_no_job_outlives_a_sigkilled_pool(tmp_path):
     driver.wait()
 
     assert gone_within(f"{marker}-job", ORPHAN_BOUND_SECONDS)
+
+
+def test_auto_counts_the_jobs_the_machine_holds_at_the_threads_each_asks_for():
+    # Hand-counted: 2 cores hold 2 one-thread jobs, 1 two-thread job (the demo's reference thread count);
+    # 8 cores hold 4 two-thread jobs, 2 two-process jobs of 2 threads; GPUs count devices, not threads.
+    assert resolve_workers("auto", devices=[], cores=2) == 2
+    assert resolve_workers("auto", devices=[], cores=2, threads=2) == 1
+    assert resolve_workers("auto", devices=[], cores=8, threads=2) == 4
+    assert resolve_workers("auto", nproc=2, devices=[], cores=8, threads=2) == 2
+    assert resolve_workers("auto", devices=[], cores=1, threads=4) == 1  # at least one
+    assert resolve_workers("auto", nproc=2, devices=["0", "1", "2", "3"], threads=8) == 2
+    assert resolve_workers(3, devices=[], cores=2, threads=2) == 3  # a number is taken as given

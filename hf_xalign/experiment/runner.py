@@ -85,7 +85,9 @@ def run_cells(task: ZeroShotTask, cells: Sequence[tuple[str, Mapping[str, Any]]]
     several processes (`WORLD_SIZE` > 1) runs its cells one after the other, all processes together.
     """
     try:
-        workers = resolve_workers(parse_workers(str(task.script_args.workers)))
+        workers = resolve_workers(
+            parse_workers(str(task.script_args.workers)), threads=task.script_args.worker_threads or None
+        )
     except ArgumentTypeError as error:
         raise ConfigError(f"workers: {error}") from None
     if workers == 1 or len(cells) == 1 or task.training_args.world_size > 1:

@@ -52,8 +52,8 @@ class ZeroShotArguments:
         default="1",
         metadata={
             "help": "Cells side by side, each its own process with cores // N torch threads (or its own GPU); "
-            "'auto': one per core (per GPU). 1: one after the other in this process. A launch of several "
-            "processes runs its cells one after the other."
+            "'auto': as many as the cores hold at worker_threads each (one per core without it; one per GPU). "
+            "1: one after the other in this process. A launch of several processes runs its cells one after the other."
         },
     )
     worker_threads: int = field(

@@ -74,16 +74,26 @@ def cuda_devices() -> list[str]:
     return [str(index) for index in range(torch.cuda.device_count())]
 
 
-def resolve_workers(workers: int | str, nproc: int = 1, devices: Sequence[str] | None = None) -> int:
+def resolve_workers(
+    workers: int | str,
+    nproc: int = 1,
+    devices: Sequence[str] | None = None,
+    threads: int | None = None,
+    cores: int | None = None,
+) -> int:
     """The number of jobs side by side that `workers` (a number, or `"auto"`) means for jobs of `nproc` processes.
 
-    `auto`: on GPUs, as many jobs as the devices hold (`devices // nproc`); on CPU, one process per core
-    (`cores // nproc`), each with one thread. At least 1.
+    `auto`: on GPUs, as many jobs as the devices hold (`devices // nproc`); on CPU, as many as the cores hold
+    at `threads` torch threads per process (one thread without it): `cores // (nproc * threads)`, so a run
+    that asks for the thread count of its reference runs side by side only where there are cores for it.
+    At least 1.
     """
     if workers != AUTO:
         return int(workers)
     devices = cuda_devices() if devices is None else devices
-    return max(1, (len(devices) if devices else available_cores()) // nproc)
+    if devices:
+        return max(1, len(devices) // nproc)
+    return max(1, (available_cores() if cores is None else cores) // (nproc * (threads or 1)))
 
 
 def parse_workers(value: str) -> int | str:

@@ -213,7 +213,7 @@ def run_study(
     pending = [cell for cell in cells if not finished(config.output_dir, cell)]
     print(f"study {config.output_dir}: {len(pending)} cells to run, {len(outcome.skipped)} finished before")
     progress = tqdm(pending, desc="study", unit="cell", dynamic_ncols=True)
-    side_by_side = resolve_workers(workers, config.nproc_per_cell)
+    side_by_side = resolve_workers(workers, config.nproc_per_cell, threads=worker_threads)
     if side_by_side > 1 and len(pending) > 1:
         for cell in pending:
             shutil.rmtree(cell_folder(config.output_dir, cell), ignore_errors=True)  # what a killed or failed run left
