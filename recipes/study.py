@@ -7,6 +7,9 @@
     python recipes/study.py recipes/configs/study_xlmr.yaml --cells 'pos__*'        # a subset
     python recipes/study.py recipes/configs/study_xlmr.yaml --nproc_per_cell 4      # each cell: torchrun, 4 processes
     python recipes/study.py recipes/configs/study_demo.yaml --workers 2             # 2 cells side by side
+    python recipes/study.py recipes/configs/study_xlmr.yaml --executor slurm --dry-run  # the Slurm jobs, not submitted
+    python recipes/study.py recipes/configs/study_xlmr.yaml --executor slurm --detach   # submit them and return
+    python recipes/study.py recipes/configs/study_xlmr.yaml --executor slurm            # wait for them, then the report
     xalign report outputs/study_demo                                   # the report of whatever finished
 
 The story: read the study and check all of it (tasks, files, languages, objectives) before any
@@ -19,7 +22,9 @@ report of every finished cell. The folder layout: `hf_xalign/experiment/study/sp
 The study is one process (a launch of several is refused). With `nproc_per_cell: N` (or
 `--nproc_per_cell N`) each cell is its own `torchrun --nproc_per_node N` launch: a rank that raises
 ends its cell, whose `error.txt` holds that rank's traceback, and the study goes on. With `--workers N`
-N cells run side by side, each its own process with its share of the cores (or its own GPUs).
+N cells run side by side, each its own process with its share of the cores (or its own GPUs). With
+`--executor slurm` each cell, and each alignment that cells share, is a Slurm job submitted through submitit
+(the config's `cluster:` section says what each asks for; `hf_xalign/experiment/study/slurm.py`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from hf_xalign.experiment.exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, OneLin
 from hf_xalign.experiment.output_dir import OVERWRITE_FLAG
 from hf_xalign.experiment.study.spec import expand_grid, read_study_config, select_cells
 from hf_xalign.experiment.workers import parse_workers
+from hf_xalign.extras import exit_without_extra
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,6 +71,25 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "nproc_per_cell devices on GPUs).",
     )
     parser.add_argument(
+        "--executor",
+        choices=("local", "slurm"),
+        default="local",
+        help="local (default): the cells run on this machine (in this process, or --workers side by side). slurm: "
+        "each cell, and each alignment cells share, is a Slurm job submitted through submitit, with the resources "
+        "of the config's cluster: section; the command waits for them and writes the report (rerun it to go on).",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="With --executor slurm: print the jobs the study would submit (kind, resources, dependency, array) "
+        "and the sbatch script of one of each kind; nothing is submitted or written.",
+    )
+    parser.add_argument(
+        "--detach",
+        action="store_true",
+        help="With --executor slurm: submit, print how to follow the jobs, and return without waiting.",
+    )
+    parser.add_argument(
         "--keep-going",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -73,7 +98,14 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         OVERWRITE_FLAG, action="store_true", help="Empty a study folder that holds another (or this) study first."
     )
-    return parser.parse_args(argv)
+    arguments = parser.parse_args(argv)
+    if arguments.executor != "slurm":
+        for flag, given in (("--dry-run", arguments.dry_run), ("--detach", arguments.detach)):
+            if given:
+                parser.error(f"{flag} is for --executor slurm")
+    elif arguments.workers != 1:
+        parser.error("--workers is for --executor local: on Slurm, cluster.max_jobs caps the jobs at once")
+    return arguments
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,15 +125,26 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         # Imported here: listing the cells needs only the YAML, training needs torch.
         from hf_xalign.experiment.check_data import check_study_data
+        from hf_xalign.experiment.study.checks import check_study
         from hf_xalign.experiment.study.runner import run_study
 
         if arguments.check_data:
             return check_study_data(config)
+        executor = None
+        if arguments.executor == "slurm":
+            with exit_without_extra():
+                from hf_xalign.experiment.study import slurm
+            if arguments.dry_run:
+                check_study(config)
+                slurm.print_dry_run(config, select_cells(expand_grid(config), arguments.cells))
+                return 0
+            executor = slurm.SubmititExecutor("slurm", detach=arguments.detach)
         outcome = run_study(
             config,
             arguments.cells,
             keep_going=arguments.keep_going,
             overwrite=arguments.overwrite,
+            executor=executor,
             workers=arguments.workers,
         )
     except KeyboardInterrupt:  # finished cells stay; the interrupted one is redone on resume
@@ -120,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  failed: {cell_id}")
     if outcome.report:
         print(f"report: {outcome.report}")
+    elif arguments.detach:
+        print("report: written by the rerun that waits for the jobs (above)")
     return 1 if outcome.failed else 0
 
 

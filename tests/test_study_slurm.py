@@ -7,6 +7,12 @@ The study is test_study.py's tiny one (a base, a sequential and a joint POS cell
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shlex
+import sys
+
 import pytest
 from test_study import (  # noqa: F401 (study_files, uninterrupted: the shared fixtures)
     ROOT,
@@ -46,3 +52,71 @@ def test_submitit_local_jobs_give_each_cell_the_scores_of_a_local_run(
     # every op of this tiny model runs on one thread anyway (below torch's parallel grain).
     assert cell_scores(tmp_path / "study") == cell_scores(uninterrupted)
     assert read_report(tmp_path / "study") == read_report(uninterrupted)
+
+
+FAKE_SLURM = os.path.join(ROOT, "tests", "fake_slurm", "fake_slurm.py")
+COMMANDS = ("sbatch", "srun", "sacct", "squeue", "scancel", "scontrol")
+
+
+@pytest.fixture
+def fake_slurm(tmp_path, monkeypatch, job_environment) -> str:
+    """The stand-in Slurm commands on PATH; returns their state folder (scripts/, tasks/)."""
+    from submitit.slurm.slurm import SlurmJob
+
+    bin_dir, state = tmp_path / "bin", tmp_path / "slurm"
+    bin_dir.mkdir()
+    state.mkdir()
+    for command in COMMANDS:
+        wrapper = bin_dir / command
+        wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(FAKE_SLURM)} {command} "$@"\n')
+        wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SLURM_DIR", str(state))
+    SlurmJob.watcher.clear()  # job ids start again at 1000 in each test's stand-in: no state cached from another
+    return str(state)
+
+
+def submitted_scripts(state: str) -> dict[str, str]:
+    """Job name -> the sbatch script the stand-in got (the last one of that name)."""
+    scripts = {}
+    for name in sorted(os.listdir(os.path.join(state, "scripts")), key=lambda name: int(name.split(".")[0])):
+        text = open(os.path.join(state, "scripts", name), encoding="utf-8").read()
+        scripts[re.search(r"#SBATCH --job-name=(\S+)", text).group(1)] = text
+    return scripts
+
+
+def task_record(state: str, key: str) -> dict:
+    with open(os.path.join(state, "tasks", f"{key}.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize(
+    "nproc, expected",
+    [
+        (1, ["--nodes=1", "--ntasks-per-node=1", "--gpus-per-node=1"]),
+        (2, ["--nodes=1", "--ntasks-per-node=2", "--gpus-per-node=2"]),
+        (4, ["--nodes=2", "--ntasks-per-node=2", "--gpus-per-node=2"]),
+    ],
+    ids=["1-gpu", "2-gpu", "2-node"],
+)
+def test_the_sbatch_script_asks_for_the_cells_gpus_and_nodes(
+    study_files,  # noqa: F811
+    fake_slurm,
+    monkeypatch,
+    tmp_path,
+    nproc,
+    expected,
+):
+    monkeypatch.setenv("FAKE_SLURM_HOLD", "1")  # recorded, never run: no GPU here
+    cluster = {"gpus_per_node": 2, "partition": "gpu", "time": "1:30:00", "mem_gb": 32, "sbatch": ["--exclusive"]}
+    config = read_study_config(
+        write_study(tmp_path, {**study_files, "cluster": cluster, "nproc_per_cell": nproc}, tmp_path / "study")
+    )
+
+    run_study(config, ["*__base__*"], executor=SubmititExecutor(detach=True))
+
+    script = submitted_scripts(fake_slurm)["cell"]
+    directives = set(re.findall(r"^#SBATCH (\S+)$", script, flags=re.MULTILINE))
+    assert {*expected, "--partition=gpu", "--time=90", "--mem=32GB", "--exclusive"} <= directives
+    assert not any(d.startswith(("--dependency", "--array")) for d in directives)  # one cell, no alignment
+    assert "srun --unbuffered" in script and "-m submitit.core._submit" in script

@@ -35,12 +35,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import submitit
-from submitit.helpers import Checkpointable, TorchDistributedEnvironment
+from ...extras import missing_extra
 
-# `_make_sbatch_string` is private (submitit 1.5.4), for --dry-run only: the sbatch script SlurmExecutor writes,
-# without the executor (which refuses to exist where no `srun` is on PATH).
-from submitit.slurm.slurm import SlurmJob, _make_sbatch_string
+try:
+    import submitit
+    from submitit.helpers import Checkpointable, TorchDistributedEnvironment
+
+    # `_make_sbatch_string` is private (submitit 1.5.4), for --dry-run only: the sbatch script SlurmExecutor
+    # writes, without the executor (which refuses to exist where no `srun` is on PATH).
+    from submitit.slurm.slurm import SlurmJob, _make_sbatch_string
+except ModuleNotFoundError as error:
+    raise missing_extra(error, "--executor slurm") from None
 
 from ...files import ALIGNED_FOLDER, ALIGNMENT_KIND, STUDY_CONFIG_NAME, read_finished
 from .cluster import JobResources, alignment_resources, cell_resources, max_jobs_at_once
