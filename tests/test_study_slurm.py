@@ -23,8 +23,9 @@ from test_study import (  # noqa: F401 (study_files, uninterrupted: the shared f
     write_study,
 )
 
-from hf_xalign.experiment.study.runner import run_study
+from hf_xalign.experiment.study.runner import prepare_study_dir, run_study
 from hf_xalign.experiment.study.spec import read_study_config
+from hf_xalign.files import ERROR_NAME
 
 submitit = pytest.importorskip("submitit")
 from hf_xalign.experiment.study.slurm import SubmititExecutor  # noqa: E402 (after the skip without submitit)
@@ -85,6 +86,11 @@ def submitted_scripts(state: str) -> dict[str, str]:
     return scripts
 
 
+def task_key(job_id: str) -> str:
+    """The stand-in's name of a job's task: `1003_0` for an array's, `1003_` for a job's own."""
+    return job_id if "_" in job_id else f"{job_id}_"
+
+
 def task_record(state: str, key: str) -> dict:
     with open(os.path.join(state, "tasks", f"{key}.json"), encoding="utf-8") as f:
         return json.load(f)
@@ -120,3 +126,49 @@ def test_the_sbatch_script_asks_for_the_cells_gpus_and_nodes(
     assert {*expected, "--partition=gpu", "--time=90", "--mem=32GB", "--exclusive"} <= directives
     assert not any(d.startswith(("--dependency", "--array")) for d in directives)  # one cell, no alignment
     assert "srun --unbuffered" in script and "-m submitit.core._submit" in script
+
+
+def test_a_failed_alignment_fails_its_cells_and_a_rerun_resubmits_only_them_after_it(
+    study_files,  # noqa: F811
+    uninterrupted,  # noqa: F811
+    fake_slurm,
+    tmp_path,
+):
+    study_dir = tmp_path / "study"
+    config = read_study_config(write_study(tmp_path, study_files, study_dir))
+    cells = ["*__base__*", "*__sequential__*"]
+    assert prepare_study_dir(config)
+    blocker = study_dir / "aligned" / "tiny__contrastive__en-xx"  # a file where the alignment writes its folder
+    blocker.parent.mkdir()
+    blocker.write_text("not a folder")
+    executor = SubmititExecutor(poll_seconds=0.5)
+
+    first = run_study(config, cells, executor=executor)
+
+    base, sequential = "pos__tiny__base__seed7", "pos__tiny__contrastive__en-xx__sequential__seed7"
+    assert first.ran == [base] and first.failed == [sequential]
+    job_ids = json.loads((study_dir / "slurm_jobs.json").read_text())
+    error = (study_dir / "cells" / sequential / ERROR_NAME).read_text()
+    assert (
+        f"alignment tiny__contrastive__en-xx it fine-tunes failed (job {job_ids['aligned/tiny__contrastive__en-xx']}"
+        in error
+    )
+    assert task_record(fake_slurm, task_key(job_ids[sequential]))["runs"] == []  # cancelled before it ran
+    scripts_before = len(os.listdir(os.path.join(fake_slurm, "scripts")))
+    blocker.unlink()
+
+    second = run_study(config, cells, executor=executor)
+
+    assert second.skipped == [base] and second.ran == [sequential] and second.failed == []
+    new_scripts = sorted(os.listdir(os.path.join(fake_slurm, "scripts")), key=lambda n: int(n.split(".")[0]))
+    assert len(new_scripts) == scripts_before + 2  # the alignment and its cell, nothing else
+    job_ids = json.loads((study_dir / "slurm_jobs.json").read_text())
+    alignment_job = job_ids["aligned/tiny__contrastive__en-xx"]
+    cell_script = open(os.path.join(fake_slurm, "scripts", new_scripts[-1]), encoding="utf-8").read()
+    assert f"#SBATCH --dependency=afterok:{alignment_job}" in cell_script
+    assert "#SBATCH --kill-on-invalid-dep=yes" in cell_script
+    (alignment_run,) = task_record(fake_slurm, task_key(alignment_job))["runs"]
+    (cell_run,) = task_record(fake_slurm, task_key(job_ids[sequential]))["runs"]
+    assert cell_run[0] >= alignment_run[1]  # the cell started once the alignment had ended
+    expected = {key: value for key, value in cell_scores(uninterrupted).items() if key.startswith((base, sequential))}
+    assert cell_scores(study_dir) == expected
