@@ -11,7 +11,9 @@ import json
 import os
 import re
 import shlex
+import subprocess
 import sys
+import time
 
 import pytest
 from test_study import (  # noqa: F401 (study_files, uninterrupted: the shared fixtures)
@@ -55,6 +57,9 @@ def test_submitit_local_jobs_give_each_cell_the_scores_of_a_local_run(
     assert read_report(tmp_path / "study") == read_report(uninterrupted)
 
 
+# A cell that checkpoints every 2 of its 8 steps, so a signal can fall between two checkpoints.
+CHECKPOINTED = {"max_steps": 8, "save_strategy": "steps", "save_steps": 2}
+BOUND_SECONDS = 600  # only says "does not hang" on a loaded 2-core machine
 FAKE_SLURM = os.path.join(ROOT, "tests", "fake_slurm", "fake_slurm.py")
 COMMANDS = ("sbatch", "srun", "sacct", "squeue", "scancel", "scontrol")
 
@@ -172,3 +177,33 @@ def test_a_failed_alignment_fails_its_cells_and_a_rerun_resubmits_only_them_afte
     assert cell_run[0] >= alignment_run[1]  # the cell started once the alignment had ended
     expected = {key: value for key, value in cell_scores(uninterrupted).items() if key.startswith((base, sequential))}
     assert cell_scores(study_dir) == expected
+
+
+def test_a_job_past_its_time_limit_is_requeued_and_resumes_from_its_checkpoint(study_files, fake_slurm, tmp_path):  # noqa: F811
+    options = {**study_files, "tasks": {"pos": {**study_files["tasks"]["pos"], "overrides": CHECKPOINTED}}}
+    # A 1-minute limit: submitit then reads the signal as the time limit (not a preemption, which it requeues
+    # whatever the job), and requeues only a job that can checkpoint.
+    options["cluster"] = {"time": 1}
+    oracle = run_study(read_study_config(write_study(tmp_path, options, tmp_path / "oracle")), ["*__base__*"])
+    assert oracle.failed == []
+    study_dir = tmp_path / "study"
+    config = read_study_config(write_study(tmp_path, options, study_dir))
+    cell_dir = study_dir / "cells" / "pos__tiny__base__seed7" / "base"
+    run_study(config, ["*__base__*"], executor=SubmititExecutor(detach=True))
+    (job_id,) = json.loads((study_dir / "slurm_jobs.json").read_text()).values()
+
+    # Slurm's warning before the time limit (sbatch --signal=USR2@90), once the first checkpoint is complete.
+    first_checkpoint = cell_dir / "checkpoint-2" / "trainer_state.json"
+    deadline = time.monotonic() + BOUND_SECONDS
+    while not first_checkpoint.is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert first_checkpoint.is_file(), "the cell saved no checkpoint"
+    saved = first_checkpoint.stat().st_mtime_ns
+    subprocess.run(["scancel", job_id, "--signal", "USR2"], check=True)
+    outcome = run_study(config, ["*__base__*"], executor=SubmititExecutor(poll_seconds=0.5))  # waits on the job
+
+    assert outcome.ran == ["pos__tiny__base__seed7"] and outcome.failed == []
+    runs = task_record(fake_slurm, task_key(job_id))["runs"]
+    assert len(runs) == 2, runs  # requeued once: the first run ended on the signal, before the cell's end
+    assert first_checkpoint.stat().st_mtime_ns == saved  # resumed after step 2, not trained again from step 0
+    assert cell_scores(study_dir) == cell_scores(tmp_path / "oracle")
