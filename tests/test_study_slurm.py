@@ -29,6 +29,9 @@ from hf_xalign.experiment.study.runner import prepare_study_dir, run_study
 from hf_xalign.experiment.study.spec import read_study_config
 from hf_xalign.files import ERROR_NAME
 
+sys.path.insert(0, os.path.join(ROOT, "recipes"))
+import study as study_recipe  # noqa: E402
+
 submitit = pytest.importorskip("submitit")
 from hf_xalign.experiment.study.slurm import SubmititExecutor  # noqa: E402 (after the skip without submitit)
 
@@ -203,7 +206,39 @@ def test_a_job_past_its_time_limit_is_requeued_and_resumes_from_its_checkpoint(s
     outcome = run_study(config, ["*__base__*"], executor=SubmititExecutor(poll_seconds=0.5))  # waits on the job
 
     assert outcome.ran == ["pos__tiny__base__seed7"] and outcome.failed == []
+    assert os.listdir(os.path.join(fake_slurm, "scripts")) == [f"{job_id}.sh"]  # the rerun waited, submitted nothing
     runs = task_record(fake_slurm, task_key(job_id))["runs"]
     assert len(runs) == 2, runs  # requeued once: the first run ended on the signal, before the cell's end
     assert first_checkpoint.stat().st_mtime_ns == saved  # resumed after step 2, not trained again from step 0
     assert cell_scores(study_dir) == cell_scores(tmp_path / "oracle")
+
+
+def test_dry_run_prints_the_jobs_and_their_scripts_and_writes_nothing(study_files, tmp_path, capsys):  # noqa: F811
+    cluster = {"partition": "cpu", "gpus": False, "max_jobs": 4, "alignment": {"time": 30}}
+    config_path = write_study(tmp_path, {**study_files, "cluster": cluster, "seeds": [7, 8]}, tmp_path / "study")
+
+    status = study_recipe.main([config_path, "--executor", "slurm", "--dry-run"])
+
+    assert status == 0 and not (tmp_path / "study").exists()
+    printed = capsys.readouterr().out
+    assert (
+        "alignment tiny__contrastive__en-xx: nodes=1 tasks/node=1 gpus/node=0 cpus/task=1 mem=default time=30min"
+        in printed
+    )
+    # base and joint cells (4) wait for nothing, the sequential ones (2) for the alignment: two arrays.
+    assert "array 1 (4 cells, at most 4 at once)" in printed and "dependency: none" in printed
+    assert "array 2 (2 cells, at most 4 at once)" in printed
+    assert "dependency: afterok:<job of alignment tiny__contrastive__en-xx>" in printed
+    assert "#SBATCH --dependency=afterok:ALIGNMENT_JOB_ID" in printed and "#SBATCH --array=0-1%2" in printed
+    assert "#SBATCH --partition=cpu" in printed and "#SBATCH --time=30" in printed
+
+
+def test_without_submitit_the_slurm_executor_is_one_line_naming_the_extra(study_files, tmp_path):  # noqa: F811
+    from test_core_install import INSTALL_LINE, run_without
+
+    config_path = write_study(tmp_path, study_files, tmp_path / "study")
+
+    completed = run_without(tmp_path, ("submitit",), ["recipes/study.py", config_path, "--executor", "slurm"])
+
+    assert completed.returncode == 2
+    assert completed.stderr.count("\n") == 1 and INSTALL_LINE in completed.stderr and "submitit" in completed.stderr

@@ -387,7 +387,9 @@ def print_dry_run(config: StudyConfig, cells: Sequence[StudyCell]) -> None:
     pending = [cell for cell in cells if not finished(config.output_dir, cell)]
     alignments = alignments_to_run(config, pending)
     cap = max_jobs_at_once(config)
-    print(f"dry run: {len(pending)} cells to run ({len(cells) - len(pending)} finished), {len(alignments)} alignments")
+    print(
+        f"dry run: {len(pending)} cells to run ({len(cells) - len(pending)} finished), {len(alignments)} alignment(s)"
+    )
     for aligned_id, cell in alignments.items():
         print(f"alignment {aligned_id}: {describe(alignment_resources(config, cell.encoder))}; dependency: none")
     arrays = job_arrays(config, pending, set(alignments))
@@ -403,6 +405,6 @@ def print_dry_run(config: StudyConfig, cells: Sequence[StudyCell]) -> None:
         print(sbatch_script(config, alignment_resources(config, cell.encoder), f"align-{aligned_id}"))
     if arrays:
         array = next((a for a in arrays if a.after is not None), arrays[0])
-        after = None if array.after is None else "<alignment job id>"
+        after = None if array.after is None else "ALIGNMENT_JOB_ID"
         print(f"\n# sbatch script of a cell array ({len(array.cells)} cells, the first {array.cells[0].cell_id})")
         print(sbatch_script(config, array.resources, "cell", after, len(array.cells)))
