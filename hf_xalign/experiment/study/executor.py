@@ -14,6 +14,10 @@ method, [`CellExecutor.run_cell`]:
 - [`WorkersExecutor`] (`--workers N > 1`): N cells side by side, each its own process (or torchrun launch),
   through the pool of `hf_xalign.experiment.workers`; each cell's output goes to `worker.log` in its folder.
   Cells that share an aligned encoder start one at a time until that alignment is finished.
+- `slurm.SubmititExecutor` (`--executor slurm`): each cell, and each alignment cells share, a Slurm job
+  submitted through submitit (`hf_xalign/experiment/study/slurm.py`).
+
+The last two run many cells at once ([`CellsExecutor.run_cells`]).
 """
 
 from __future__ import annotations

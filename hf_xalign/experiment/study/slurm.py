@@ -255,7 +255,13 @@ class SubmititExecutor:
             return
         self._wait(config, cells, jobs, deferred, submitted, on_end, on_change)
 
-    def _submit_cells(self, config, cells, jobs, submitted) -> None:
+    def _submit_cells(
+        self,
+        config: StudyConfig,
+        cells: Sequence[StudyCell],
+        jobs: dict[str, submitit.Job],
+        submitted: Callable[[list[str], list[submitit.Job]], None],
+    ) -> None:
         waiting_on = {name[len(ALIGNMENT_PREFIX) :] for name in jobs if name.startswith(ALIGNMENT_PREFIX)}
         for array in job_arrays(config, cells, waiting_on):
             for cell in array.cells:  # what a failed or killed run left; a requeued job's folder is never emptied
@@ -266,7 +272,16 @@ class SubmititExecutor:
                 new_jobs = [executor.submit(CellJob(config.output_dir, cell.cell_id)) for cell in array.cells]
             submitted([cell.cell_id for cell in array.cells], new_jobs)
 
-    def _wait(self, config, cells, jobs, deferred, submitted, on_end, on_change) -> None:
+    def _wait(
+        self,
+        config: StudyConfig,
+        cells: Sequence[StudyCell],
+        jobs: dict[str, submitit.Job],
+        deferred: list[StudyCell],
+        submitted: Callable[[list[str], list[submitit.Job]], None],
+        on_end: Callable[[StudyCell, CellFailed | None], None],
+        on_change: Callable[[list[str]], None],
+    ) -> None:
         ended: set[str] = set()
         last_shown: list[str] = []
         while len(ended) < len(cells):
@@ -293,7 +308,14 @@ class SubmititExecutor:
             if len(ended) < len(cells):
                 time.sleep(self.poll_seconds)
 
-    def _failure(self, config, cell, jobs, states, deferred) -> CellFailed | None | bool:
+    def _failure(
+        self,
+        config: StudyConfig,
+        cell: StudyCell,
+        jobs: dict[str, submitit.Job],
+        states: dict[str, str],
+        deferred: list[StudyCell],
+    ) -> CellFailed | None | bool:
         """`None` when `cell` finished, its [`CellFailed`] when it ended otherwise, `False` while it may still run."""
         alignment = ALIGNMENT_PREFIX + str(cell.aligned_id)
         if (
@@ -330,7 +352,13 @@ class SubmititExecutor:
         print(f"study: the jobs' output: {os.path.join(config.output_dir, SUBMITIT_FOLDER)}/<job id>/")
 
 
-def progress_postfix(cells, jobs, states, ended, config) -> list[str]:
+def progress_postfix(
+    cells: Sequence[StudyCell],
+    jobs: dict[str, submitit.Job],
+    states: dict[str, str],
+    ended: set[str],
+    config: StudyConfig,
+) -> list[str]:
     """What the progress bar shows: counts of pending, running, finished and failed cells, and the running cells'
     job ids."""
     done = [cell for cell in cells if cell.cell_id in ended and finished(config.output_dir, cell)]
