@@ -242,3 +242,20 @@ def test_without_submitit_the_slurm_executor_is_one_line_naming_the_extra(study_
 
     assert completed.returncode == 2
     assert completed.stderr.count("\n") == 1 and INSTALL_LINE in completed.stderr and "submitit" in completed.stderr
+
+
+def test_a_two_process_cell_runs_as_two_tasks_with_the_scores_of_its_torchrun_launch(study_files, fake_slurm, tmp_path):  # noqa: F811
+    options = {**study_files, "nproc_per_cell": 2, "cluster": {"gpus": False}}  # 2 processes on CPU, one node
+    oracle = run_study(read_study_config(write_study(tmp_path, options, tmp_path / "torchrun")), ["*__base__*"])
+    assert oracle.failed == []  # the study's own launch: torchrun --nproc_per_node 2
+
+    outcome = run_study(
+        read_study_config(write_study(tmp_path, options, tmp_path / "study")),
+        ["*__base__*"],
+        executor=SubmititExecutor(poll_seconds=0.5),
+    )
+
+    assert outcome.failed == [] and outcome.ran == ["pos__tiny__base__seed7"]
+    assert "#SBATCH --ntasks-per-node=2" in submitted_scripts(fake_slurm)["cell"]
+    # Each task exported RANK, WORLD_SIZE and MASTER_ADDR/PORT from Slurm's variables: the same 2-process run.
+    assert cell_scores(tmp_path / "study") == cell_scores(tmp_path / "torchrun")
