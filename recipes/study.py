@@ -8,6 +8,9 @@
     python recipes/study.py recipes/configs/study_xlmr.yaml --nproc_per_cell 4      # each cell: torchrun, 4 processes
     python recipes/study.py recipes/configs/study_demo.yaml --workers 2             # 2 cells side by side
     python recipes/study.py recipes/configs/study_demo.yaml --workers 2 --worker_threads 2  # each with 2 threads
+    python recipes/study.py recipes/configs/study_xlmr.yaml --executor slurm --dry-run  # the Slurm jobs, not submitted
+    python recipes/study.py recipes/configs/study_xlmr.yaml --executor slurm --detach   # submit them and return
+    python recipes/study.py recipes/configs/study_xlmr.yaml --executor slurm            # wait for them, then the report
     xalign report outputs/study_demo                                   # the report of whatever finished
 
 The story: read the study and check all of it (tasks, files, languages, objectives) before any
@@ -20,7 +23,9 @@ report of every finished cell. The folder layout: `hf_xalign/experiment/study/sp
 The study is one process (a launch of several is refused). With `nproc_per_cell: N` (or
 `--nproc_per_cell N`) each cell is its own `torchrun --nproc_per_node N` launch: a rank that raises
 ends its cell, whose `error.txt` holds that rank's traceback, and the study goes on. With `--workers N`
-N cells run side by side, each its own process with its share of the cores (or its own GPUs).
+N cells run side by side, each its own process with its share of the cores (or its own GPUs). With
+`--executor slurm` each cell, and each alignment that cells share, is a Slurm job submitted through submitit
+(the config's `cluster:` section says what each asks for; `hf_xalign/experiment/study/slurm.py`).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from hf_xalign.experiment.exits import EXIT_INTERRUPTED, EXIT_USER_ERROR, OneLin
 from hf_xalign.experiment.output_dir import OVERWRITE_FLAG
 from hf_xalign.experiment.study.spec import StudyConfig, expand_grid, finished, read_study_config, select_cells
 from hf_xalign.experiment.workers import parse_threads, parse_workers
+from hf_xalign.extras import exit_without_extra
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -76,6 +82,25 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "bit.",
     )
     parser.add_argument(
+        "--executor",
+        choices=("local", "slurm"),
+        default="local",
+        help="local (default): the cells run on this machine (in this process, or --workers side by side). slurm: "
+        "each cell, and each alignment cells share, is a Slurm job submitted through submitit, with the resources "
+        "of the config's cluster: section; the command waits for them and writes the report (rerun it to go on).",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="With --executor slurm: print the jobs the study would submit (kind, resources, dependency, array) "
+        "and the sbatch script of one of each kind; nothing is submitted or written.",
+    )
+    parser.add_argument(
+        "--detach",
+        action="store_true",
+        help="With --executor slurm: submit, print how to follow the jobs, and return without waiting.",
+    )
+    parser.add_argument(
         "--keep-going",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -84,7 +109,17 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         OVERWRITE_FLAG, action="store_true", help="Empty a study folder that holds another (or this) study first."
     )
-    return parser.parse_args(argv)
+    arguments = parser.parse_args(argv)
+    if arguments.executor != "slurm":
+        for flag, given in (("--dry-run", arguments.dry_run), ("--detach", arguments.detach)):
+            if given:
+                parser.error(f"{flag} is for --executor slurm")
+    elif arguments.workers != 1 or arguments.worker_threads is not None:
+        parser.error(
+            "--workers and --worker_threads are for --executor local: on Slurm, cluster.max_jobs caps the jobs at "
+            "once and cluster.cpus_per_process sets each process's cores"
+        )
+    return arguments
 
 
 def interrupted_line(config: StudyConfig | None, patterns: list[str], resume: str) -> str:
@@ -118,22 +153,37 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         # Imported here: listing the cells needs only the YAML, training needs torch.
         from hf_xalign.experiment.check_data import check_study_data
+        from hf_xalign.experiment.study.checks import check_study
         from hf_xalign.experiment.study.runner import run_study
 
         if arguments.check_data:
             return check_study_data(config)
+        executor = None
+        if arguments.executor == "slurm":
+            with exit_without_extra():
+                from hf_xalign.experiment.study import slurm
+            if arguments.dry_run:
+                check_study(config)
+                slurm.print_dry_run(config, select_cells(expand_grid(config), arguments.cells))
+                return 0
+            executor = slurm.SubmititExecutor("slurm", detach=arguments.detach)
         outcome = run_study(
             config,
             arguments.cells,
             keep_going=arguments.keep_going,
             overwrite=arguments.overwrite,
+            executor=executor,
             workers=arguments.workers,
             worker_threads=arguments.worker_threads,
         )
     except KeyboardInterrupt:  # finished cells stay; the interrupted ones (all of them, side by side) are redone
         resume = resume_command(sys.argv[1:] if argv is None else argv)
         # tqdm.write: on a line of its own, not after the study's bar, which the interruption left drawn
-        tqdm.write(interrupted_line(config, arguments.cells, resume), file=sys.stderr)
+        if arguments.executor == "slurm":  # Ctrl-C stops the waiting, not the cluster's jobs
+            line = f"study.py: stopped waiting; the submitted jobs go on (squeue --me); rerun to follow them: {resume}"
+        else:
+            line = interrupted_line(config, arguments.cells, resume)
+        tqdm.write(line, file=sys.stderr)
         return EXIT_INTERRUPTED
     except user_errors() as error:  # after Ctrl-C's clause: building the tuple imports the readers
         print(f"study.py: error: {error}", file=sys.stderr)
@@ -145,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  failed: {cell_id}")
     if outcome.report:
         print(f"report: {outcome.report}")
+    elif arguments.detach:
+        print("report: written by the rerun that waits for the jobs (above)")
     return 1 if outcome.failed else 0
 
 

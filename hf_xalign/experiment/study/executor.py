@@ -14,6 +14,10 @@ method, [`CellExecutor.run_cell`]:
 - [`WorkersExecutor`] (`--workers N > 1`): N cells side by side, each its own process (or torchrun launch),
   through the pool of `hf_xalign.experiment.workers`; each cell's output goes to `worker.log` in its folder.
   Cells that share an aligned encoder start one at a time until that alignment is finished.
+- `slurm.SubmititExecutor` (`--executor slurm`): each cell, and each alignment cells share, a Slurm job
+  submitted through submitit (`hf_xalign/experiment/study/slurm.py`).
+
+The last two run many cells at once ([`CellsExecutor.run_cells`]).
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ...files import ALIGNED_FOLDER, RANK_ERROR_NAME
 from ..align import read_marker
@@ -53,6 +58,22 @@ class CellExecutor(Protocol):
 
         Returns once the cell has written its finished marker; raises [`CellFailed`] otherwise.
         """
+
+
+@runtime_checkable
+class CellsExecutor(Protocol):
+    """An engine that runs many cells at once ([`WorkersExecutor`], `slurm.SubmititExecutor`)."""
+
+    def run_cells(
+        self,
+        config: StudyConfig,
+        cells: Sequence[StudyCell],
+        on_end: Callable[[StudyCell, CellFailed | None], None],
+        on_change: Callable[[list[str]], None],
+    ) -> None:
+        """Run `cells`, emptying the folder of each it starts anew; call `on_end(cell, failure or None)` as each
+        ends and `on_change(what to show)` as the running cells change. May return before every cell ended
+        (a detached submission): the study then writes no report."""
 
 
 class InProcessExecutor:
@@ -123,11 +144,13 @@ class WorkersExecutor:
         on_end: Callable[[StudyCell, CellFailed | None], None],
         on_change: Callable[[list[str]], None],
     ) -> None:
-        """Run `cells` (their folders emptied before), calling `on_end(cell, failure or None)` as each ends.
+        """Run `cells` (their folders emptied first), calling `on_end(cell, failure or None)` as each ends.
 
         A sequential cell waits while another cell of its aligned encoder runs and that alignment is not
         finished: the encoder is aligned once, and no worker waits on the alignment's lock.
         """
+        for cell in cells:
+            shutil.rmtree(cell_folder(config.output_dir, cell), ignore_errors=True)  # what a killed or failed run left
         print(f"study: {self.pool.share(len(cells), self.nproc_per_cell)}")
         by_name = {cell.cell_id: cell for cell in cells}
         jobs = [

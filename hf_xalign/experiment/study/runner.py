@@ -40,7 +40,7 @@ from ..output_dir import prepare_output_dir
 from ..runner import run_experiment
 from ..workers import resolve_workers
 from .checks import cell_arguments, cell_values, check_study
-from .executor import CellExecutor, CellFailed, WorkersExecutor, executor_for
+from .executor import CellExecutor, CellFailed, CellsExecutor, WorkersExecutor, executor_for
 from .report import build_study_report
 from .spec import (
     StudyCell,
@@ -180,7 +180,7 @@ def run_study(
     patterns: Iterable[str] = (),
     keep_going: bool = True,
     overwrite: bool = False,
-    executor: CellExecutor | None = None,
+    executor: CellExecutor | CellsExecutor | None = None,
     workers: int | str = 1,
     worker_threads: int | None = None,
 ) -> StudyRun | None:
@@ -192,8 +192,11 @@ def run_study(
     `config.nproc_per_cell` asks for, [`executor_for`]). A failing cell leaves its error (the traceback of
     the rank that failed first) in `error.txt` in its folder and the next cell starts, unless `keep_going`
     is off. With `workers` > 1 (or `"auto"`, [`~hf_xalign.experiment.workers.resolve_workers`]) that many
-    cells run side by side, each in its own process ([`WorkersExecutor`]; `executor` is then not used), on CPU
-    with `worker_threads` torch threads each if given, else its share of the cores.
+    cells run side by side, each in its own process ([`WorkersExecutor`]), on CPU with `worker_threads` torch
+    threads each if given, else its share of the cores. An `executor` that runs many cells at once
+    ([`CellsExecutor`]: the workers', Slurm's through submitit) gets every pending cell and empties the folders of
+    those it starts anew (a Slurm job still running from an earlier call is waited on, its cell's folder kept).
+    The report is written once every pending cell has ended: not after a detached submission.
 
     The study itself is one process: launched with several (`WORLD_SIZE` > 1), it is refused, since a
     cell run by all of them together could not fail on one without the others waiting for it in a
@@ -214,9 +217,9 @@ def run_study(
     print(f"study {config.output_dir}: {len(pending)} cells to run, {len(outcome.skipped)} finished before")
     progress = tqdm(pending, desc="study", unit="cell", dynamic_ncols=True)
     side_by_side = resolve_workers(workers, config.nproc_per_cell, threads=worker_threads)
-    if side_by_side > 1 and len(pending) > 1:
-        for cell in pending:
-            shutil.rmtree(cell_folder(config.output_dir, cell), ignore_errors=True)  # what a killed or failed run left
+    if not isinstance(executor, CellsExecutor) and side_by_side > 1 and len(pending) > 1:
+        executor = WorkersExecutor(side_by_side, config.nproc_per_cell, threads=worker_threads)
+    if isinstance(executor, CellsExecutor):
 
         def ended(cell: StudyCell, failure: CellFailed | None) -> None:
             progress.update()
@@ -225,8 +228,7 @@ def run_study(
         def running(cell_ids: list[str]) -> None:
             progress.set_postfix_str(", ".join(cell_ids))
 
-        cells_side_by_side = WorkersExecutor(side_by_side, config.nproc_per_cell, threads=worker_threads)
-        cells_side_by_side.run_cells(config, pending, ended, running)
+        executor.run_cells(config, pending, ended, running)
         progress.close()
     else:
         executor = executor or executor_for(config)
@@ -239,7 +241,8 @@ def run_study(
             except CellFailed as error:
                 failure = error
             record_outcome(config, cell, failure, outcome, keep_going)
-    outcome.report = build_study_report([config.output_dir])
+    if len(outcome.ran) + len(outcome.failed) == len(pending):  # not after a detached submission
+        outcome.report = build_study_report([config.output_dir])
     return outcome
 
 
