@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
 import yaml
+from _commands import alternating_rounds, load, print_summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(ROOT, "recipes", "configs", "study_demo.yaml")
@@ -88,10 +88,6 @@ def timed(config_path: str, executor: str, output_dir: str) -> float:
     return time.perf_counter() - started
 
 
-def load() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="Rounds of (local, submitit), order alternating.")
@@ -108,19 +104,18 @@ def main() -> None:
         config_path = tiny_study(folder, arguments.seeds)
         for executor in ("local", "submitit"):  # untimed: a cold file cache is no cost of either
             timed(config_path, executor, os.path.join(folder, f"warm-up-{executor}"))
-        for round_number in range(arguments.rounds):
-            seconds = {}
-            for executor in ("local", "submitit") if round_number % 2 == 0 else ("submitit", "local"):
-                seconds[executor] = timed(config_path, executor, os.path.join(folder, f"{round_number}-{executor}"))
+
+        def seconds_of(executor: str, round_number: int) -> float:
+            return timed(config_path, executor, os.path.join(folder, f"{round_number}-{executor}"))
+
+        for round_number, seconds in alternating_rounds(("local", "submitit"), arguments.rounds, seconds_of):
             overheads.append((seconds["submitit"] - seconds["local"]) / arguments.seeds)
             print(
                 f"round {round_number + 1}: local {seconds['local']:.1f} s, submitit {seconds['submitit']:.1f} s, "
                 f"{overheads[-1]:+.2f} s per cell",
                 flush=True,
             )
-    print(f"load after: {load()}")
-    spread = f"{min(overheads):+.2f} to {max(overheads):+.2f}"
-    print(f"submitit over local: median {statistics.median(overheads):+.2f} s per cell (spread {spread})")
+    print_summary("submitit over local, seconds per cell", overheads, "+.2f")
 
 
 if __name__ == "__main__":

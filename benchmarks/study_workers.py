@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
 import yaml
+from _commands import alternating_rounds, load, print_summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "recipes", "configs", "study_demo.yaml")
@@ -50,10 +50,6 @@ def timed_study(config: str, cells: list[str], workers: int, output_dir: str) ->
     return time.perf_counter() - started
 
 
-def load() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", action="append", help="Cell id patterns (default: the 2 base cells).")
@@ -70,20 +66,18 @@ def main() -> None:
         config = study_config(folder, arguments.max_steps)
         # Untimed: the first run of a session paid 150 s more here (cold file cache), which is no cost of either.
         timed_study(config, cells, 1, os.path.join(folder, "warm-up"))
-        for round_number in range(arguments.rounds):
-            seconds = {}
-            for workers in (1, 2) if round_number % 2 == 0 else (2, 1):
-                output_dir = os.path.join(folder, f"round{round_number}-workers{workers}")
-                seconds[workers] = timed_study(config, cells, workers, output_dir)
+
+        def seconds_of(workers: int, round_number: int) -> float:
+            return timed_study(config, cells, workers, os.path.join(folder, f"round{round_number}-workers{workers}"))
+
+        for round_number, seconds in alternating_rounds((1, 2), arguments.rounds, seconds_of):
             ratios.append(seconds[2] / seconds[1])
             print(
                 f"round {round_number + 1}: workers 1 {seconds[1]:.0f} s, workers 2 {seconds[2]:.0f} s, "
                 f"ratio {ratios[-1]:.3f}",
                 flush=True,
             )
-    print(f"load after: {load()}")
-    spread = f"{min(ratios):.3f}-{max(ratios):.3f}"
-    print(f"workers 2 / workers 1: median {statistics.median(ratios):.3f} (spread {spread}, {len(ratios)} rounds)")
+    print_summary("workers 2 / workers 1", ratios, ".3f")
 
 
 if __name__ == "__main__":
