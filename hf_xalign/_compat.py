@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 TRANSFORMERS_CHECKED = "transformers 5.16.0 (the lowest declared, make test-min) and 5.25.0 (the lock)"
 TORCH_CHECKED = "torch 2.13.0 (2.6, the lowest declared, not read here)"
 PYTHON_CHECKED = "Python 3.11"
+NOT_INSTALLED = "(not installed)"
 
 # Where transformers defines a name it exports lazily from its package: read as source (never imported) to know
 # the recipes' options without torch (experiment/option_names.py). Checked in transformers 5.25.0; a name that
@@ -146,6 +147,15 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
     PrivateName("torch", "torch", "_foreach_add_", "the task-gradient buffer, one launch per step", TORCH_CHECKED),
     PrivateName("torch", "torch", "_foreach_sub_", "the task-gradient buffer, one launch per step", TORCH_CHECKED),
     PrivateName("torch", "torch", "_foreach_zero_", "the task-gradient buffer, one launch per step", TORCH_CHECKED),
+    # submitit (the experiments extra; read in 1.5.4, the lock's and the lowest declared).
+    PrivateName(
+        "submitit",
+        "submitit.slurm.slurm",
+        "_make_sbatch_string",
+        "study.py --dry-run: the sbatch script SlurmExecutor writes, without the executor (which refuses to exist "
+        "where no srun is on PATH)",
+        "submitit 1.5.4",
+    ),
     # The standard library's argparse (Python 3.11).
     PrivateName(
         "python",
@@ -176,7 +186,7 @@ def installed_version(package: str) -> str:
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
-        return "(not installed)"
+        return NOT_INSTALLED
 
 
 def _entry(module: str, attribute: str, parameter: str | None = None) -> PrivateName:
@@ -221,6 +231,8 @@ def missing_private_names() -> list[str]:
     """One message for each name of [`PRIVATE_NAMES`] that the installed versions do not have (empty if none)."""
     messages = []
     for entry in PRIVATE_NAMES:
+        if installed_version(entry.package) == NOT_INSTALLED:  # an extra's package in a core install: unused there
+            continue
         _, reason = _lookup(entry)
         if reason is not None:
             messages.append(missing_message(entry, reason))
@@ -292,6 +304,12 @@ def parser_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     """Every option of `parser` (argparse keeps them in a private list)."""
     private("argparse", "ArgumentParser._actions")
     return parser._actions
+
+
+def sbatch_script(command: str, folder: str, **parameters: Any) -> str:
+    """The sbatch script submitit's `SlurmExecutor` writes for `command` with its job files in `folder` and its
+    `update_parameters` keywords `parameters`, without an executor."""
+    return private("submitit.slurm.slurm", "_make_sbatch_string")(command=command, folder=folder, **parameters)
 
 
 if TYPE_CHECKING:  # annotations only; listed in PRIVATE_NAMES

@@ -35,15 +35,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ... import _compat
 from ...extras import missing_extra
 
 try:
     import submitit
     from submitit.helpers import Checkpointable, TorchDistributedEnvironment
-
-    # `_make_sbatch_string` is private (submitit 1.5.4), for --dry-run only: the sbatch script SlurmExecutor
-    # writes, without the executor (which refuses to exist where no `srun` is on PATH).
-    from submitit.slurm.slurm import SlurmJob, _make_sbatch_string
+    from submitit.slurm.slurm import SlurmJob
 except ModuleNotFoundError as error:
     raise missing_extra(error, "--executor slurm") from None
 
@@ -394,7 +392,7 @@ def sbatch_script(
         parameters["map_count"] = array_size
     folder = os.path.join(config.output_dir, SUBMITIT_FOLDER, "%j")
     command = " ".join([shlex.quote(sys.executable), "-u -m submitit.core._submit", shlex.quote(folder)])
-    return _make_sbatch_string(command=command, folder=folder, **parameters)
+    return _compat.sbatch_script(command, folder, **parameters)
 
 
 def describe(resources: JobResources) -> str:
