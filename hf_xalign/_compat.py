@@ -306,7 +306,7 @@ def parser_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     return parser._actions
 
 
-def sbatch_script(command: str, folder: str, **parameters: Any) -> str:
+def submitit_sbatch_text(command: str, folder: str, **parameters: Any) -> str:
     """The sbatch script submitit's `SlurmExecutor` writes for `command` with its job files in `folder` and its
     `update_parameters` keywords `parameters`, without an executor."""
     return private("submitit.slurm.slurm", "_make_sbatch_string")(command=command, folder=folder, **parameters)

@@ -62,6 +62,7 @@ COMBINATION_STATE_NAME = "gradient_combination_state.json"
 ALIGNMENT_STAGE_DIR = "_alignment_stage"
 OUTCOMES_NAME = "outcomes.json"  # per-example outcomes of a cell's main metric, per language, in its folder
 CELL_RESULT_NAME = "cell_result.json"  # the cell's `CellResult`, in its folder
+WORKER_LOG_NAME = "worker.log"  # a cell's output when it runs beside others (`workers`), in its folder
 RESULTS_NAME = "results.json"  # a published model's scores (and its baseline's), for the card
 
 # Experiment and alignment folders.

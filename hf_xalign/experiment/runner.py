@@ -13,7 +13,7 @@ from typing import Any
 from ..analysis.analyze import analyze, write_table
 from ..analysis.report.build import build_report
 from ..args import AlignmentTrainingArguments
-from ..files import ANALYSIS_NAME, CELL_RESULT_NAME, EXPERIMENT_KIND, MODEL_CARD_NAME, write_finished
+from ..files import ANALYSIS_NAME, CELL_RESULT_NAME, EXPERIMENT_KIND, MODEL_CARD_NAME, WORKER_LOG_NAME, write_finished
 from ..hub import load_aligned, push_aligned
 from ..model_card import build_model_card, write_results_file
 from ..results import CellResult
@@ -26,7 +26,6 @@ from .task import ZeroShotTask
 from .workers import Job, WorkerPool, parse_workers, resolve_workers
 
 CELL_ENTRY_POINT = "hf_xalign.experiment.experiment_cell"
-WORKER_LOG_NAME = "worker.log"  # a cell's output when it runs beside others (`workers`), in its folder
 
 
 def run_experiment(

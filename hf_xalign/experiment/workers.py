@@ -96,24 +96,26 @@ def resolve_workers(
     return max(1, (available_cores() if cores is None else cores) // (nproc * (threads or 1)))
 
 
-def parse_workers(value: str) -> int | str:
-    """`--workers`'s value: a number >= 1 or `auto` (argparse `type`)."""
+def parse_count(value: str, what: str, allow_auto: bool = False) -> int | str:
+    """A count from the command line: a number >= 1, or `auto` where `allow_auto`; else argparse's type error."""
     import argparse
 
-    if value == AUTO:
+    if allow_auto and value == AUTO:
         return AUTO
     if value.isdigit() and int(value) >= 1:
         return int(value)
-    raise argparse.ArgumentTypeError(f"expected a number of workers >= 1 or 'auto', got {value!r}")
+    alternatives = " or 'auto'" if allow_auto else ""
+    raise argparse.ArgumentTypeError(f"expected a number of {what} >= 1{alternatives}, got {value!r}")
+
+
+def parse_workers(value: str) -> int | str:
+    """`--workers`'s value: a number >= 1 or `auto` (argparse `type`)."""
+    return parse_count(value, "workers", allow_auto=True)
 
 
 def parse_threads(value: str) -> int:
     """`--worker_threads`'s value: a number of torch threads >= 1 (argparse `type`)."""
-    import argparse
-
-    if value.isdigit() and int(value) >= 1:
-        return int(value)
-    raise argparse.ArgumentTypeError(f"expected a number of torch threads >= 1, got {value!r}")
+    return int(parse_count(value, "torch threads"))
 
 
 def apply_thread_share() -> None:

@@ -33,13 +33,12 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
-from ...files import ALIGNED_FOLDER, RANK_ERROR_NAME
+from ...files import ALIGNED_FOLDER, RANK_ERROR_NAME, WORKER_LOG_NAME
 from ..align import read_marker
 from ..workers import Job, WorkerPool
 from .spec import StudyCell, StudyConfig, cell_folder, finished
 
 CELL_ENTRY_POINT = "hf_xalign.experiment.cell_main"
-WORKER_LOG_NAME = "worker.log"  # a cell's output when it runs beside others (--workers), in its folder
 
 
 class CellFailed(Exception):

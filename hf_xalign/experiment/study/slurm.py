@@ -392,7 +392,7 @@ def sbatch_script(
         parameters["map_count"] = array_size
     folder = os.path.join(config.output_dir, SUBMITIT_FOLDER, "%j")
     command = " ".join([shlex.quote(sys.executable), "-u -m submitit.core._submit", shlex.quote(folder)])
-    return _compat.sbatch_script(command, folder, **parameters)
+    return _compat.submitit_sbatch_text(command, folder, **parameters)
 
 
 def describe(resources: JobResources) -> str:
