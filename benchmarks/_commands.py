@@ -29,8 +29,10 @@ def alternating_rounds(
         yield round_number, {variant: seconds_of(variant, round_number) for variant in order}
 
 
-def print_summary(label: str, values: list[float], number_format: str) -> None:
-    """The load after the rounds, then `label: median M (spread LO to HI, N rounds)` of the rounds' `values`."""
-    print(f"load after: {load()}")
+def print_summary(label: str, values: list[float], number_format: str, with_load: bool = True) -> None:
+    """The load after the rounds (unless `with_load` is false: a second summary of the same rounds), then
+    `label: median M (spread LO to HI, N rounds)` of the rounds' `values`."""
+    if with_load:
+        print(f"load after: {load()}")
     spread = f"{min(values):{number_format}} to {max(values):{number_format}}"
     print(f"{label}: median {statistics.median(values):{number_format}} (spread {spread}, {len(values)} rounds)")

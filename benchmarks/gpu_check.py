@@ -109,7 +109,14 @@ def read_conflict_overhead(output: str) -> list[tuple[str, str]]:
 def read_alignment_step(output: str) -> list[tuple[str, str]]:
     early = last_match(r"^\(e\)/\(f\) = ([\d.]+)", output, "(e)/(f)").group(1)
     task = last_match(r"^\(e\)/\(t\) = ([\d.]+)", output, "(e)/(t)").group(1)
-    return [("(e)/(f), early exit at layer 6 of 12", early), ("(e)/(t), aligned over task-only step", task)]
+    # The step times themselves: what docs/cluster.md's GPU-hours per cell are to be worked out from.
+    task_ms = last_match(r"^\(t\) task only +([\d.]+) ", output, "(t)'s median").group(1)
+    early_ms = last_match(r"^\(e\) aligned, layer \d+, early exit +([\d.]+) ", output, "(e)'s median").group(1)
+    return [
+        ("(e)/(f), early exit at layer 6 of 12", early),
+        ("(e)/(t), aligned over task-only step", task),
+        ("step time, task only / aligned (early exit)", f"{task_ms} ms / {early_ms} ms"),
+    ]
 
 
 def marked_test_files() -> list[str]:

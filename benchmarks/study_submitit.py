@@ -9,6 +9,10 @@ warm-up of each: once with the cells in the study's own process (`--executor loc
 (`SubmititExecutor(cluster="local")`: a process per cell, its pickled call and result, the study polling every
 0.5 s). Both runs are a fresh `python` of this file, timed whole, so both pay the study's own start once. Prints
 each round's seconds per cell over the local run, the median and the spread, and the load before and after.
+
+Each round also times the floor of that overhead: a fresh interpreter importing what every job imports before its
+cell starts (`submitit` and `hf_xalign.experiment.cell_main`: torch, transformers, datasets, the harness), which
+no process of its own can skip; with one cell per run the summary prints the overhead beyond it as well.
 """
 
 from __future__ import annotations
@@ -88,6 +92,16 @@ def timed(config_path: str, executor: str, output_dir: str) -> float:
     return time.perf_counter() - started
 
 
+JOB_IMPORTS = "import submitit; from hf_xalign.experiment.cell_main import main"
+
+
+def job_imports_seconds() -> float:
+    """A fresh interpreter importing what a job imports before its cell starts, timed whole."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", JOB_IMPORTS], cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, check=True)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="Rounds of (local, submitit), order alternating.")
@@ -99,7 +113,7 @@ def main() -> None:
         return
     print(f"study_submitit: {arguments.seeds} base cell(s) per run, {arguments.rounds} rounds")
     print(f"load before: {load()}")
-    overheads = []
+    overheads, beyond_imports = [], []
     with tempfile.TemporaryDirectory() as folder:
         config_path = tiny_study(folder, arguments.seeds)
         for executor in ("local", "submitit"):  # untimed: a cold file cache is no cost of either
@@ -110,12 +124,16 @@ def main() -> None:
 
         for round_number, seconds in alternating_rounds(("local", "submitit"), arguments.rounds, seconds_of):
             overheads.append((seconds["submitit"] - seconds["local"]) / arguments.seeds)
+            imports = job_imports_seconds()
+            beyond_imports.append(overheads[-1] - imports)
             print(
                 f"round {round_number + 1}: local {seconds['local']:.1f} s, submitit {seconds['submitit']:.1f} s, "
-                f"{overheads[-1]:+.2f} s per cell",
+                f"{overheads[-1]:+.2f} s per cell; a job's imports alone {imports:.2f} s",
                 flush=True,
             )
     print_summary("submitit over local, seconds per cell", overheads, "+.2f")
+    if arguments.seeds == 1:  # jobs run at once share the cores: one job's imports is no floor of theirs
+        print_summary("the same beyond a job's imports", beyond_imports, "+.2f", with_load=False)
 
 
 if __name__ == "__main__":

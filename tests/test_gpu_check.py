@@ -46,6 +46,7 @@ def test_dry_run_runs_every_step_on_the_cpu_and_prints_its_row(tmp_path):
     assert float(row(out, "time(b)/time(a), measurement at every step")) > 0
     assert re.match(r"\(a\) [\d.]+ MiB, \(b\) [\d.]+ MiB", row(out, "peak memory, (a) unmeasured / (b) measured"))
     assert float(row(out, "(e)/(f), early exit at layer 6 of 12")) > 0
+    assert re.fullmatch(r"[\d.]+ ms / [\d.]+ ms", row(out, "step time, task only / aligned (early exit)"))
     assert out.splitlines()[-1].startswith("gpu_check (dry run on the CPU): 5 steps in")
     assert (tmp_path / "logs" / "demo.log").is_file()
 
