@@ -117,17 +117,22 @@ def test_the_sbatch_script_asks_for_the_cells_gpus_and_nodes(
     study_files,  # noqa: F811
     fake_slurm,
     monkeypatch,
+    capsys,
     tmp_path,
     nproc,
     expected,
 ):
     monkeypatch.setenv("FAKE_SLURM_HOLD", "1")  # recorded, never run: no GPU here
+    monkeypatch.setattr(sys, "argv", ["recipes/study.py", "study.yaml", "--executor", "slurm", "--detach"])
     cluster = {"gpus_per_node": 2, "partition": "gpu", "time": "1:30:00", "mem_gb": 32, "sbatch": ["--exclusive"]}
     config = read_study_config(
         write_study(tmp_path, {**study_files, "cluster": cluster, "nproc_per_cell": nproc}, tmp_path / "study")
     )
 
     run_study(config, ["*__base__*"], executor=SubmititExecutor(detach=True))
+
+    # --detach says how to follow: the user's own command (its path as typed), without --detach
+    assert "write the report with: python recipes/study.py study.yaml --executor slurm\n" in capsys.readouterr().out
 
     script = submitted_scripts(fake_slurm)["cell"]
     directives = set(re.findall(r"^#SBATCH (\S+)$", script, flags=re.MULTILINE))

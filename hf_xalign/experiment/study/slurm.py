@@ -344,7 +344,7 @@ class SubmititExecutor:
 
     def _print_how_to_follow(self, config: StudyConfig, jobs: dict[str, submitit.Job]) -> None:
         ids = sorted({job.job_id.split("_")[0] for job in jobs.values()})
-        command = shlex.join([os.path.basename(sys.argv[0]), *[a for a in sys.argv[1:] if a != "--detach"]])
+        command = shlex.join([sys.argv[0], *[a for a in sys.argv[1:] if a != "--detach"]])  # as the user typed it
         print(f"study: {len(jobs)} job(s) submitted or still queued; follow them with: squeue -j {','.join(ids)}")
         print(f"study: wait for them and write the report with: python {command}")
         print(f"study: the jobs' output: {os.path.join(config.output_dir, SUBMITIT_FOLDER)}/<job id>/")
