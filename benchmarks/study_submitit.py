@@ -82,14 +82,18 @@ def run_once(config_path: str, executor: str, output_dir: str) -> None:
         raise SystemExit(f"cells failed: {outcome.failed} (see their error.txt under {output_dir}/cells)")
 
 
-def timed(config_path: str, executor: str, output_dir: str) -> float:
-    command = [sys.executable, __file__, "--run", executor, config_path, output_dir]
+def timed_command(command: list[str], what: str) -> float:
+    """Seconds of `command`, a fresh process of this checkout, offline; its stderr's end if it fails."""
     environment = {**os.environ, "PYTHONPATH": ROOT, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     started = time.perf_counter()
     completed = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True)
     if completed.returncode != 0:
-        raise SystemExit(f"{executor} run failed:\n{completed.stderr[-3000:]}")
+        raise SystemExit(f"{what} failed:\n{completed.stderr[-3000:]}")
     return time.perf_counter() - started
+
+
+def timed(config_path: str, executor: str, output_dir: str) -> float:
+    return timed_command([sys.executable, __file__, "--run", executor, config_path, output_dir], f"{executor} run")
 
 
 JOB_IMPORTS = "import submitit; from hf_xalign.experiment.cell_main import main"
@@ -97,9 +101,7 @@ JOB_IMPORTS = "import submitit; from hf_xalign.experiment.cell_main import main"
 
 def job_imports_seconds() -> float:
     """A fresh interpreter importing what a job imports before its cell starts, timed whole."""
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", JOB_IMPORTS], cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, check=True)
-    return time.perf_counter() - started
+    return timed_command([sys.executable, "-c", JOB_IMPORTS], "the job's imports")
 
 
 def main() -> None:
